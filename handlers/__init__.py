@@ -1,0 +1,9 @@
+"""The one index of webhook handlers: each module owns a router for its event family."""
+
+from gidgethub.routing import Router
+
+from handlers import installation, issues, labels, repository
+
+router = Router(issues.router, labels.router, installation.router, repository.router)
+
+__all__ = ["router"]

@@ -1,0 +1,30 @@
+"""What a handler is given: the clients of one worker process, opened once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio
+
+from reactor.model import Actor, Event
+from reactor.settings import Settings
+from reactor.store.audit import AuditLog, Outcome, for_event
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    redis: redis.asyncio.Redis
+    audit_log: AuditLog
+    app_login: str  # "<app-slug>[bot]": the account the reactor's own writes come from
+
+    def is_self(self, actor: Actor | None) -> bool:
+        """True for the App's own account (R10). Other bots are agents, not the reactor."""
+        return actor is not None and actor.type == "Bot" and actor.login == self.app_login
+
+    async def audit(
+        self, event: Event, outcome: Outcome, *, now: datetime | None = None,
+        rule: str = "", detail: str = "",
+    ) -> None:
+        await self.audit_log.record(for_event(event, outcome, now=now, rule=rule, detail=detail))

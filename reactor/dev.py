@@ -1,0 +1,116 @@
+"""``reactor dev``: the whole reactor on one machine, for trying it and for developing it.
+
+It starts, as separate processes: Redis (the ``REDIS_URL`` one, else a private append-only
+``redis-server``), the web process and the workers. With no App credentials configured it
+also starts the sandbox GitHub, takes the App's id, key and webhook secret from it, and creates
+a demo repository with the App installed. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from reactor.errors import ConfigError
+from reactor.processes import free_port, private_redis, wait_for_port
+from reactor.settings import Settings
+
+DEMO_OWNER, DEMO_REPO = "demo", "agents"
+
+
+def run_dev(settings: Settings, *, port: int, workers: int) -> int:
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reactor-dev-")))
+        env = dict(os.environ, PORT=str(port), LOG_LEVEL=settings.log_level)
+        env["REDIS_URL"] = settings.redis_url or stack.enter_context(private_redis(workdir / "redis"))
+        lines = [f"  redis      {env['REDIS_URL']}" + ("" if settings.redis_url else " (private)")]
+        if not settings.has_app:
+            sandbox_url = stack.enter_context(_sandbox(port, workdir))
+            env.update(_sandbox_app(sandbox_url))
+            lines.append(f"  sandbox    {sandbox_url}  (GitHub stand-in, repository "
+                         f"{DEMO_OWNER}/{DEMO_REPO}; see README 'The sandbox GitHub')")
+        procs = [_spawn(["serve", "--port", str(port)], env)]
+        procs += [_spawn(["worker", "--name", f"dev-{i}"], env) for i in range(workers)]
+        stack.callback(_stop, procs)
+        wait_for_port(port, procs[0])
+        print("reactor dev is running", *lines,
+              f"  webhooks   http://127.0.0.1:{port}/api/github/webhooks",
+              f"  workers    {workers}",
+              f"  audit log  REDIS_URL={env['REDIS_URL']} reactor audit",
+              "Press Ctrl-C to stop.", sep="\n", flush=True)
+        return _supervise(procs)
+    return 0
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=env)
+
+
+@contextmanager
+def _sandbox(port: int, workdir: Path) -> Iterator[str]:
+    sandbox_port = free_port()
+    webhook = f"http://127.0.0.1:{port}/api/github/webhooks"
+    proc = _spawn(["sandbox", "--port", str(sandbox_port), "--webhook-url", webhook,
+                   "--state-dir", str(workdir / "sandbox")], dict(os.environ))
+    try:
+        wait_for_port(sandbox_port, proc)
+        yield f"http://127.0.0.1:{sandbox_port}"
+    finally:
+        _stop([proc])
+
+
+def _sandbox_app(url: str) -> dict[str, str]:
+    """The environment that points the reactor at the sandbox's App, with a demo repository."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        app = client.get("/_sandbox/app").raise_for_status().json()
+        client.post("/_sandbox/repos", json={"owner": DEMO_OWNER, "name": DEMO_REPO})
+    return {
+        "APP_ID": str(app["app_id"]), "PRIVATE_KEY": app["private_key"],
+        "WEBHOOK_SECRET": app["webhook_secret"], "GITHUB_API_URL": url,
+    }
+
+
+def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
+    """Wait until Ctrl-C, SIGTERM, or a child exits on its own (then stop the others)."""
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping:
+            for proc in procs:
+                if proc.poll() is not None:
+                    print(f"reactor dev: {' '.join(map(str, proc.args[3:]))} exited with "
+                          f"code {proc.returncode}; stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()

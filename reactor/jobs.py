@@ -1,0 +1,76 @@
+"""RQ entry points. A job carries a delivery id only; everything else is loaded fresh.
+
+A worker loads the stored delivery, parses it once into a typed event and routes it through
+:mod:`handlers`. A payload that does not parse is audited as rejected and the job succeeds
+(retrying would not help); anything unexpected fails the job, so RQ retries it and finally
+keeps it, with its reason, in the failed registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import orjson
+from gidgethub import sansio
+from gidgethub.routing import Router
+from rq import Queue, get_current_job
+
+import handlers
+from reactor.context import Context
+from reactor.errors import PayloadError, RateLimited
+from reactor.model import parse_event
+from reactor.store import deliveries
+from reactor.store.audit import AuditRecord, Outcome, now_iso
+
+log = logging.getLogger(__name__)
+
+
+def process_delivery(guid: str) -> str:
+    """Handle the stored delivery ``guid`` (the RQ job function; returns the outcome)."""
+    from reactor.worker import runtime
+
+    current = runtime()
+    try:
+        return current.run(handle_delivery(current.context, guid)).value
+    except RateLimited as exc:
+        return _defer(guid, exc)
+
+
+async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.router) -> Outcome:
+    """Load, parse, route and audit one delivery; returns what happened to it."""
+    delivery = await deliveries.load(ctx.redis, guid)
+    try:
+        payload = orjson.loads(delivery.body)
+        event = parse_event(delivery.event, guid, payload)
+    except (orjson.JSONDecodeError, PayloadError) as exc:
+        await ctx.audit_log.record(AuditRecord(
+            at=now_iso(), delivery=guid, event=delivery.event, outcome=Outcome.REJECTED.value,
+            detail=str(exc),
+        ))
+        return Outcome.REJECTED
+    if ctx.is_self(event.sender):
+        await ctx.audit(event, Outcome.SKIPPED, rule="R10", detail="the reactor's own write")
+        return Outcome.SKIPPED
+    raw = sansio.Event(payload, event=delivery.event, delivery_id=guid)
+    if not router.fetch(raw):
+        await ctx.audit(event, Outcome.IGNORED)
+        return Outcome.IGNORED
+    await router.dispatch(raw, event, ctx)
+    return Outcome.OBSERVED
+
+
+def _defer(guid: str, exc: RateLimited) -> str:
+    """Re-enqueue the delivery for when the installation's rate limit resets."""
+    job = get_current_job()
+    if job is None:
+        raise exc
+    queue = Queue(job.origin, connection=job.connection)
+    stamp = int(exc.retry_at.timestamp())
+    queue.enqueue_at(
+        exc.retry_at, process_delivery, guid, job_id=f"{guid}-after-{stamp}",
+        result_ttl=job.result_ttl, failure_ttl=job.failure_ttl,
+    )
+    wait = (exc.retry_at - datetime.now(UTC)).total_seconds()
+    log.info("rate limited: deferred %.0fs", wait, extra={"delivery": guid})
+    return f"deferred until {exc.retry_at.isoformat()}"

@@ -1,0 +1,139 @@
+"""Typed webhook events, parsed once at the edge with only the fields the reactor reads.
+
+Unknown fields are ignored; a missing or mistyped field the reactor needs raises
+:class:`~reactor.errors.PayloadError`, which the worker audits as a rejection. Payload
+shapes follow https://docs.github.com/en/webhooks/webhook-events-and-payloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reactor.errors import PayloadError
+
+# Events whose payload must name an issue, and those that must name a label.
+_ISSUE_EVENTS = frozenset({"issues", "issue_comment", "issue_dependencies"})
+MAX_LABEL_LENGTH = 50  # GitHub's own limit on label names
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A GitHub account: a user, an organisation, or a bot (``type == "Bot"``)."""
+
+    login: str
+    id: int
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    owner: str
+    name: str
+    id: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One webhook delivery, reduced to what routing, auditing and the rules need."""
+
+    name: str
+    action: str | None
+    delivery_id: str
+    installation_id: int | None
+    repo: Repo | None
+    sender: Actor | None
+    issue: int | None = None
+    label: str | None = None
+
+
+def parse_event(name: str, delivery_id: str, payload: Any) -> Event:
+    """Build an :class:`Event` from a decoded payload, or raise PayloadError."""
+    reader = _Reader(payload, delivery_id)
+    issue = reader.mapping("issue", required=name in _ISSUE_EVENTS)
+    label = reader.mapping("label", required=name == "label")
+    return Event(
+        name=name,
+        action=reader.optional_str(payload, "action"),
+        delivery_id=delivery_id,
+        installation_id=reader.installation_id(),
+        repo=reader.repo(),
+        sender=reader.actor(reader.mapping("sender", required=False)),
+        issue=reader.integer(issue, "number", "issue") if issue is not None else None,
+        label=reader.label_name(label) if label is not None else None,
+    )
+
+
+class _Reader:
+    """Typed access to a payload; every failure names the field it concerns."""
+
+    def __init__(self, payload: Any, delivery_id: str) -> None:
+        if not isinstance(payload, dict):
+            raise PayloadError("payload is not a JSON object", delivery_id=delivery_id)
+        self.payload = payload
+        self.delivery_id = delivery_id
+
+    def fail(self, field: str, expected: str) -> PayloadError:
+        return PayloadError(f"payload field {field!r} must be {expected}", delivery_id=self.delivery_id)
+
+    def mapping(self, key: str, *, required: bool) -> dict[str, Any] | None:
+        value = self.payload.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, "an object")
+        return value
+
+    def integer(self, obj: dict[str, Any], key: str, where: str) -> int:
+        value = obj.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(f"{where}.{key}", "an integer")
+        return value
+
+    def text(self, obj: dict[str, Any], key: str, where: str) -> str:
+        value = obj.get(key)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where}.{key}", "a non-empty string")
+        return value
+
+    def optional_str(self, obj: dict[str, Any], key: str) -> str | None:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(key, "a string")
+        return value
+
+    def installation_id(self) -> int | None:
+        installation = self.mapping("installation", required=False)
+        return None if installation is None else self.integer(installation, "id", "installation")
+
+    def repo(self) -> Repo | None:
+        repo = self.mapping("repository", required=False)
+        if repo is None:
+            return None
+        owner = repo.get("owner")
+        if not isinstance(owner, dict):
+            raise self.fail("repository.owner", "an object")
+        return Repo(
+            owner=self.text(owner, "login", "repository.owner"),
+            name=self.text(repo, "name", "repository"),
+            id=self.integer(repo, "id", "repository"),
+        )
+
+    def actor(self, sender: dict[str, Any] | None) -> Actor | None:
+        if sender is None:
+            return None
+        return Actor(
+            login=self.text(sender, "login", "sender"),
+            id=self.integer(sender, "id", "sender"),
+            type=self.optional_str(sender, "type") or "User",
+        )
+
+    def label_name(self, label: dict[str, Any]) -> str:
+        name = self.text(label, "name", "label")
+        if len(name) > MAX_LABEL_LENGTH:
+            raise self.fail("label.name", f"at most {MAX_LABEL_LENGTH} characters")
+        return name

@@ -1,0 +1,165 @@
+"""Settings, read once from the environment and a ``.env`` file into a frozen object.
+
+The names are Probot's where Probot has one (``APP_ID``, ``PRIVATE_KEY``, ``PRIVATE_KEY_PATH``,
+``WEBHOOK_SECRET``, ``WEBHOOK_PROXY_URL``, ``GITHUB_API_URL``, ``LOG_LEVEL``, ``PORT``), so a
+GitHub App developer's existing ``.env`` works unchanged. Variables already in the environment
+win over the file, as with Probot and python-dotenv's defaults.
+
+A malformed value raises :class:`~reactor.errors.ConfigError` whose message is one line naming
+the variable and what was expected; the command line prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from dotenv import dotenv_values
+
+from reactor.errors import ConfigError
+
+DEFAULT_API_URL = "https://api.github.com"
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processes read from their environment; nothing else reads ``os.environ``."""
+
+    app_id: int | None = None
+    private_key: str | None = field(default=None, repr=False)
+    webhook_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    webhook_proxy_url: str | None = None
+    github_api_url: str = DEFAULT_API_URL
+    redis_url: str | None = None
+    sentry_dsn: str | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 3000
+    log_level: str = "info"
+
+    @property
+    def has_app(self) -> bool:
+        """True when App credentials are configured (otherwise ``reactor dev`` uses the sandbox)."""
+        return self.app_id is not None and self.private_key is not None
+
+    def require_app(self) -> tuple[int, str]:
+        """The App id and private key, or a ConfigError saying which is missing."""
+        if self.app_id is None:
+            raise ConfigError("APP_ID is not set: give the GitHub App's numeric id")
+        if self.private_key is None:
+            raise ConfigError("PRIVATE_KEY or PRIVATE_KEY_PATH is not set: give the App's PEM key")
+        return self.app_id, self.private_key
+
+    def require_webhook_secrets(self) -> tuple[bytes, ...]:
+        if not self.webhook_secrets:
+            raise ConfigError("WEBHOOK_SECRET is not set: give the App's webhook secret")
+        return self.webhook_secrets
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise ConfigError("REDIS_URL is not set: e.g. redis://127.0.0.1:6379/0")
+        return self.redis_url
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+    ) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) over the ``.env`` file."""
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.parse(values)
+
+    @classmethod
+    def parse(cls, values: Mapping[str, str]) -> Settings:
+        """Validate raw string values; the first problem found is raised as a ConfigError."""
+
+        def get(name: str) -> str | None:
+            value = values.get(name, "").strip()
+            return value or None
+
+        return cls(
+            app_id=_app_id(get("APP_ID")),
+            private_key=_private_key(get("PRIVATE_KEY"), get("PRIVATE_KEY_PATH")),
+            webhook_secrets=_secrets(values.get("WEBHOOK_SECRET", "")),
+            webhook_proxy_url=_url("WEBHOOK_PROXY_URL", get("WEBHOOK_PROXY_URL"), ("http", "https")),
+            github_api_url=(
+                _url("GITHUB_API_URL", get("GITHUB_API_URL"), ("http", "https")) or DEFAULT_API_URL
+            ).rstrip("/"),
+            redis_url=_url("REDIS_URL", get("REDIS_URL"), ("redis", "rediss", "unix")),
+            sentry_dsn=get("SENTRY_DSN"),
+            host=get("HOST") or "127.0.0.1",
+            port=_port(get("PORT")),
+            log_level=_log_level(get("LOG_LEVEL")),
+        )
+
+
+def _app_id(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"APP_ID must be the App's numeric id, got {raw!r}")
+    return int(raw)
+
+
+def _private_key(inline: str | None, path: str | None) -> str | None:
+    if inline is not None:
+        source, pem = "PRIVATE_KEY", inline.replace("\\n", "\n")
+    elif path is not None:
+        source = "PRIVATE_KEY_PATH"
+        try:
+            pem = Path(path).expanduser().read_text()
+        except OSError as exc:
+            raise ConfigError(f"PRIVATE_KEY_PATH: cannot read {path}: {exc.strerror}") from None
+    else:
+        return None
+    check_private_key(pem, source=source)
+    return pem
+
+
+def check_private_key(pem: str, *, source: str = "PRIVATE_KEY") -> None:
+    """Raise ConfigError unless ``pem`` is an unencrypted PEM RSA private key."""
+    if "-----BEGIN" not in pem:
+        raise ConfigError(f"{source} is not a PEM key (expected '-----BEGIN RSA PRIVATE KEY-----')")
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{source} is not a readable, unencrypted PEM private key") from None
+    except Exception:  # cryptography raises its own UnsupportedAlgorithm
+        raise ConfigError(f"{source} uses a key type this reactor cannot read") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ConfigError(f"{source} must be an RSA key (GitHub Apps sign JWTs with RS256)")
+
+
+def _secrets(raw: str) -> tuple[bytes, ...]:
+    return tuple(s.strip().encode() for s in raw.split(",") if s.strip())
+
+
+def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL, got {raw!r}")
+    return raw
+
+
+def _port(raw: str | None) -> int:
+    if raw is None:
+        return 3000
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"PORT must be a number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "info").lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level

@@ -1,0 +1,48 @@
+"""Every Redis key the reactor writes, in one place (as RQ keeps its own).
+
+All keys share the ``reactor:`` prefix so an operator can see, count and, if ever needed,
+drop the reactor's state without touching RQ's (``rq:``) or anything else in the database.
+"""
+
+from __future__ import annotations
+
+PREFIX = "reactor:"
+
+# Ingest: the raw delivery and the marker that it was accepted (GitHub keeps redelivering
+# the same X-GitHub-Delivery for days, so the marker outlives the delivery log's window).
+DELIVERY = PREFIX + "delivery:{guid}"
+SEEN = PREFIX + "seen:{guid}"
+DELIVERY_TTL_S = 7 * 24 * 3600
+SEEN_TTL_S = 4 * 24 * 3600
+
+# Audit log: one capped stream for the whole deployment.
+AUDIT = PREFIX + "audit"
+AUDIT_MAXLEN = 100_000
+
+# GitHub access, shared by every worker process.
+INSTALLATION_TOKEN = PREFIX + "token:{installation_id}"
+ETAG = PREFIX + "etag:{installation_id}:{digest}"
+RATE_LIMITED_UNTIL = PREFIX + "ratelimit:{installation_id}"
+
+# RQ queue names.
+QUEUE_EVENTS = "reactor-events"
+
+
+def delivery(guid: str) -> str:
+    return DELIVERY.format(guid=guid)
+
+
+def seen(guid: str) -> str:
+    return SEEN.format(guid=guid)
+
+
+def installation_token(installation_id: int) -> str:
+    return INSTALLATION_TOKEN.format(installation_id=installation_id)
+
+
+def etag(installation_id: int | str, digest: str) -> str:
+    return ETAG.format(installation_id=installation_id, digest=digest)
+
+
+def rate_limited_until(installation_id: int | str) -> str:
+    return RATE_LIMITED_UNTIL.format(installation_id=installation_id)
