@@ -13,12 +13,14 @@ from reactor.store.audit import Outcome
 
 router = routing.Router()
 
-ACTIONS = ("opened", "edited", "labeled", "unlabeled", "closed", "reopened", "transferred", "deleted")
+ACTIONS = (
+    "opened", "edited", "labeled", "unlabeled", "closed", "reopened", "transferred", "deleted",
+)
 
 
 async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
     """Audit the change; the coordination rules (R1–R6, R9) act here once they land."""
-    await ctx.audit(event, Outcome.OBSERVED, detail=f"label={event.label}" if event.label else "")
+    await ctx.audit(event, Outcome.OBSERVED)
 
 
 for _action in ACTIONS:

@@ -19,4 +19,4 @@ router = routing.Router()
 @router.register("label", action="deleted")
 async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
     """Audit the change; restoring the reactor's own labels lands with the rules."""
-    await ctx.audit(event, Outcome.OBSERVED, detail=f"label={event.label}")
+    await ctx.audit(event, Outcome.OBSERVED)

@@ -72,8 +72,9 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             where = f"{record.repo}#{record.issue}" if record.issue else record.repo
             what = f"{record.event}.{record.action}" if record.action else record.event
             rule = f" [{record.rule}]" if record.rule else ""
+            label = f" {record.label}" if record.label else ""
             print(f"{record.at}  {record.outcome:<9} {what:<22} {where:<28} "
-                  f"{record.actor}{rule} {record.detail}".rstrip())
+                  f"{record.actor}{label}{rule} {record.detail}".rstrip())
     return 0
 
 

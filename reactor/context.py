@@ -7,6 +7,7 @@ from datetime import datetime
 
 import redis.asyncio
 
+from reactor.github import GitHubClient
 from reactor.model import Actor, Event
 from reactor.settings import Settings
 from reactor.store.audit import AuditLog, Outcome, for_event
@@ -17,6 +18,7 @@ class Context:
     settings: Settings
     redis: redis.asyncio.Redis
     audit_log: AuditLog
+    github: GitHubClient
     app_login: str  # "<app-slug>[bot]": the account the reactor's own writes come from
 
     def is_self(self, actor: Actor | None) -> bool:
@@ -28,3 +30,7 @@ class Context:
         rule: str = "", detail: str = "",
     ) -> None:
         await self.audit_log.record(for_event(event, outcome, now=now, rule=rule, detail=detail))
+
+    async def aclose(self) -> None:
+        await self.github.aclose()
+        await self.redis.aclose()

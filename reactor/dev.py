@@ -34,7 +34,9 @@ def run_dev(settings: Settings, *, port: int, workers: int) -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reactor-dev-")))
         env = dict(os.environ, PORT=str(port), LOG_LEVEL=settings.log_level)
-        env["REDIS_URL"] = settings.redis_url or stack.enter_context(private_redis(workdir / "redis"))
+        env["REDIS_URL"] = settings.redis_url or stack.enter_context(
+            private_redis(workdir / "redis")
+        )
         lines = [f"  redis      {env['REDIS_URL']}" + ("" if settings.redis_url else " (private)")]
         if not settings.has_app:
             sandbox_url = stack.enter_context(_sandbox(port, workdir))
@@ -95,8 +97,9 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
         while not stopping:
             for proc in procs:
                 if proc.poll() is not None:
-                    print(f"reactor dev: {' '.join(map(str, proc.args[3:]))} exited with "
-                          f"code {proc.returncode}; stopping", file=sys.stderr)
+                    name = " ".join(map(str, proc.args[3:])) if isinstance(proc.args, list) else ""
+                    print(f"reactor dev: {name} exited with code {proc.returncode}; stopping",
+                          file=sys.stderr)
                     return 1
             time.sleep(0.2)
     except KeyboardInterrupt:

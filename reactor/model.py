@@ -78,7 +78,8 @@ class _Reader:
         self.delivery_id = delivery_id
 
     def fail(self, field: str, expected: str) -> PayloadError:
-        return PayloadError(f"payload field {field!r} must be {expected}", delivery_id=self.delivery_id)
+        message = f"payload field {field!r} must be {expected}"
+        return PayloadError(message, delivery_id=self.delivery_id)
 
     def mapping(self, key: str, *, required: bool) -> dict[str, Any] | None:
         value = self.payload.get(key)

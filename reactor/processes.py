@@ -66,13 +66,14 @@ def private_redis(directory: Path) -> Iterator[str]:
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """Wait until something listens on the loopback ``port``, failing if ``process`` exits."""
+    name = Path(str(process.args[0] if isinstance(process.args, list) else process.args)).name
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ConfigError(f"{process.args[0]} exited at start (code {process.returncode})")
+            raise ConfigError(f"{name} exited at start (code {process.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.02)
-    raise ConfigError(f"{process.args[0]} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+    raise ConfigError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")

@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 from reactor.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
+_HTTP = ("http", "https")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 
 
@@ -88,9 +89,9 @@ class Settings:
             app_id=_app_id(get("APP_ID")),
             private_key=_private_key(get("PRIVATE_KEY"), get("PRIVATE_KEY_PATH")),
             webhook_secrets=_secrets(values.get("WEBHOOK_SECRET", "")),
-            webhook_proxy_url=_url("WEBHOOK_PROXY_URL", get("WEBHOOK_PROXY_URL"), ("http", "https")),
+            webhook_proxy_url=_url("WEBHOOK_PROXY_URL", get("WEBHOOK_PROXY_URL"), _HTTP),
             github_api_url=(
-                _url("GITHUB_API_URL", get("GITHUB_API_URL"), ("http", "https")) or DEFAULT_API_URL
+                _url("GITHUB_API_URL", get("GITHUB_API_URL"), _HTTP) or DEFAULT_API_URL
             ).rstrip("/"),
             redis_url=_url("REDIS_URL", get("REDIS_URL"), ("redis", "rediss", "unix")),
             sentry_dsn=get("SENTRY_DSN"),

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs
 
 import orjson
 import redis.asyncio
-from gidgethub.sansio import ValidationFailure, validate_event
+from gidgethub import ValidationFailure
+from gidgethub.sansio import validate_event
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB and does not send larger ones.
 WEBHOOK_PATH = "/api/github/webhooks"
 _GUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
-_EVENT = re.compile(r"[a-z][a-z_]{0,63}")
+_EVENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,7 +90,8 @@ class WebhookRoute:
             accepted = await ingest.accept(delivery)
         except StoreUnavailable as exc:
             log.warning("delivery refused: %s", exc, extra={"delivery": guid, "event": event})
-            raise Reject(503, "the reactor cannot store deliveries right now; redeliver later")
+            reason = "the reactor cannot store deliveries right now; redeliver later"
+            raise Reject(503, reason) from None
         if not accepted:
             return 200, {"duplicate": True}
         return 202, {"accepted": guid}

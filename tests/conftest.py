@@ -1,17 +1,21 @@
 """Shared fixtures: real processes on loopback, no network.
 
 ``redis_server`` starts a private ``redis-server`` (append-only, on a free port, in a temp dir)
-once per test session; ``redis_url`` hands each test its own flushed database.
+once per test session; ``redis_url`` hands each test its own flushed database; ``stack`` runs
+the reactor's web process and two RQ worker processes against a sandbox GitHub.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,10 @@ import redis
 
 from reactor.errors import ConfigError
 from reactor.processes import find_binary
-
+from reactor.sandbox.config import SandboxConfig
+from reactor.sandbox.testing import RunningSandbox, run_sandbox
+from reactor.store import audit
+from reactor.store.audit import AuditRecord
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -75,11 +82,29 @@ class RedisServer:
                 self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.directory), "--appendonly", "yes",
                 "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+                "--logfile", str(self.directory / "redis.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
+        self._wait_until_loaded()
+
+    def _wait_until_loaded(self, timeout: float = 10.0) -> None:
+        """Redis listens while it loads its append-only file; it serves only after."""
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.exceptions.BusyLoadingError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.process is not None:
@@ -105,3 +130,63 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server.url
+
+
+@dataclass
+class Stack:
+    """The whole reactor as separate processes (web + RQ workers) against a sandbox GitHub."""
+
+    web_url: str
+    redis_url: str
+    sandbox: RunningSandbox
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.web_url}/api/github/webhooks"
+
+    def audit(self) -> list[AuditRecord]:
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            return list(reversed(list(audit.read(client, limit=10_000))))
+        finally:
+            client.close()
+
+    def wait_for_audit(
+        self, predicate: Callable[[AuditRecord], bool], *, timeout: float = 20.0
+    ) -> AuditRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self.audit():
+                if predicate(record):
+                    return record
+            for process in self.processes:
+                assert process.poll() is None, f"{process.args} exited with {process.returncode}"
+            time.sleep(0.05)
+        raise TimeoutError(f"no matching audit record after {timeout}s: {self.audit()[-5:]}")
+
+
+def start_reactor(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=env)
+
+
+@pytest.fixture
+def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """web + 2 RQ worker processes on a real redis-server, wired to an in-thread sandbox."""
+    port = free_port()
+    webhook_url = f"http://127.0.0.1:{port}/api/github/webhooks"
+    with run_sandbox(SandboxConfig.generate(webhook_urls=(webhook_url,))) as sandbox:
+        env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
+        processes = [start_reactor(["serve", "--port", str(port)], env)]
+        processes += [start_reactor(["worker", "--name", f"w{i}-{port}"], env) for i in range(2)]
+        try:
+            wait_for_port(port)
+            yield Stack(f"http://127.0.0.1:{port}", redis_url, sandbox, processes)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()

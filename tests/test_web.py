@@ -28,7 +28,9 @@ def client(redis_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
-def post(client: TestClient, body: bytes, *, secret: str = SECRET, **headers: str) -> tuple[int, dict]:
+def post(
+    client: TestClient, body: bytes, *, secret: str = SECRET, **headers: str
+) -> tuple[int, dict[str, object]]:
     sent = webhook_headers(body, secret, guid=headers.pop("guid", str(uuid.uuid4())))
     sent.update(headers)
     response = client.post(WEBHOOK_PATH, content=body, headers={k: v for k, v in sent.items() if v})
@@ -101,7 +103,8 @@ def test_accepted_delivery_is_stored_and_enqueued_then_duplicate_is_200(
 def test_form_encoded_deliveries_are_accepted(client: TestClient, redis_url: str) -> None:
     body = urlencode({"payload": PAYLOAD.decode()}).encode()
     guid = str(uuid.uuid4())
-    status, _ = post(client, body, guid=guid, **{"Content-Type": "application/x-www-form-urlencoded"})
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _ = post(client, body, guid=guid, **form)
     assert status == 202
     assert redis.Redis.from_url(redis_url).hget(keys.delivery(guid), "body") == PAYLOAD
 

@@ -38,6 +38,7 @@ class AuditRecord:
     installation: str = ""
     repo: str = ""
     issue: str = ""
+    label: str = ""
     actor: str = ""
     rule: str = ""
     detail: str = ""
@@ -75,7 +76,10 @@ def read(
 ) -> Iterator[AuditRecord]:
     """The newest records first, filtered; reads at most ``scan`` entries back."""
     found = 0
-    for entry_id, fields in client.xrevrange(keys.AUDIT, count=scan):
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrevrange(  # type: ignore[assignment]
+        keys.AUDIT, count=scan
+    )
+    for entry_id, fields in entries:
         record = AuditRecord.from_stream(entry_id, fields)
         if repo and record.repo != repo:
             continue
@@ -102,6 +106,7 @@ def for_event(
         installation=str(event.installation_id or ""),
         repo=event.repo.full_name if event.repo else "",
         issue=str(event.issue or ""),
+        label=event.label or "",
         actor=event.sender.login if event.sender else "",
         rule=rule,
         detail=detail,

@@ -24,7 +24,7 @@ def _decode(guid: str, raw: dict[bytes, bytes]) -> Delivery:
 
 async def load(client: redis.asyncio.Redis, guid: str) -> Delivery:
     """The stored delivery ``guid``; DeliveryNotFound once it expired or was never accepted."""
-    raw = await client.hgetall(keys.delivery(guid))  # type: ignore[misc]
+    raw: dict[bytes, bytes] = await client.hgetall(keys.delivery(guid))  # type: ignore[assignment]
     if not raw or b"event" not in raw or b"body" not in raw:
         raise DeliveryNotFound(f"no stored delivery {guid}", delivery_id=guid)
     return _decode(guid, raw)

@@ -21,6 +21,7 @@ AUDIT_MAXLEN = 100_000
 
 # GitHub access, shared by every worker process.
 INSTALLATION_TOKEN = PREFIX + "token:{installation_id}"
+INSTALLATION_TOKEN_LOCK = PREFIX + "token-lock:{installation_id}"
 ETAG = PREFIX + "etag:{installation_id}:{digest}"
 RATE_LIMITED_UNTIL = PREFIX + "ratelimit:{installation_id}"
 
@@ -38,6 +39,10 @@ def seen(guid: str) -> str:
 
 def installation_token(installation_id: int) -> str:
     return INSTALLATION_TOKEN.format(installation_id=installation_id)
+
+
+def installation_token_lock(installation_id: int) -> str:
+    return INSTALLATION_TOKEN_LOCK.format(installation_id=installation_id)
 
 
 def etag(installation_id: int | str, digest: str) -> str:

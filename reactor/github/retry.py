@@ -1,0 +1,113 @@
+"""Retries of GitHub calls that failed for reasons worth trying again: 5xx and transport errors.
+
+Exponential backoff with full jitter, as the spec's seed figures and GitHub's best practices
+ask (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api):
+5 attempts, waits drawn uniformly from [0, 1 s], [0, 2 s], [0, 4 s], ... capped at 16 s. Every
+method is retried, writes included: a 502 may hide a write that happened, so callers whose
+writes are not idempotent (issue creation) check before writing again, as rule R5 does.
+
+Rate limits are not retried here: a limited call raises at once (see ``ratelimit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from reactor.errors import GitHubUnavailable
+
+log = logging.getLogger(__name__)
+
+Response = tuple[int, Mapping[str, str], bytes]
+
+
+class ServerError(Exception):
+    """A 5xx answer, raised inside the retry loop so that it is retried."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"HTTP {response[0]}")
+        self.response = response
+
+
+RETRYABLE = (ServerError, httpx.TransportError)
+
+
+def full_jitter() -> Callable[[RetryCallState], float]:
+    """The seed's backoff: uniform in [0, min(16, 2 ** (attempt - 1))] seconds."""
+    return wait_random_exponential(multiplier=1, max=16)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry; tests swap ``sleep`` to record waits, not sleep them."""
+
+    attempts: int = 5
+    wait: Callable[[RetryCallState], float] = field(default_factory=full_jitter)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[Response]], *, policy: RetryPolicy, method: str, url: str
+) -> Response:
+    """Run ``attempt`` until it returns, retrying RETRYABLE failures per ``policy``.
+
+    After the last attempt the failure becomes :class:`~reactor.errors.GitHubUnavailable`.
+    """
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=policy.wait,
+        sleep=policy.sleep,
+        retry=retry_if_exception_type(RETRYABLE),
+        before_sleep=_log_retry(method, url, policy.attempts),
+    )
+    try:
+        response: Response = await retrying(attempt)
+    except RetryError as exc:
+        last = exc.last_attempt.exception()
+        raise _unavailable(last, method=method, url=url, attempts=policy.attempts) from last
+    return response
+
+
+def _unavailable(
+    failure: BaseException | None, *, method: str, url: str, attempts: int
+) -> GitHubUnavailable:
+    status = failure.response[0] if isinstance(failure, ServerError) else 0
+    return GitHubUnavailable(
+        f"GitHub did not answer {method} {urlsplit(url).path} after {attempts} attempts "
+        f"(last: {_reason(failure)})",
+        status=status,
+        method=method,
+        url=url,
+    )
+
+
+def _reason(failure: BaseException | None) -> str:
+    # httpx's own messages may quote the request; the exception's type says enough.
+    return str(failure) if isinstance(failure, ServerError) else type(failure).__name__
+
+
+def _log_retry(method: str, url: str, attempts: int) -> Callable[[RetryCallState], None]:
+    path = urlsplit(url).path
+
+    def log_retry(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "GitHub %s %s failed (%s); attempt %d of %d in %.2f s",
+            method, path, _reason(failure), state.attempt_number + 1, attempts, wait,
+        )
+
+    return log_retry
