@@ -77,3 +77,17 @@ def test_every_published_webhook_example_is_accepted_and_handled_or_ignored(stac
     assert {sent[g] for g, r in handled.items() if r.outcome == "observed"} >= {"issues", "label"}
     failed = FailedJobRegistry(keys.QUEUE_EVENTS, connection=redis.Redis.from_url(stack.redis_url))
     assert failed.get_job_ids() == []
+
+
+def test_a_signed_payload_missing_what_the_reactor_reads_is_audited_as_rejected(
+    stack: Stack,
+) -> None:
+    body, guid = orjson.dumps({"action": "labeled", "issue": {"number": "seven"}}), "bad-1"
+    headers = webhook_headers(body, stack.sandbox.config.webhook_secret, guid=guid)
+    assert httpx.post(stack.webhook_url, content=body, headers=headers).status_code == 202
+    record = stack.wait_for_audit(lambda r: r.delivery == guid)
+    assert record.outcome == "rejected" and "issue.number" in record.detail
+    good = orjson.dumps(webhook_example("issues", "opened"))
+    headers = webhook_headers(good, stack.sandbox.config.webhook_secret, guid="good-1")
+    assert httpx.post(stack.webhook_url, content=good, headers=headers).status_code == 202
+    assert stack.wait_for_audit(lambda r: r.delivery == "good-1").outcome == "observed"
