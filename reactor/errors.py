@@ -8,6 +8,7 @@
     │   ├── DeliveryNotFound        no stored delivery under that id
     │   └── PayloadError            the payload does not parse into the typed event
     ├── StoreUnavailable            Redis cannot take or give what was asked
+    ├── LeaseLost                   another worker holds the competition now: do not write
     └── GitHubError                 a GitHub API call that did not succeed
         ├── RateLimited             primary or secondary limit; carries when to retry
         └── GitHubUnavailable       5xx or timeouts after every retry
@@ -47,6 +48,10 @@ class PayloadError(DeliveryError):
 
 class StoreUnavailable(ReactorError):
     """Redis is unreachable or refused the write."""
+
+
+class LeaseLost(ReactorError):
+    """The competition's lease expired and another worker took it; this one must not write."""
 
 
 class GitHubError(ReactorError):

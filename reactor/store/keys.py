@@ -25,6 +25,12 @@ INSTALLATION_TOKEN_LOCK = PREFIX + "token-lock:{installation_id}"
 ETAG = PREFIX + "etag:{installation_id}:{digest}"
 RATE_LIMITED_UNTIL = PREFIX + "ratelimit:{installation_id}"
 
+# Serialising work per competition ("scope": "<repo id>:comp:<name>" or "<repo id>:issue:<n>").
+LEASE = PREFIX + "lease:{scope}"
+FENCE = PREFIX + "fence:{scope}"
+PENDING = PREFIX + "pending:{scope}"
+INFLIGHT = PREFIX + "inflight:{scope}"
+
 # RQ queue names.
 QUEUE_EVENTS = "reactor-events"
 
@@ -51,3 +57,19 @@ def etag(installation_id: int | str, digest: str) -> str:
 
 def rate_limited_until(installation_id: int | str) -> str:
     return RATE_LIMITED_UNTIL.format(installation_id=installation_id)
+
+
+def lease(scope: str) -> str:
+    return LEASE.format(scope=scope)
+
+
+def fence(scope: str) -> str:
+    return FENCE.format(scope=scope)
+
+
+def pending(scope: str) -> str:
+    return PENDING.format(scope=scope)
+
+
+def inflight(scope: str) -> str:
+    return INFLIGHT.format(scope=scope)

@@ -1,0 +1,104 @@
+"""Per-competition leases with fencing tokens, and the burst queue that feeds them.
+
+Work on one competition (one issue, outside any competition) is serialised across every worker
+process and machine by a Redis lease: ``SET key value NX PX ttl``. Each lease carries a
+fencing token, a number that only grows, so a worker whose lease expired (a long GC pause, a
+partition) finds out before its next write: :meth:`Lease.check` fails once another worker
+holds the scope, and the stale worker stops instead of writing over the new holder's
+decisions. GitHub cannot check the token itself (it has no conditional writes), so the check
+runs in Redis right before every write.
+
+Bursts collapse: a job first appends its change to the scope's pending list, then tries the
+lease. The holder takes the whole list and evaluates the competition once for all changes it
+found; a job that finds the lease taken leaves its change for the holder. The holder re-checks
+the list after releasing, so no change is stranded between a take and a release. Taken changes
+stay in an in-flight list until the evaluation is done, so a holder killed mid-way leaves them
+for the next holder (evaluation reads fresh state, so seeing a change twice is harmless).
+See https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import redis.asyncio
+
+from reactor.errors import LeaseLost
+from reactor.store import keys
+
+LEASE_TTL_MS = 30_000
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Still ours? Then extend it, so a long evaluation does not lose the lease mid-write.
+_CHECK_AND_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+# Move everything pending to the in-flight list and return the in-flight list.
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+if #items > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(items))
+  redis.call('DEL', KEYS[1])
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A held lease on one scope: its random value and its fencing token."""
+
+    scope: str
+    value: str
+    fence: int
+    client: redis.asyncio.Redis
+
+    async def check(self) -> None:
+        """Raise LeaseLost unless this lease is still the scope's holder (and renew it)."""
+        held = await self.client.eval(  # type: ignore[misc]
+            _CHECK_AND_RENEW, 1, keys.lease(self.scope), self.value, LEASE_TTL_MS
+        )
+        if not held:
+            raise LeaseLost(f"lease on {self.scope} (fence {self.fence}) was lost")
+
+    async def release(self) -> None:
+        await self.client.eval(_RELEASE, 1, keys.lease(self.scope), self.value)  # type: ignore[misc]
+
+
+async def acquire(client: redis.asyncio.Redis, scope: str) -> Lease | None:
+    """Take the scope's lease, or None when another worker holds it."""
+    value = secrets.token_hex(16)
+    if not await client.set(keys.lease(scope), value, nx=True, px=LEASE_TTL_MS):
+        return None
+    fence = int(await client.incr(keys.fence(scope)))
+    return Lease(scope=scope, value=value, fence=fence, client=client)
+
+
+async def push_pending(client: redis.asyncio.Redis, scope: str, change: bytes) -> None:
+    """Leave a change for whoever holds (or next takes) the scope's lease."""
+    await client.rpush(keys.pending(scope), change)  # type: ignore[misc]
+
+
+async def take_pending(client: redis.asyncio.Redis, scope: str) -> list[bytes]:
+    """Every change left for the scope, including any a killed holder did not finish."""
+    taken = await client.eval(  # type: ignore[misc]
+        _TAKE, 2, keys.pending(scope), keys.inflight(scope)
+    )
+    return list(taken)
+
+
+async def finish_pending(client: redis.asyncio.Redis, scope: str) -> None:
+    """The taken changes are evaluated and applied: forget them."""
+    await client.delete(keys.inflight(scope))
+
+
+async def has_pending(client: redis.asyncio.Redis, scope: str) -> bool:
+    return bool(await client.exists(keys.pending(scope)))
