@@ -1,0 +1,250 @@
+"""The one path every REST request takes, from faults to ``ETag``.
+
+For each request, in order: the ``latency_ms`` fault, a secondary rate limit, a faulty-route
+status, authentication, the primary rate limit (before any write; for a GET after the body is
+known, because a ``304`` for a matching ``If-None-Match`` costs nothing, as on GitHub:
+https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate),
+then the handler. Every answer carries GitHub's headers (``x-github-request-id``,
+``x-ratelimit-*``, ``etag`` on GETs) and is written to the request log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from reactor.sandbox.auth import authenticate
+from reactor.sandbox.protocol import Actor, ActorKind, ApiError, Call, Reply
+from reactor.sandbox.runtime import Sandbox
+
+JSON_TYPE = "application/json; charset=utf-8"
+RATE_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+_request_ids = itertools.count(1)
+
+
+class Auth(StrEnum):
+    """Which credentials a route takes."""
+
+    APP = "app"  # App JWT only
+    INSTALLATION = "installation"  # installation token only
+    REPO = "repo"  # installation token or user
+    ANY = "any"  # any valid credential
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One REST route: method, GitHub path, handler, accepted credentials."""
+
+    method: str
+    path: str
+    handler: Callable[[Call], Reply]
+    auth: Auth = Auth.REPO
+    costs: bool = True  # False for routes GitHub does not count (``GET /rate_limit``)
+
+
+def routes(sandbox: Sandbox, endpoints: Sequence[Endpoint]) -> list[Route]:
+    """Starlette routes for ``endpoints``; one Route per path with every method it serves."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+    return [
+        Route(path, _dispatcher(sandbox, methods), methods=list(methods))
+        for path, methods in by_path.items()
+    ]
+
+
+def _dispatcher(sandbox: Sandbox, methods: dict[str, Endpoint]) -> Callable[[Request], Any]:
+    async def dispatch(request: Request) -> Response:
+        endpoint = methods.get(request.method) or methods["GET"]  # HEAD is served as GET
+        return await _serve(sandbox, endpoint, request)
+
+    return dispatch
+
+
+async def _serve(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Response:
+    now = sandbox.world.clock()
+    actor: Actor | None = None
+    try:
+        faults = sandbox.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        _check_secondary_limit(sandbox, now)
+        status = faults.route_fault(request.method, request.scope["path"])
+        if status is not None:
+            raise ApiError(status, "Server Error" if status >= 500 else "Sandbox fault")
+        raw = await request.body()
+        actor = _actor(sandbox, endpoint, request)
+        response = _respond(sandbox, endpoint, request, raw, actor, now)
+    except ApiError as error:
+        response = _error_response(sandbox, error, actor, now)
+    sandbox.requests.add(
+        request.method,
+        request.scope["path"],
+        response.status_code,
+        actor.login if actor else None,
+        now,
+    )
+    return response
+
+
+def _actor(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Actor:
+    actor = authenticate(
+        request.headers.get("authorization"),
+        world=sandbox.world,
+        public_key=sandbox.public_key,
+        app_id=sandbox.config.app_id,
+        bot_login=sandbox.bot_login,
+    )
+    if endpoint.auth is Auth.APP and actor.kind is not ActorKind.APP:
+        raise ApiError(401, "A JSON web token could not be decoded")
+    if endpoint.auth is Auth.INSTALLATION and actor.kind is not ActorKind.INSTALLATION:
+        raise ApiError(
+            403,
+            "You must authenticate with an installation access token in order to "
+            "list repositories for an installation.",
+        )
+    return actor
+
+
+def _respond(
+    sandbox: Sandbox, endpoint: Endpoint, request: Request, raw: bytes, actor: Actor, now: float
+) -> Response:
+    is_get = request.method == "GET"
+    if not is_get:
+        _check_primary_limit(sandbox, actor, now)
+    call = Call(
+        method=request.method,
+        path=request.scope["path"],
+        url=_public_url(request),
+        params=request.path_params,
+        query=request.query_params,
+        body=_parse(raw),
+        actor=actor,
+        view=sandbox.view(_base(request)),
+        sandbox=sandbox,
+    )
+    reply = endpoint.handler(call)
+    body = orjson.dumps(reply.body) if reply.body is not None else b""
+    headers = {"content-type": JSON_TYPE, **reply.headers}
+    if is_get:
+        etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+        headers["etag"] = etag
+        headers["cache-control"] = "private, max-age=60, s-maxage=60"
+        if etag in request.headers.get("if-none-match", ""):
+            headers.pop("link", None)
+            return _response(sandbox, 304, b"", headers, actor, now, spend=False)
+        if endpoint.costs:
+            _check_primary_limit(sandbox, actor, now)
+    body = body if reply.status != 204 else b""
+    return _response(sandbox, reply.status, body, headers, actor, now, spend=endpoint.costs)
+
+
+def _response(
+    sandbox: Sandbox,
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    actor: Actor | None,
+    now: float,
+    *,
+    spend: bool = True,
+) -> Response:
+    if actor is not None:
+        if spend:
+            sandbox.limits.spend(actor.rate_key, now)
+        headers.update(_rate_headers(sandbox, actor, now))
+    headers["x-github-request-id"] = _request_id()
+    headers["x-github-api-version-selected"] = "2022-11-28"
+    if status in (204, 304):
+        headers.pop("content-type", None)
+    return Response(body, status_code=status, headers=headers)
+
+
+def _error_response(sandbox: Sandbox, error: ApiError, actor: Actor | None, now: float) -> Response:
+    headers = {"content-type": JSON_TYPE, **error.headers}
+    limited = error.status in (403, 429) and "x-ratelimit-remaining" in error.headers
+    return _response(
+        sandbox, error.status, orjson.dumps(error.body()), headers, actor, now, spend=not limited
+    )
+
+
+def _rate_headers(sandbox: Sandbox, actor: Actor, now: float) -> dict[str, str]:
+    remaining, used, reset = sandbox.limits.peek(actor.rate_key, now)
+    return {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-used": str(used),
+        "x-ratelimit-reset": str(reset),
+        "x-ratelimit-resource": "core",
+    }
+
+
+def _check_primary_limit(sandbox: Sandbox, actor: Actor, now: float) -> None:
+    remaining, used, reset = sandbox.limits.peek(actor.rate_key, now)
+    if remaining > 0:
+        return
+    who = (
+        f"installation ID {actor.installation_id}"
+        if actor.kind is ActorKind.INSTALLATION
+        else f"user ID {sandbox.world.account(actor.login).id}"
+    )
+    raise ApiError(
+        403,
+        f"API rate limit exceeded for {who}.",
+        docs=RATE_DOCS,
+        headers={
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-reset": str(reset),
+            "x-ratelimit-resource": "core",
+        },
+    )
+
+
+def _check_secondary_limit(sandbox: Sandbox, now: float) -> None:
+    faults = sandbox.faults
+    if now >= faults.secondary_until:
+        return
+    raise ApiError(
+        faults.secondary_status,
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        docs=RATE_DOCS + "#about-secondary-rate-limits",
+        headers={"retry-after": str(faults.secondary_retry_after)},
+    )
+
+
+def _parse(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "Problems parsing JSON") from None
+
+
+def _base(request: Request) -> str:
+    """``scheme://host[:port]`` as the client addressed the sandbox (links point back to it)."""
+    host = request.headers.get("host") or "{}:{}".format(*(request.scope.get("server") or ("", 0)))
+    return f"{request.scope.get('scheme', 'http')}://{host}"
+
+
+def _public_url(request: Request) -> str:
+    return f"{_base(request)}{request.scope['path']}"
+
+
+def _request_id() -> str:
+    n = next(_request_ids)
+    scrambled = n * 2654435761 & 0xFFFFFFFF
+    return f"{os.getpid() & 0xFFFF:04X}:{n >> 16:04X}:{n & 0xFFFF:04X}:{scrambled:08X}"
