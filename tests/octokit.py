@@ -1,7 +1,8 @@
 """GitHub's own published data, fetched from npm by the tests and cached, never committed.
 
-``npm pack`` downloads a pinned package into ``.cache/octokit/`` at the repository root; a
-test that needs it is skipped with a reason when npm is unavailable and nothing is cached.
+``npm pack`` downloads a pinned package once; the one file a test needs is kept under
+``.cache/octokit/`` at the repository root (gitignored). Without npm, or when the registry
+cannot be reached, :class:`Unavailable` says why and the caller skips with that reason.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,35 +19,48 @@ from typing import Any
 import pytest
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "octokit"
-WEBHOOKS_EXAMPLES = ("@octokit/webhooks-examples", "7.6.1")
+NPM_TIMEOUT_S = 300
+WEBHOOKS_EXAMPLES = ("@octokit/webhooks-examples", "7.6.1", "package/api.github.com/index.json")
 
 
-def package_dir(name: str, version: str) -> Path:
-    """The unpacked npm package ``name@version`` (downloaded once into the cache)."""
-    target = CACHE / f"{name.replace('/', '__')}-{version}"
-    if (target / "package" / "package.json").is_file():
-        return target / "package"
+class Unavailable(Exception):
+    """The package cannot be had here (no npm, no registry); the message says why."""
+
+
+def fetch(package: str, version: str, member: str) -> Path:
+    """The cached ``member`` of the npm package ``package@version``, downloaded if needed."""
+    target = CACHE / f"{package.replace('/', '__')}-{version}-{Path(member).name}"
+    if target.is_file():
+        return target
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip(f"npm is not installed and {name}@{version} is not cached")
-    target.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [npm, "pack", f"{name}@{version}", "--silent", "--pack-destination", str(target)],
-        capture_output=True, text=True, timeout=300,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"npm pack {name}@{version} failed: {done.stderr.strip()[:200]}")
-    tarball = target / done.stdout.strip().splitlines()[-1]
-    with tarfile.open(tarball) as archive:
-        archive.extractall(target, filter="data")
-    tarball.unlink()
-    return target / "package"
+        raise Unavailable(f"npm is not installed, so {package}@{version} cannot be fetched")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as work:
+        done = subprocess.run(
+            [npm, "pack", f"{package}@{version}", "--pack-destination", work, "--silent"],
+            capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False,
+        )
+        tarballs = list(Path(work).glob("*.tgz"))
+        if done.returncode != 0 or not tarballs:
+            raise Unavailable(f"npm pack {package}@{version} failed: {done.stderr.strip()[-300:]}")
+        with tarfile.open(tarballs[0]) as archive:
+            extracted = archive.extractfile(member)
+            if extracted is None:
+                raise Unavailable(f"{package}@{version} has no {member}")
+            partial = target.with_suffix(".part")
+            partial.write_bytes(extracted.read())
+            partial.replace(target)
+    return target
 
 
 @cache
 def webhook_examples() -> tuple[tuple[str, dict[str, Any]], ...]:
     """Every (event name, payload) example GitHub publishes for github.com."""
-    index = package_dir(*WEBHOOKS_EXAMPLES) / "api.github.com" / "index.json"
+    try:
+        index = fetch(*WEBHOOKS_EXAMPLES)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
     return tuple(
         (entry["name"], example)
         for entry in json.loads(index.read_text())

@@ -10,11 +10,6 @@ test session. Without npm the caller skips with the reason :func:`load` raises.
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
-import tarfile
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,45 +17,12 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-API_PACKAGE = ("@octokit/openapi", "23.0.2")
-WEBHOOKS_PACKAGE = ("@octokit/openapi-webhooks", "12.1.0")
+from tests.octokit import Unavailable, fetch
+
 MEMBER = "package/generated/api.github.com.json"
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "octokit"
-NPM_TIMEOUT_S = 300
-
-
-class Unavailable(Exception):
-    """The description cannot be had here (no npm, no registry); the message says why."""
-
-
-def fetch(package: str, version: str) -> Path:
-    """The cached ``api.github.com.json`` of ``package@version``, downloading it if needed."""
-    target = CACHE / f"{package.replace('/', '__')}-{version}.json"
-    if target.is_file():
-        return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise Unavailable(f"npm is not installed, so {package}@{version} cannot be fetched")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as work:
-        done = subprocess.run(
-            [npm, "pack", f"{package}@{version}", "--pack-destination", work, "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT_S,
-            check=False,
-        )
-        tarballs = list(Path(work).glob("*.tgz"))
-        if done.returncode != 0 or not tarballs:
-            raise Unavailable(f"npm pack {package}@{version} failed: {done.stderr.strip()[-300:]}")
-        with tarfile.open(tarballs[0]) as archive:
-            member = archive.extractfile(MEMBER)
-            if member is None:
-                raise Unavailable(f"{package}@{version} has no {MEMBER}")
-            partial = target.with_suffix(".part")
-            partial.write_bytes(member.read())
-            partial.replace(target)
-    return target
+API_PACKAGE = ("@octokit/openapi", "23.0.2", MEMBER)
+WEBHOOKS_PACKAGE = ("@octokit/openapi-webhooks", "12.1.0", MEMBER)
+__all__ = ["Unavailable", "rest", "webhooks"]
 
 
 def nullable_to_type_lists(node: Any) -> Any:
