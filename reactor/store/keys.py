@@ -31,6 +31,13 @@ FENCE = PREFIX + "fence:{scope}"
 PENDING = PREFIX + "pending:{scope}"
 INFLIGHT = PREFIX + "inflight:{scope}"
 
+# The reactor's memory between evaluations (reactor/store/memory.py).
+ACCEPTED = PREFIX + "accepted:{repo_id}"
+REVERTS = PREFIX + "reverts:{repo_id}:{issue}"
+MARKER = PREFIX + "marker:{marker}"
+EXPECTATIONS = PREFIX + "expect:{repo_id}:{issue}"
+CREATED = PREFIX + "created:{repo_id}:{key}"
+
 # RQ queue names.
 QUEUE_EVENTS = "reactor-events"
 
@@ -73,3 +80,23 @@ def pending(scope: str) -> str:
 
 def inflight(scope: str) -> str:
     return INFLIGHT.format(scope=scope)
+
+
+def accepted(repo_id: int) -> str:
+    return ACCEPTED.format(repo_id=repo_id)
+
+
+def reverts(repo_id: int, issue: int) -> str:
+    return REVERTS.format(repo_id=repo_id, issue=issue)
+
+
+def marker(name: str) -> str:
+    return MARKER.format(marker=name)
+
+
+def expectations(repo_id: int, issue: int) -> str:
+    return EXPECTATIONS.format(repo_id=repo_id, issue=issue)
+
+
+def created(repo_id: int, key: str) -> str:
+    return CREATED.format(repo_id=repo_id, key=key)

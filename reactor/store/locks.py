@@ -63,14 +63,14 @@ class Lease:
 
     async def check(self) -> None:
         """Raise LeaseLost unless this lease is still the scope's holder (and renew it)."""
-        held = await self.client.eval(  # type: ignore[misc]
+        held = await self.client.eval(
             _CHECK_AND_RENEW, 1, keys.lease(self.scope), self.value, LEASE_TTL_MS
         )
         if not held:
             raise LeaseLost(f"lease on {self.scope} (fence {self.fence}) was lost")
 
     async def release(self) -> None:
-        await self.client.eval(_RELEASE, 1, keys.lease(self.scope), self.value)  # type: ignore[misc]
+        await self.client.eval(_RELEASE, 1, keys.lease(self.scope), self.value)
 
 
 async def acquire(client: redis.asyncio.Redis, scope: str) -> Lease | None:
@@ -84,12 +84,12 @@ async def acquire(client: redis.asyncio.Redis, scope: str) -> Lease | None:
 
 async def push_pending(client: redis.asyncio.Redis, scope: str, change: bytes) -> None:
     """Leave a change for whoever holds (or next takes) the scope's lease."""
-    await client.rpush(keys.pending(scope), change)  # type: ignore[misc]
+    await client.rpush(keys.pending(scope), change)
 
 
 async def take_pending(client: redis.asyncio.Redis, scope: str) -> list[bytes]:
     """Every change left for the scope, including any a killed holder did not finish."""
-    taken = await client.eval(  # type: ignore[misc]
+    taken = await client.eval(
         _TAKE, 2, keys.pending(scope), keys.inflight(scope)
     )
     return list(taken)
