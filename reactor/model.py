@@ -8,13 +8,15 @@ shapes follow https://docs.github.com/en/webhooks/webhook-events-and-payloads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from reactor.errors import PayloadError
+from reactor.labels import MAX_LABEL_LENGTH, LabelKind, LabelSet
+from reactor.view import Change, ChangeKind, IssueSnapshot, IssueState
 
 # Events whose payload must name an issue, and those that must name a label.
 _ISSUE_EVENTS = frozenset({"issues", "issue_comment", "issue_dependencies"})
-MAX_LABEL_LENGTH = 50  # GitHub's own limit on label names
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,16 @@ class Event:
     sender: Actor | None
     issue: int | None = None
     label: str | None = None
+    # The payload's copy of the issue: enough to route the event to its competition's lock.
+    # The rules never trust it for state; they read the issue afresh (SPEC §6).
+    issue_labels: tuple[str, ...] = ()
+    issue_author: str | None = None
+    label_renamed_from: str | None = None  # ``label.edited``: ``changes.name.from``
+
+    @property
+    def comps(self) -> frozenset[str]:
+        """The competitions the payload's issue names (``comp:`` labels, folded)."""
+        return LabelSet.parse(self.issue_labels).values(LabelKind.COMP)
 
 
 def parse_event(name: str, delivery_id: str, payload: Any) -> Event:
@@ -65,6 +77,44 @@ def parse_event(name: str, delivery_id: str, payload: Any) -> Event:
         sender=reader.actor(reader.mapping("sender", required=False)),
         issue=reader.integer(issue, "number", "issue") if issue is not None else None,
         label=reader.label_name(label) if label is not None else None,
+        issue_labels=reader.label_names(issue) if issue is not None else (),
+        issue_author=reader.author(issue) if issue is not None else None,
+        label_renamed_from=reader.renamed_from() if name == "label" else None,
+    )
+
+
+def change_from_event(event: Event, *, at: datetime) -> Change | None:
+    """The :class:`Change` an ``issues`` event reports, or None for any other event."""
+    if event.name != "issues" or event.issue is None or event.sender is None:
+        return None
+    try:
+        kind = ChangeKind(event.action or "")
+    except ValueError:
+        return None
+    label = event.label if kind in (ChangeKind.LABELED, ChangeKind.UNLABELED) else None
+    return Change(kind, event.issue, event.sender, event.delivery_id, at, label)
+
+
+def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:
+    """An :class:`IssueSnapshot` from a REST issue (or a payload's ``issue``).
+
+    https://docs.github.com/en/rest/issues/issues#get-an-issue — raises PayloadError naming
+    the field when the object lacks one the rules read.
+    """
+    reader = _Reader(obj, delivery_id)
+    state = reader.text(obj, "state", "issue")
+    if state not in tuple(IssueState):
+        raise reader.fail("issue.state", "open or closed")
+    return IssueSnapshot(
+        number=reader.integer(obj, "number", "issue"),
+        id=reader.integer(obj, "id", "issue"),
+        title=reader.optional_str(obj, "title") or "",
+        body=reader.optional_str(obj, "body") or "",
+        state=IssueState(state),
+        state_reason=reader.optional_str(obj, "state_reason"),
+        labels=frozenset(reader.label_names(obj)),
+        author=reader.author(obj) or "",
+        created_at=reader.timestamp(obj, "created_at", "issue"),
     )
 
 
@@ -132,6 +182,38 @@ class _Reader:
             id=self.integer(sender, "id", "sender"),
             type=self.optional_str(sender, "type") or "User",
         )
+
+    def label_names(self, issue: dict[str, Any]) -> tuple[str, ...]:
+        """Label names of an issue object; REST may give objects or bare strings."""
+        labels = issue.get("labels") or []
+        if not isinstance(labels, list):
+            raise self.fail("issue.labels", "a list")
+        names = [item.get("name") if isinstance(item, dict) else item for item in labels]
+        valid = [name for name in names if isinstance(name, str) and name]
+        if len(valid) != len(names):
+            raise self.fail("issue.labels", "a list of named labels")
+        return tuple(valid)
+
+    def author(self, issue: dict[str, Any]) -> str | None:
+        user = issue.get("user")
+        if user is None:
+            return None
+        if not isinstance(user, dict):
+            raise self.fail("issue.user", "an object")
+        return self.text(user, "login", "issue.user")
+
+    def timestamp(self, obj: dict[str, Any], key: str, where: str) -> datetime:
+        text = self.text(obj, key, where)
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise self.fail(f"{where}.{key}", "an ISO 8601 time") from None
+
+    def renamed_from(self) -> str | None:
+        changes = self.payload.get("changes")
+        name = changes.get("name") if isinstance(changes, dict) else None
+        previous = name.get("from") if isinstance(name, dict) else None
+        return previous if isinstance(previous, str) else None
 
     def label_name(self, label: dict[str, Any]) -> str:
         name = self.text(label, "name", "label")

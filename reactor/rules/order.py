@@ -1,0 +1,63 @@
+"""R2 order: stage k of a competition enters ``starting`` or ``running`` only once every
+earlier stage has an issue in ``completed`` (an issue closed as completed counts).
+
+"In completed" is judged on the status the rules trust for each issue: the one decided in
+this evaluation, else the last accepted, else the fresh read (see
+:meth:`~reactor.rules._base.Situation.effective_status`), so a ``completed`` label an agent
+set invalidly in the same burst never unblocks a later stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reactor.actions import Rule
+from reactor.labels import Status
+from reactor.rules._base import Situation, Violation
+from reactor.view import Change, IssueSnapshot
+
+GUARDED = frozenset({Status.STARTING, Status.RUNNING})
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """The earliest stage that has not completed, and its most relevant issue if any."""
+
+    stage: str
+    issue: IssueSnapshot | None
+
+    def describe(self, comp: str) -> str:
+        if self.issue is None:
+            return f"stage {self.stage} of {comp} has no issue yet"
+        status = self.issue.status or "ambiguous"
+        return f"stage {self.stage} has not completed: #{self.issue.number} is `{status}`"
+
+
+def blocker(comp: str, stage: str, sit: Situation,
+            decided: Mapping[int, Status]) -> Blocker | None:
+    """The first earlier stage of ``comp`` without a completed issue, or None."""
+    index = sit.config.stage_index(stage)
+    for earlier in sit.config.stages[: index or 0]:
+        issues = sit.in_stage(comp, earlier)
+        if not any(sit.completed(i, decided) for i in issues):
+            shown = next((i for i in issues if i.is_open), issues[0] if issues else None)
+            return Blocker(earlier, shown)
+    return None
+
+
+def order_violation(issue: IssueSnapshot, stage: str, comp: str | None, status: Status,
+                    culprit: Change, sit: Situation,
+                    decided: Mapping[int, Status]) -> Violation | None:
+    """R2 for a move of ``issue`` into ``status``, or None when the move is in order."""
+    if status not in GUARDED or comp is None:
+        return None
+    found = blocker(comp, stage, sit, decided)
+    if found is None:
+        return None
+    wait = (f"Wait for #{found.issue.number} to reach `status:completed`"
+            if found.issue else f"Open and complete the {found.stage} issue of {comp} first")
+    return Violation(
+        Rule.R2, issue.number, culprit.actor.login,
+        f"moved #{issue.number} ({stage}) to `status:{status}`, but {found.describe(comp)}",
+        f"{wait}; the hand-off then starts this stage.", culprit.delivery_id)

@@ -1,0 +1,170 @@
+"""What the rules decide on: the changes of a burst and a fresh read of one competition.
+
+The shell serialises work per competition, drains the pending webhooks into a tuple of
+:class:`Change` (what happened, to which issue, by whom), reads every issue of the competition
+afresh into :class:`IssueSnapshot` values, adds the reactor's memory from Redis, and hands the
+lot to :func:`reactor.rules.evaluate` as a :class:`CompetitionView`. The payload's own copy of
+an issue may be stale; only the snapshot is trusted for state (SPEC §6, order-independence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from reactor.labels import LabelKind, LabelSet, Status
+from reactor.markers import creation_key
+
+if TYPE_CHECKING:
+    from reactor.model import Actor
+
+
+class ChangeKind(StrEnum):
+    """The ``issues`` webhook actions the rules look at."""
+
+    OPENED = "opened"
+    EDITED = "edited"
+    LABELED = "labeled"
+    UNLABELED = "unlabeled"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    TRANSFERRED = "transferred"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One webhook's account of a change: which issue (and label), who, when, which delivery.
+
+    ``at`` orders the changes of a burst (ties keep the given order) and starts the settle
+    window; the shell passes the event time it trusts (payload ``updated_at`` or receipt).
+    """
+
+    kind: ChangeKind
+    issue: int
+    actor: Actor
+    delivery_id: str
+    at: datetime
+    label: str | None = None  # for labeled / unlabeled
+
+
+class IssueState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class IssueSnapshot:
+    """A fresh read of one issue; label meanings are parsed once and cached.
+
+    https://docs.github.com/en/rest/issues/issues#get-an-issue
+    """
+
+    number: int
+    id: int
+    title: str
+    body: str
+    state: IssueState
+    state_reason: str | None
+    labels: frozenset[str]
+    author: str
+    created_at: datetime
+
+    @cached_property
+    def tags(self) -> LabelSet:
+        return LabelSet.parse(self.labels)
+
+    @property
+    def stages(self) -> frozenset[str]:
+        return self.tags.values(LabelKind.AGENT)
+
+    @property
+    def stage(self) -> str | None:
+        """The owning stage; None unless exactly one ``agent:`` label (not an agent issue)."""
+        return next(iter(self.stages)) if len(self.stages) == 1 else None
+
+    @property
+    def comps(self) -> frozenset[str]:
+        return self.tags.values(LabelKind.COMP)
+
+    @property
+    def comp(self) -> str | None:
+        return next(iter(self.comps)) if len(self.comps) == 1 else None
+
+    @property
+    def status(self) -> Status | None:
+        """The status read now: no label = idle; None when ambiguous or unknown.
+
+        Ambiguous = two or more known ``status:`` labels; unknown = a ``status:`` label that
+        names no state. Whether "no label" is itself ambiguous depends on the last accepted
+        status, which only the rules know (see :mod:`reactor.rules.lifecycle`).
+        """
+        if self.tags.unknown_statuses or len(self.tags.statuses) > 1:
+            return None
+        return next(iter(self.tags.statuses), Status.IDLE)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is IssueState.OPEN
+
+    @property
+    def closed_as_completed(self) -> bool:
+        return self.state is IssueState.CLOSED and self.state_reason == "completed"
+
+    @property
+    def dismissed(self) -> bool:
+        """Closed as not planned or duplicate: out of play, no rule corrects it any more.
+
+        These are the closes the reactor itself makes (R3, R5, R6), so a closed issue is
+        never corrected again on the echo of its own closing.
+        """
+        return self.state is IssueState.CLOSED and self.state_reason in ("not_planned",
+                                                                        "duplicate")
+
+    @property
+    def creation_key(self) -> str | None:
+        """The reactor's idempotency key when the reactor created this issue."""
+        return creation_key(self.body)
+
+
+def _empty() -> MappingProxyType[int, object]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class CompetitionView:
+    """A competition (or one lone issue) read afresh, plus the reactor's memory from Redis.
+
+    ``accepted`` holds the last status the reactor accepted per issue; an issue it has no
+    memory of is judged from ``idle`` (after a Redis wipe, ``reactor reconcile`` reseeds it
+    with :func:`reactor.rules.seed_accepted`). ``reverts`` counts the recent reverts of each
+    issue (the revert-war cap); ``created`` lists issues the reactor created, besides those
+    whose body carries the creation marker.
+    """
+
+    repo: str
+    comp: str | None
+    issues: tuple[IssueSnapshot, ...]
+    accepted: Mapping[int, Status] = field(default_factory=_empty)  # type: ignore[arg-type]
+    reverts: Mapping[int, int] = field(default_factory=_empty)  # type: ignore[arg-type]
+    created: frozenset[int] = frozenset()
+
+    def issue(self, number: int) -> IssueSnapshot | None:
+        return next((i for i in self.issues if i.number == number), None)
+
+    def accepted_status(self, number: int) -> Status:
+        return self.accepted.get(number, Status.IDLE)
+
+    def created_by_reactor(self, number: int) -> bool:
+        found = self.issue(number)
+        return number in self.created or (found is not None and found.creation_key is not None)
+
+    def in_stage(self, comp: str, stage: str) -> tuple[IssueSnapshot, ...]:
+        """Issues of ``comp`` owned by ``stage``, open and closed, oldest first."""
+        found = (i for i in self.issues if i.comp == comp and i.stage == stage)
+        return tuple(sorted(found, key=lambda i: i.number))

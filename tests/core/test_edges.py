@@ -1,0 +1,125 @@
+"""The edges of the core: payloads into Events and Changes, REST issues into snapshots,
+comment and creation markers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from reactor.actions import Rule
+from reactor.comments import revert
+from reactor.errors import PayloadError
+from reactor.labels import Status
+from reactor.markers import comment_marker, comment_markers, creation_key, creation_marker
+from reactor.model import change_from_event, parse_event, parse_issue
+from reactor.view import ChangeKind, IssueState
+from tests.core.world import T0, agent, view
+
+
+def rest_issue(**over: Any) -> dict[str, Any]:
+    issue = {
+        "number": 7, "id": 9007, "title": "[titanic] executor: fit", "body": None,
+        "state": "open", "state_reason": None, "created_at": "2025-01-01T12:00:00Z",
+        "user": {"login": "exec-bot[bot]", "id": 1, "type": "Bot"},
+        "labels": [{"name": "agent:executor"}, {"name": "comp:titanic"}, "status:running"],
+    }
+    return {**issue, **over}
+
+
+def labeled_payload(**issue: Any) -> dict[str, Any]:
+    return {
+        "action": "labeled", "label": {"name": "status:running"},
+        "issue": rest_issue(**issue),
+        "sender": {"login": "exec-bot[bot]", "id": 1, "type": "Bot"},
+        "repository": {"name": "lab", "id": 3, "owner": {"login": "acme"}},
+    }
+
+
+def test_a_rest_issue_parses_into_a_snapshot_with_derived_meanings() -> None:
+    snap = parse_issue(rest_issue())
+    assert (snap.number, snap.id, snap.author, snap.body) == (7, 9007, "exec-bot[bot]", "")
+    assert snap.state is IssueState.OPEN and snap.created_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
+    assert (snap.stage, snap.comp, snap.status) == ("executor", "titanic", Status.RUNNING)
+
+
+@pytest.mark.parametrize(("over", "field"), [
+    ({"number": "7"}, "issue.number"), ({"state": "merged"}, "issue.state"),
+    ({"labels": [{"nom": "x"}]}, "issue.labels"), ({"labels": "bug"}, "issue.labels"),
+    ({"created_at": "yesterday"}, "issue.created_at"), ({"user": "octocat"}, "issue.user"),
+])
+def test_a_rest_issue_missing_a_field_is_rejected_by_name(over: dict[str, Any], field: str) -> None:
+    with pytest.raises(PayloadError, match=field.replace(".", r"\.")):
+        parse_issue(rest_issue(**over))
+
+
+def test_snapshot_derivations_for_odd_label_sets() -> None:
+    two = agent(1, "planner", "running", "status:error")
+    assert two.status is None and two.stage == "planner"
+    assert agent(2, "planner", None).status is Status.IDLE
+    assert agent(3, "planner", "done").status is None
+    both = agent(4, "planner", None, "agent:executor", "comp:iris")
+    assert both.stage is None and both.comp is None and both.comps == {"titanic", "iris"}
+    closed = agent(5, "planner", state="closed", reason="completed")
+    assert closed.closed_as_completed and not closed.dismissed
+    assert agent(6, "planner", state="closed", reason="duplicate").dismissed
+
+
+def test_the_event_carries_the_payload_issue_labels_for_routing() -> None:
+    event = parse_event("issues", "g-1", labeled_payload())
+    assert event.comps == {"titanic"}
+    assert event.issue_author == "exec-bot[bot]"
+    assert "status:running" in event.issue_labels
+
+
+def test_a_label_rename_reports_the_old_name() -> None:
+    payload = {"action": "edited", "label": {"name": "status:run"},
+               "changes": {"name": {"from": "status:running"}}}
+    assert parse_event("label", "g", payload).label_renamed_from == "status:running"
+    assert parse_event("label", "g", {**payload, "changes": {}}).label_renamed_from is None
+
+
+def test_an_issues_event_becomes_a_change() -> None:
+    event = parse_event("issues", "g-2", labeled_payload())
+    found = change_from_event(event, at=T0)
+    assert found is not None
+    assert (found.kind, found.issue, found.label, found.delivery_id, found.at) == \
+        (ChangeKind.LABELED, 7, "status:running", "g-2", T0)
+    assert found.actor.login == "exec-bot[bot]"
+
+
+def test_other_events_and_actions_are_no_change() -> None:
+    pinned = parse_event("issues", "g", {**labeled_payload(), "action": "pinned"})
+    assert change_from_event(pinned, at=T0) is None
+    ping = parse_event("ping", "g", {})
+    assert change_from_event(ping, at=T0) is None
+    opened = parse_event("issues", "g", {**labeled_payload(), "action": "opened"})
+    assert change_from_event(opened, at=T0).label is None  # type: ignore[union-attr]
+
+
+def test_comment_markers_are_stable_and_safe() -> None:
+    marker = comment_marker("R1", 12, "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    assert marker == "<!-- reactor:R1:12:72d3162e-cc78-11e3-81ab-4c9367dc0958 -->"
+    nasty = comment_marker("R2", 1, "a --> b")
+    assert nasty.count("-->") == 1 and nasty.endswith(" -->")
+    body = f"text\n\n{marker}\n{nasty}"
+    assert comment_markers(body) == ("R1:12:72d3162e-cc78-11e3-81ab-4c9367dc0958",
+                                     "R2:1:a%20-%2D%3E%20b")
+
+
+def test_creation_markers_round_trip() -> None:
+    key = "acme/lab:ti tanic--x:executor"
+    body = f"Hand-off\n\n{creation_marker(key)}"
+    assert creation_key(body) == key
+    assert creation_key("no marker here") is None
+    assert view(agent(1, "executor", body=body)).created_by_reactor(1)
+
+
+def test_a_revert_comment_names_rule_actor_undo_and_advice() -> None:
+    comment = revert(issue=3, rule=Rule.R4, actor="eve", what="did a thing",
+                     instead="Do the other thing.", key="g", added=["status:idle"],
+                     removed=["status:running"])
+    assert comment.body.startswith("**R4 authority**: @eve did a thing.")
+    assert "removed `status:running` and restored `status:idle`" in comment.body
+    assert "Do the other thing." in comment.body and comment.body.endswith(comment.marker)

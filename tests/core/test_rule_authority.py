@@ -1,0 +1,56 @@
+"""R4 authority: only the stage's configured agents (or maintainers) move its status."""
+
+from __future__ import annotations
+
+from reactor.actions import Comment, RemoveLabel, Rule
+from reactor.config import parse_config
+from reactor.labels import Status
+from tests.core.world import K, agent, change, of_type, settles, view
+
+AGENTS = parse_config("agents: {planner: ['planner-bot[bot]']}\nmaintainers: [boss]")
+
+
+def test_an_actor_not_configured_for_the_stage_is_reverted() -> None:
+    state = view(agent(1, "planner", "starting"))
+    decision = settles([change(K.LABELED, 1, "status:starting", by="intruder")], state, AGENTS)
+    [remove] = of_type(decision, RemoveLabel)
+    assert (remove.label, remove.rule) == ("status:starting", Rule.R4)
+    [comment] = of_type(decision, Comment)
+    assert "@intruder" in comment.body and "@planner-bot[bot]" in comment.body
+
+
+def test_the_configured_agent_drives_its_stage_whatever_the_case() -> None:
+    state = view(agent(1, "planner", "starting"))
+    changes = [change(K.LABELED, 1, "status:starting", by="Planner-Bot[bot]")]
+    decision = settles(changes, state, AGENTS)
+    assert decision.actions == () and decision.accepted == {1: Status.STARTING}
+
+
+def test_a_stage_without_an_agents_entry_is_open_to_anyone() -> None:
+    state = view(agent(1, "planner", "completed"), agent(2, "analyzer", "starting"),
+                 accepted={1: "completed"})
+    assert settles([change(K.LABELED, 2, "status:starting", by="anyone")], state,
+                   AGENTS).actions == ()
+
+
+def test_with_no_agents_config_anyone_may() -> None:
+    state = view(agent(1, "planner", "starting"))
+    assert settles([change(K.LABELED, 1, "status:starting", by="anyone")], state).actions == ()
+
+
+def test_a_maintainer_may_do_anything_and_it_is_audited() -> None:
+    """Even a move the lifecycle forbids (idle → completed) is accepted from a maintainer."""
+    state = view(agent(1, "planner", "completed"))
+    decision = settles([change(K.LABELED, 1, "status:completed", by="Boss")], state, AGENTS)
+    assert decision.accepted[1] is Status.COMPLETED
+    assert of_type(decision, RemoveLabel) == []
+    assert any("maintainer override" in n.reason for n in decision.notes)
+
+
+def test_one_intruder_in_a_burst_reverts_the_whole_move() -> None:
+    state = view(agent(1, "planner", "running"), accepted={1: "starting"})
+    changes = [change(K.LABELED, 1, "status:running", by="planner-bot[bot]", t=1),
+               change(K.UNLABELED, 1, "status:starting", by="intruder", t=2)]
+    decision = settles(changes, state, AGENTS)
+    assert {a.rule for a in of_type(decision, RemoveLabel)} == {Rule.R4}
+    assert "@intruder" in of_type(decision, Comment)[0].body

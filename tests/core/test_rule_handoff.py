@@ -1,0 +1,131 @@
+"""R9 hand-off: a completed stage starts the next one, found or created, never twice."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from reactor.actions import AddLabel, Comment, CreateIssue, Dispatch, RemoveLabel, Rule
+from reactor.config import parse_config
+from reactor.labels import Status
+from reactor.markers import creation_key
+from reactor.rules import task_of
+from reactor.view import CompetitionView, IssueSnapshot
+from tests.core.world import (
+    K,
+    agent,
+    apply,
+    change,
+    of_type,
+    run,
+    settles,
+    view,
+)
+
+DONE = [change(K.LABELED, 2, "status:completed", by="ana-bot", t=1, delivery="g-done"),
+        change(K.UNLABELED, 2, "status:running", by="ana-bot", t=1)]
+
+
+def completed_analyzer(*others: IssueSnapshot,
+                       memory: dict[int, str] | None = None) -> CompetitionView:
+    """Planner completed; the analyzer (#2) now reads completed, remembered running."""
+    return view(agent(1, "planner", "completed"),
+                agent(2, "analyzer", "completed", "priority:high",
+                      title="[titanic] analyzer: Explore the data"),
+                *others, accepted={1: "completed", 2: "running", **(memory or {})})
+
+
+def test_an_idle_next_issue_is_started_with_a_linking_comment() -> None:
+    state = completed_analyzer(agent(3, "executor"))
+    decision = settles(DONE, state)
+    assert [(a.issue, a.label, a.rule) for a in of_type(decision, AddLabel)] == \
+        [(3, "status:starting", Rule.R9)]
+    [comment] = of_type(decision, Comment)
+    assert comment.issue == 3 and "#2" in comment.body and "#3" in comment.body
+    assert comment.marker == "<!-- reactor:R9:3:g-done -->"
+    assert decision.accepted == {2: Status.COMPLETED, 3: Status.STARTING}
+
+
+def test_a_status_idle_label_on_the_next_issue_is_swapped() -> None:
+    state = completed_analyzer(agent(3, "executor", "idle"))
+    decision = settles(DONE, state)
+    assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:idle"]
+    assert [a.label for a in of_type(decision, AddLabel)] == ["status:starting"]
+
+
+def test_a_missing_next_issue_is_created_in_starting_exactly_once() -> None:
+    state = completed_analyzer()
+    decision = settles(DONE, state)
+    [create] = of_type(decision, CreateIssue)
+    assert create.title == "[titanic] executor: Explore the data"
+    assert create.labels == ("agent:executor", "comp:titanic", "priority:high", "status:starting")
+    assert create.key == "acme/lab:titanic:executor"
+    assert create.status is Status.STARTING and create.rule is Rule.R9
+    assert "#2" in create.body and creation_key(create.body) == create.key
+    [comment] = of_type(decision, Comment)
+    assert comment.issue == 2 and "new executor issue" in comment.body
+
+
+def test_the_created_issue_is_found_next_time_not_created_again() -> None:
+    state = completed_analyzer()
+    first = run(DONE, state)
+    after, _ = apply(first, state)
+    stale = {**after.accepted, 2: Status.RUNNING}  # memory lost the completion: judged again
+    again = run(DONE, dataclasses.replace(after, accepted=stale))
+    assert of_type(again, CreateIssue) == [] and of_type(again, AddLabel) == []
+    assert any("not idle; left alone" in n.reason for n in again.notes)
+
+
+def test_a_busy_next_issue_is_left_alone() -> None:
+    state = completed_analyzer(agent(3, "executor", "error"), memory={3: "error"})
+    decision = settles(DONE, state)
+    assert decision.actions == ()
+    assert any("#3 is `error`" in n.reason for n in decision.notes)
+
+
+def test_the_oldest_open_next_issue_is_chosen() -> None:
+    state = completed_analyzer(agent(5, "executor"), agent(4, "executor", title="other"),
+                               agent(3, "executor", state="closed", reason="completed"))
+    assert [a.issue for a in of_type(run(DONE, state), AddLabel)] == [4]
+
+
+def test_completing_the_last_stage_notes_the_competition_done() -> None:
+    state = view(agent(5, "retrospective", "completed"), accepted={5: "running"})
+    decision = settles([change(K.LABELED, 5, "status:completed"),
+                        change(K.UNLABELED, 5, "status:running")], state)
+    assert decision.actions == ()
+    assert any(n.rule is Rule.R9 and n.reason == "competition titanic done"
+               for n in decision.notes)
+
+
+def test_repository_dispatch_is_sent_when_configured() -> None:
+    config = parse_config("dispatch: [label, repository_dispatch]")
+    state = completed_analyzer(agent(3, "executor"))
+    [dispatch] = of_type(settles(DONE, state, config), Dispatch)
+    assert dispatch.event_type == "reactor.handoff"
+    assert dispatch.payload() == {"comp": "titanic", "stage": "executor",
+                                  "from_stage": "analyzer", "from_issue": 2, "issue": 3}
+
+
+def test_no_hand_off_when_an_earlier_stage_is_no_longer_completed() -> None:
+    state = view(agent(1, "planner", "running"), agent(2, "analyzer", "completed"),
+                 agent(3, "executor"), accepted={1: "running", 2: "running"})
+    decision = settles(DONE, state)
+    assert decision.actions == ()
+    assert any("no hand-off to executor" in n.reason for n in decision.notes)
+
+
+def test_an_invalid_completion_hands_off_nothing() -> None:
+    state = completed_analyzer(agent(3, "executor"), memory={2: "starting"})
+    decision = settles([change(K.LABELED, 2, "status:completed")], state)
+    assert [a.rule for a in of_type(decision, AddLabel)] == [Rule.R1]  # restores starting
+    assert of_type(decision, CreateIssue) == [] and 3 not in decision.accepted
+
+
+def test_a_completion_already_accepted_is_not_handed_off_again() -> None:
+    state = completed_analyzer(agent(3, "executor"), memory={2: "completed"})
+    assert run(DONE, state).actions == ()
+
+
+def test_task_is_the_title_after_the_prefix() -> None:
+    assert task_of("[titanic] analyzer: Explore: the data ") == "Explore: the data"
+    assert task_of("Explore the data") == "Explore the data"

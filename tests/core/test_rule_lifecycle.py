@@ -1,0 +1,125 @@
+"""R1 lifecycle: transitions judged from the accepted status to the fresh read; settle window."""
+
+from __future__ import annotations
+
+from reactor.actions import AddLabel, Comment, RemoveLabel, Rule
+from reactor.labels import Status
+from tests.core.world import K, agent, change, issue, of_type, run, settles, view
+
+
+def test_a_valid_move_is_accepted_without_any_write() -> None:
+    state = view(agent(1, "planner", "starting"))
+    decision = settles([change(K.LABELED, 1, "status:starting")], state)
+    assert decision.actions == ()
+    assert decision.accepted == {1: Status.STARTING}
+    assert decision.reverted == frozenset()
+    assert any("accepted idle → starting" in n.reason for n in decision.notes)
+
+
+def test_an_invalid_move_removes_exactly_the_added_label_and_comments_once() -> None:
+    state = view(agent(1, "planner", "running", "priority:high"))
+    decision = settles([change(K.LABELED, 1, "status:running", by="mallory", t=5)], state)
+    removes, adds, notes = of_type(decision, RemoveLabel), of_type(decision, AddLabel), \
+        of_type(decision, Comment)
+    assert [(a.issue, a.label, a.rule) for a in removes] == [(1, "status:running", Rule.R1)]
+    assert adds == []  # no status label = idle: nothing to put back
+    assert len(notes) == 1
+    body = notes[0].body
+    assert "R1 lifecycle" in body and "@mallory" in body and "`status:starting`" in body
+    assert notes[0].marker == "<!-- reactor:R1:1:d-labeled-1-status:running-5 -->"
+    assert body.endswith(notes[0].marker)
+    assert decision.accepted == {1: Status.IDLE}
+    assert decision.reverted == {1}
+
+
+def test_a_removed_status_idle_label_is_put_back_when_the_change_removed_it() -> None:
+    state = view(agent(1, "planner", "completed"))
+    changes = [change(K.UNLABELED, 1, "status:idle", t=1),
+               change(K.LABELED, 1, "status:completed", t=2)]
+    decision = settles(changes, state)
+    assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:completed"]
+    assert [a.label for a in of_type(decision, AddLabel)] == ["status:idle"]
+
+
+def test_the_label_removed_is_restored_by_its_exact_name() -> None:
+    state = view(agent(1, "planner", "completed"), accepted={1: "starting"})
+    changes = [change(K.UNLABELED, 1, "Status:Starting", t=1),
+               change(K.LABELED, 1, "status:completed", t=2)]
+    decision = settles(changes, state)
+    assert [a.label for a in of_type(decision, AddLabel)] == ["Status:Starting"]
+    assert decision.accepted == {1: Status.STARTING}
+
+
+def test_labels_are_read_regardless_of_case() -> None:
+    state = view(agent(1, "planner", None, "Status: Running"), accepted={1: "starting"})
+    changes = [change(K.UNLABELED, 1, "status:starting", t=1),
+               change(K.LABELED, 1, "Status: Running", t=1)]
+    decision = settles(changes, state, now=10)
+    assert decision.actions == () and decision.accepted == {1: Status.RUNNING}
+
+
+def test_a_two_request_change_is_judged_as_one_move() -> None:
+    """starting → running as add-then-remove: both halves in one burst, one clean read."""
+    state = view(agent(1, "planner", "running"), accepted={1: "starting"})
+    changes = [change(K.LABELED, 1, "status:running", t=1),
+               change(K.UNLABELED, 1, "status:starting", t=1.2)]
+    assert settles(changes, state).accepted == {1: Status.RUNNING}
+
+
+def test_two_status_labels_within_the_settle_window_wait_and_touch_nothing() -> None:
+    state = view(agent(1, "planner", "starting", "status:running"), accepted={1: "starting"})
+    decision = run([change(K.LABELED, 1, "status:running", t=10)], state, now=10.5)
+    assert decision.actions == () and decision.accepted == {}
+    assert decision.settle_until is not None
+    assert decision.settle_until.timestamp() - state.issues[0].created_at.timestamp() == 11
+
+
+def test_two_status_labels_after_the_settle_window_revert_the_added_one() -> None:
+    state = view(agent(1, "planner", "starting", "status:running"), accepted={1: "starting"})
+    decision = settles([change(K.LABELED, 1, "status:running", t=10)], state, now=11)
+    assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:running"]
+    assert of_type(decision, AddLabel) == []
+    assert "exactly one known status" in of_type(decision, Comment)[0].body
+
+
+def test_no_label_right_after_a_non_idle_status_waits_then_restores_it() -> None:
+    state = view(agent(1, "planner", None), accepted={1: "running"})
+    changes = [change(K.UNLABELED, 1, "status:running", t=10)]
+    assert run(changes, state, now=10.2).settle_until is not None
+    late = settles(changes, state, now=12)
+    assert [a.label for a in of_type(late, AddLabel)] == ["status:running"]
+
+
+def test_completed_to_idle_by_removing_the_label_is_accepted_after_settling() -> None:
+    state = view(agent(1, "planner", None), accepted={1: "completed"})
+    changes = [change(K.UNLABELED, 1, "status:completed", t=10)]
+    assert run(changes, state, now=10.5).settle_until is not None
+    late = settles(changes, state, now=12)
+    assert late.actions == () and late.accepted == {1: Status.IDLE}
+
+
+def test_an_unknown_status_label_is_removed_at_once() -> None:
+    state = view(agent(1, "planner", "running", "status:done"), accepted={1: "running"})
+    decision = settles([change(K.LABELED, 1, "status:done", t=59.9)], state)
+    assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:done"]
+
+
+def test_an_issue_opened_with_a_forbidden_status_is_reverted() -> None:
+    state = view(agent(1, "planner", "running"))
+    decision = settles([change(K.OPENED, 1)], state)
+    assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:running"]
+
+
+def test_issues_without_exactly_one_agent_label_are_not_judged() -> None:
+    state = view(issue(1, "status:running", "comp:titanic"))
+    assert run([change(K.LABELED, 1, "status:running")], state).actions == ()
+
+
+def test_a_status_change_on_an_issue_outside_the_view_is_ignored() -> None:
+    assert run([change(K.LABELED, 9, "status:running")], view()).actions == ()
+
+
+def test_other_label_changes_do_not_judge_a_pending_status() -> None:
+    """The status moved but its own webhook has not arrived: wait for it."""
+    state = view(agent(1, "planner", "completed", "bug"), accepted={1: "starting"})
+    assert run([change(K.LABELED, 1, "bug")], state).actions == ()
