@@ -1,14 +1,20 @@
 """``issues`` events: the agents' status, stage and competition changes land here.
 
+Each change goes to its competition's burst (:mod:`reactor.shell.coordinate`), where the rules
+R1–R6 and R9 decide on a fresh read of the whole competition.
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#issues
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from gidgethub import routing, sansio
 
 from reactor.context import Context
-from reactor.model import Event
+from reactor.labels import LabelKind, parse_label
+from reactor.model import Event, change_from_event
+from reactor.shell import coordinate
 from reactor.store.audit import Outcome
 
 router = routing.Router()
@@ -18,10 +24,32 @@ ACTIONS = (
 )
 
 
-async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
-    """Audit the change; the coordination rules (R1–R6, R9) act here once they land."""
-    await ctx.audit(event, Outcome.OBSERVED)
+# Labels whose presence makes an issue the rules' business.
+_RULED = frozenset({LabelKind.AGENT, LabelKind.COMP, LabelKind.STATUS, LabelKind.REACTOR})
+
+
+def concerns_the_rules(event: Event) -> bool:
+    """Whether the issue or the changed label is an agent, competition or status matter.
+
+    An issue that never carried such a label needs nothing, so it costs no GitHub call
+    (SPEC §7). A stale payload cannot hide one: the webhook of the change that added the
+    label names it.
+    """
+    names = (*event.issue_labels, *((event.label,) if event.label else ()))
+    return any(parse_label(name).kind in _RULED for name in names)
+
+
+async def coordinate_change(raw: sansio.Event, event: Event, ctx: Context) -> None:
+    """Hand the change to its competition's burst (or only audit it when nothing is at stake)."""
+    change = change_from_event(event, at=datetime.now(UTC))
+    scope = coordinate.scope_of(event)
+    if change is None or scope is None:
+        await ctx.audit(event, Outcome.OBSERVED, detail="no repository or installation to act on")
+    elif not concerns_the_rules(event):
+        await ctx.audit(event, Outcome.OBSERVED, detail="not an agent or competition issue")
+    else:
+        await coordinate.submit(ctx, scope, change)
 
 
 for _action in ACTIONS:
-    router.add(observe, "issues", action=_action)
+    router.add(coordinate_change, "issues", action=_action)

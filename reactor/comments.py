@@ -68,3 +68,13 @@ def handoff(*, issue: int, completed: int, stage: str, target: str, key: str) ->
     text = (f"{heading(Rule.R9)}: #{completed} ({stage}) completed; {target} "
             f"is now `status:starting`.")
     return _comment(issue, Rule.R9, key, text, f"R9 hand-off from #{completed}")
+
+
+def conflict(*, issue: int, rule: Rule, maintainers: Iterable[str], key: str) -> Comment:
+    """Posted once when an issue kept changing under the reactor past its retry budget."""
+    mentions = " ".join(f"@{login}" for login in sorted(maintainers)) or "A maintainer"
+    text = (f"{heading(rule)}: this issue kept changing while the reactor was acting on it, "
+            f"so it stopped after several attempts and labels it `reactor:needs-human`.\n\n"
+            f"{mentions}: please settle its labels by hand, then remove "
+            f"`reactor:needs-human` to hand the issue back to the reactor.")
+    return _comment(issue, rule, key, text, f"{rule.value} conflict escalated", tag="needs-human")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis.asyncio
+from redis import Redis as SyncRedis
 
 from reactor.github import GitHubClient
 from reactor.model import Actor, Event
@@ -17,6 +18,7 @@ from reactor.store.audit import AuditLog, Outcome, for_event
 class Context:
     settings: Settings
     redis: redis.asyncio.Redis
+    sync_redis: SyncRedis  # for RQ, which schedules jobs through a synchronous client
     audit_log: AuditLog
     github: GitHubClient
     app_login: str  # "<app-slug>[bot]": the account the reactor's own writes come from
@@ -34,3 +36,4 @@ class Context:
     async def aclose(self) -> None:
         await self.github.aclose()
         await self.redis.aclose()
+        self.sync_redis.close()

@@ -19,8 +19,8 @@ from rq import Queue, get_current_job
 import handlers
 from reactor.context import Context
 from reactor.errors import PayloadError, RateLimited
-from reactor.model import parse_event
-from reactor.store import deliveries
+from reactor.model import Event, parse_event
+from reactor.store import deliveries, memory
 from reactor.store.audit import AuditRecord, Outcome, now_iso
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
         ))
         return Outcome.REJECTED
     if ctx.is_self(event.sender):
-        await ctx.audit(event, Outcome.SKIPPED, rule="R10", detail="the reactor's own write")
+        expected = await _consume_echo(ctx, event)
+        detail = "the reactor's own write" + ("" if expected else " (not recorded as expected)")
+        await ctx.audit(event, Outcome.SKIPPED, rule="R10", detail=detail)
         return Outcome.SKIPPED
     raw = sansio.Event(payload, event=delivery.event, delivery_id=guid)
     if not router.fetch(raw):
@@ -58,6 +60,24 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
         return Outcome.IGNORED
     await router.dispatch(raw, event, ctx)
     return Outcome.OBSERVED
+
+
+def evaluate_scope(scope: str) -> str:
+    """Evaluate a competition's parked or stranded changes (a scheduled RQ job)."""
+    from reactor.shell import coordinate
+    from reactor.worker import runtime
+
+    current = runtime()
+    current.run(coordinate.resume(current.context, coordinate.Scope.loads(scope)))
+    return "evaluated"
+
+
+async def _consume_echo(ctx: Context, event: Event) -> bool:
+    """Whether the reactor recorded this change as expected just before making it (R10)."""
+    if event.repo is None or event.issue is None or event.action is None:
+        return False
+    echo = f"{event.action}:{event.label}" if event.label else event.action
+    return await memory.consume_expectation(ctx.redis, event.repo.id, event.issue, echo)
 
 
 def _defer(guid: str, exc: RateLimited) -> str:

@@ -61,9 +61,10 @@ async def open_context(settings: Settings) -> Context:
     client = redis.asyncio.Redis.from_url(settings.require_redis_url(), socket_timeout=10)
     github = GitHubClient.from_settings(settings, redis=client)
     app = await get_app(github.app)
+    sync_client = redis.Redis.from_url(settings.require_redis_url())
     return Context(
-        settings=settings, redis=client, audit_log=AuditLog(client), github=github,
-        app_login=app.bot_login,
+        settings=settings, redis=client, sync_redis=sync_client, audit_log=AuditLog(client),
+        github=github, app_login=app.bot_login,
     )
 
 

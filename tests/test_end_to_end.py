@@ -41,7 +41,7 @@ def test_sandbox_changes_reach_the_workers_and_the_apps_own_writes_are_skipped(
         created = sandbox.as_user("alice", "POST", "/repos/acme/agents/issues", json=issue)
         number = created.json()["number"]
         opened = stack.wait_for_audit(lambda r: r.event == "issues" and r.action == "opened")
-        assert (opened.actor, opened.issue, opened.outcome) == ("alice", str(number), "observed")
+        assert (opened.actor, opened.issue, opened.outcome) == ("alice", str(number), "accepted")
 
         token = sandbox.installation_token(repo["installation_id"])
         added = sandbox.http.post(f"/repos/acme/agents/issues/{number}/labels",

@@ -22,6 +22,9 @@ class Outcome(StrEnum):
     """What happened to an event."""
 
     OBSERVED = "observed"  # routed to a handler that had nothing to change
+    ACCEPTED = "accepted"  # evaluated against the rules: nothing broken, nothing to do
+    APPLIED = "applied"  # the reactor acted (a revert, a close, a hand-off, ...)
+    NOTED = "noted"  # a rule's audit-only remark
     IGNORED = "ignored"  # no handler for this event or action
     SKIPPED = "skipped"  # the reactor's own write echoed back (R10)
     REJECTED = "rejected"  # the payload could not be parsed

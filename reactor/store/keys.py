@@ -30,6 +30,7 @@ LEASE = PREFIX + "lease:{scope}"
 FENCE = PREFIX + "fence:{scope}"
 PENDING = PREFIX + "pending:{scope}"
 INFLIGHT = PREFIX + "inflight:{scope}"
+SETTLING = PREFIX + "settling:{scope}"  # changes parked until a settle window ends
 
 # The reactor's memory between evaluations (reactor/store/memory.py).
 ACCEPTED = PREFIX + "accepted:{repo_id}"
@@ -37,6 +38,11 @@ REVERTS = PREFIX + "reverts:{repo_id}:{issue}"
 MARKER = PREFIX + "marker:{marker}"
 EXPECTATIONS = PREFIX + "expect:{repo_id}:{issue}"
 CREATED = PREFIX + "created:{repo_id}:{key}"
+
+# Repository config: the cached text, the last text that parsed, problems already reported.
+CONFIG = PREFIX + "config:{repo_id}"
+CONFIG_GOOD = PREFIX + "config-good:{repo_id}"
+CONFIG_REPORTED = PREFIX + "config-reported:{repo_id}:{digest}"
 
 # RQ queue names.
 QUEUE_EVENTS = "reactor-events"
@@ -100,3 +106,19 @@ def expectations(repo_id: int, issue: int) -> str:
 
 def created(repo_id: int, key: str) -> str:
     return CREATED.format(repo_id=repo_id, key=key)
+
+
+def config(repo_id: int) -> str:
+    return CONFIG.format(repo_id=repo_id)
+
+
+def config_good(repo_id: int) -> str:
+    return CONFIG_GOOD.format(repo_id=repo_id)
+
+
+def config_reported(repo_id: int, digest: str) -> str:
+    return CONFIG_REPORTED.format(repo_id=repo_id, digest=digest)
+
+
+def settling(scope: str) -> str:
+    return SETTLING.format(scope=scope)

@@ -136,3 +136,8 @@ async def finish_creation(
     client: redis.asyncio.Redis, repo_id: int, key: str, number: int
 ) -> None:
     await client.set(keys.created(repo_id, key), number)
+
+
+async def abandon_creation(client: redis.asyncio.Redis, repo_id: int, key: str) -> None:
+    """The creation failed: let the next decision claim the key again."""
+    await client.delete(keys.created(repo_id, key))

@@ -1,0 +1,147 @@
+"""Performs a Decision's actions on GitHub, one delta at a time, under the competition's lease.
+
+GitHub has no conditional writes (no ``If-Match`` on issues), so the applier comes as close
+as GitHub allows (SPEC §6): the lease's fencing check runs before every write; before the
+first write to an issue, the issue is read again and compared with the snapshot the decision
+was taken on (:class:`Conflict` when it changed, and the caller decides again); writes add or
+remove one label and never replace the set; removing a label that is already gone (404)
+counts as done. Each label write is recorded as expected first, so its webhook echo is known
+as the reactor's own (R10). A comment is posted only by whoever claims its marker first, so
+retries and replays never post it twice; an issue is created at most once per key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import redis.asyncio
+from gidgethub.abc import GitHubAPI
+
+from reactor.actions import (
+    Action,
+    AddLabel,
+    CloseIssue,
+    Comment,
+    CreateIssue,
+    Decision,
+    Dispatch,
+    Escalate,
+    RemoveLabel,
+)
+from reactor.errors import GitHubError, ReactorError
+from reactor.labels import ReactorLabel
+from reactor.model import Repo
+from reactor.shell.reads import one_issue
+from reactor.store import memory
+from reactor.store.locks import Lease
+from reactor.view import CompetitionView
+
+
+class Conflict(ReactorError):
+    """The issue changed after it was read: the decision must be taken again."""
+
+    def __init__(self, issue: int) -> None:
+        super().__init__(f"issue #{issue} changed while the reactor was deciding")
+        self.issue = issue
+
+
+@dataclass
+class Applier:
+    """Applies one decision taken on ``view``; collects the issues it created."""
+
+    gh: GitHubAPI
+    redis: redis.asyncio.Redis
+    repo: Repo
+    lease: Lease
+    view: CompetitionView
+    created: dict[str, int] = field(default_factory=dict)  # creation key -> issue number
+    _checked: set[int] = field(default_factory=set)
+
+    async def apply(self, decision: Decision) -> None:
+        for action in decision.actions:
+            await self._precondition(action)
+            await self.lease.check()
+            await self._perform(action)
+
+    async def _precondition(self, action: Action) -> None:
+        """Read the issue again before the first write that depends on its labels or state."""
+        if isinstance(action, Comment | CreateIssue | Dispatch):
+            return
+        seen = self.view.issue(action.issue)
+        if seen is None or action.issue in self._checked:
+            return
+        fresh = await one_issue(self.gh, self.repo, action.issue)
+        if fresh is None or fresh.labels != seen.labels or fresh.state != seen.state:
+            raise Conflict(action.issue)
+        self._checked.add(action.issue)
+
+    async def _perform(self, action: Action) -> None:
+        match action:
+            case AddLabel(issue=number, label=label):
+                await self._add_label(number, label)
+            case Escalate(issue=number):
+                await self._add_label(number, ReactorLabel.NEEDS_HUMAN.value)
+            case RemoveLabel(issue=number, label=label):
+                await self._remove_label(number, label)
+            case Comment():
+                await self._comment(action)
+            case CreateIssue():
+                await self._create(action)
+            case CloseIssue():
+                await self._close(action)
+            case Dispatch():
+                await self.gh.post(f"/repos/{self.repo.full_name}/dispatches", data={
+                    "event_type": action.event_type, "client_payload": action.payload(),
+                })
+
+    async def _add_label(self, number: int, label: str) -> None:
+        await memory.expect(self.redis, self.repo.id, number, f"labeled:{label}")
+        path = f"/repos/{self.repo.full_name}/issues/{number}/labels"
+        await self.gh.post(path, data={"labels": [label]})
+
+    async def _remove_label(self, number: int, label: str) -> None:
+        await memory.expect(self.redis, self.repo.id, number, f"unlabeled:{label}")
+        path = f"/repos/{self.repo.full_name}/issues/{number}/labels/{quote(label, safe='')}"
+        try:
+            await self.gh.delete(path)
+        except GitHubError as exc:
+            if exc.status != 404:  # already gone: the delta is done
+                raise
+
+    async def _comment(self, action: Comment) -> None:
+        if not await memory.claim_marker(self.redis, action.marker):
+            return
+        try:
+            await self.gh.post(
+                f"/repos/{self.repo.full_name}/issues/{action.issue}/comments",
+                data={"body": action.body},
+            )
+        except BaseException:
+            await memory.release_marker(self.redis, action.marker)
+            raise
+
+    async def _create(self, action: CreateIssue) -> None:
+        claim = await memory.begin_creation(self.redis, self.repo.id, action.key)
+        if claim.number is not None:
+            self.created[action.key] = claim.number
+            return
+        adopted = next((i.number for i in self.view.issues if i.creation_key == action.key), None)
+        if adopted is None:
+            try:
+                item = await self.gh.post(f"/repos/{self.repo.full_name}/issues", data={
+                    "title": action.title, "body": action.body, "labels": list(action.labels),
+                })
+            except BaseException:
+                await memory.abandon_creation(self.redis, self.repo.id, action.key)
+                raise
+            adopted = int(item["number"])
+        await memory.finish_creation(self.redis, self.repo.id, action.key, adopted)
+        self.created[action.key] = adopted
+
+    async def _close(self, action: CloseIssue) -> None:
+        await memory.expect(self.redis, self.repo.id, action.issue, "closed")
+        data: dict[str, object] = {"state": "closed", "state_reason": action.state_reason.value}
+        if action.duplicate_issue_id is not None:
+            data["duplicate_issue_id"] = action.duplicate_issue_id
+        await self.gh.patch(f"/repos/{self.repo.full_name}/issues/{action.issue}", data=data)

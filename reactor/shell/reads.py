@@ -1,0 +1,57 @@
+"""Fresh reads of what the rules decide on. The payload's copy of an issue is never trusted.
+
+A competition is read with one paginated listing by its ``comp:`` label (open and closed);
+issues named by a change but no longer carrying the label (its ``comp:`` label was removed)
+are read one by one. Conditional requests make an unchanged page free
+(https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from gidgethub.abc import GitHubAPI
+
+from reactor.errors import GitHubError
+from reactor.model import Repo, parse_issue
+from reactor.view import IssueSnapshot
+
+# GitHub's reads can lag its writes: a 404 right after a creation is retried briefly.
+NOT_FOUND_RETRIES = (0.2, 0.5, 1.0)
+
+
+async def competition_issues(
+    gh: GitHubAPI, repo: Repo, comp: str | None, also: Iterable[int]
+) -> tuple[IssueSnapshot, ...]:
+    """Every issue of ``comp`` (none for a lone issue), plus the issues in ``also``."""
+    found: dict[int, IssueSnapshot] = {}
+    if comp is not None:
+        url = f"/repos/{repo.full_name}/issues{{?labels,state,per_page}}"
+        params: dict[str, str | int] = {"labels": f"comp:{comp}", "state": "all", "per_page": 100}
+        async for item in gh.getiter(url, params):
+            if "pull_request" not in item:
+                listed = parse_issue(item)
+                found[listed.number] = listed
+    for number in sorted(set(also) - set(found)):
+        single = await one_issue(gh, repo, number)
+        if single is not None:
+            found[number] = single
+    return tuple(found[n] for n in sorted(found))
+
+
+async def one_issue(gh: GitHubAPI, repo: Repo, number: int) -> IssueSnapshot | None:
+    """The issue, or None once it is gone (deleted or transferred) after brief retries."""
+    for delay in (*NOT_FOUND_RETRIES, None):
+        try:
+            item: Any = await gh.getitem(f"/repos/{repo.full_name}/issues/{number}")
+        except GitHubError as exc:
+            if exc.status not in (404, 410):
+                raise
+            if delay is None:
+                return None
+            await asyncio.sleep(delay)
+            continue
+        return None if "pull_request" in item else parse_issue(item)
+    return None
