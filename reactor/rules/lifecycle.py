@@ -101,7 +101,43 @@ def judge(issue: IssueSnapshot, sit: Situation, decided: Mapping[int, Status]) -
     if violation is None:
         assert status is not None  # a None status always breaks R1
         return Accept(status, culprit)
+    if violation.rule in (Rule.R1, Rule.R2) and status is not None:
+        # Who acted is fine; what moved may be several allowed steps, or still in flight.
+        steps = walk(before, changes)
+        end = steps[-1][1] if steps else before
+        if status is end and all(
+            _violation(issue, stage, b, a, c, (c,), sit, decided) is None for a, b, c in steps
+        ):
+            return Accept(end, culprit)
+        if status is not end and sit.now < until:
+            return Settle(until)  # the read is ahead of the webhooks this burst holds
     return revert_status(issue, before, violation, sit)
+
+
+def walk(before: Status, changes: tuple[Change, ...]) -> tuple[tuple[Status, Status, Change], ...]:
+    """The moves the burst's webhooks describe, in order: (from, to, the change that made it).
+
+    An agent quicker than the reactor's round trip moves ``starting → running → completed``
+    before the first webhook is handled; the net move (``idle → completed``) breaks R1, yet each
+    step is allowed. Adding a status label is a move to it; removing the current one is a move
+    to ``idle`` unless a later change in the burst adds another (remove-then-add).
+    """
+    moves = [c for c in changes if c.kind in LABEL_CHANGES and c.label is not None
+             and parse_label(c.label).status is not None]
+    steps: list[tuple[Status, Status, Change]] = []
+    current = before
+    for index, change in enumerate(moves):
+        target = parse_label(change.label or "").status
+        assert target is not None
+        if change.kind is ChangeKind.LABELED and target is not current:
+            steps.append((current, target, change))
+            current = target
+        elif change.kind is ChangeKind.UNLABELED and target is current and not any(
+            later.kind is ChangeKind.LABELED for later in moves[index + 1:]
+        ):
+            steps.append((current, Status.IDLE, change))
+            current = Status.IDLE
+    return tuple(steps)
 
 
 def _culprit(changes: tuple[Change, ...], status: Status | None) -> Change:

@@ -98,19 +98,26 @@ async def run(ctx: Context, scope: Scope) -> None:
         finally:
             await lease.release()
         if not await locks.has_pending(ctx.redis, scope.key):
-            return
+            return  # parked changes wait for their scheduled check or the next change
 
 
 async def resume(ctx: Context, scope: Scope) -> None:
-    """A scheduled check: put parked (settling) changes back, then evaluate."""
-    parked: list[bytes] = await ctx.redis.lrange(keys.settling(scope.key), 0, -1)  # type: ignore[assignment]
-    for raw in parked:
-        await locks.push_pending(ctx.redis, scope.key, raw)
-    await ctx.redis.delete(keys.settling(scope.key))
+    """A scheduled check: evaluate whatever is pending or parked (or do nothing)."""
     await run(ctx, scope)
 
 
+async def _unpark(client: redis.asyncio.Redis, scope: Scope) -> None:
+    """Parked changes rejoin the burst, before the changes that arrived since."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.lrange(keys.settling(scope.key), 0, -1)
+        pipe.delete(keys.settling(scope.key))
+        parked, _ = await pipe.execute()
+    if parked:
+        await client.lpush(keys.pending(scope.key), *reversed(parked))
+
+
 async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> None:
+    await _unpark(ctx.redis, scope)
     changes = [_decode(raw) for raw in await locks.take_pending(ctx.redis, scope.key)]
     if not changes:
         return
