@@ -1,0 +1,1 @@
+"""The benchmarks of SPEC §7: each prints its figures as one JSON line apiece."""
