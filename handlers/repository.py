@@ -1,4 +1,4 @@
-"""``push`` (a changed ``.github/reactor.yml``) and ``issue_dependencies`` (R7's graph edges).
+"""``push`` (``.github/reactor.yml`` may have changed) and ``issue_dependencies``.
 
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#push
 """
@@ -9,13 +9,25 @@ from gidgethub import routing, sansio
 
 from reactor.context import Context
 from reactor.model import Event
+from reactor.shell import repoconfig
 from reactor.store.audit import Outcome
 
 router = routing.Router()
 
 
 @router.register("push")
+async def forget_config(raw: sansio.Event, event: Event, ctx: Context) -> None:
+    """A push to the default branch may change the config: read it again next time."""
+    repository = raw.data.get("repository") or {}
+    default = f"refs/heads/{repository.get('default_branch') or repository.get('master_branch')}"
+    if event.repo is not None and raw.data.get("ref") == default:
+        await repoconfig.forget(ctx.redis, event.repo)
+        await ctx.audit(event, Outcome.APPLIED, detail="config will be read again")
+    else:
+        await ctx.audit(event, Outcome.OBSERVED, detail="not the default branch")
+
+
 @router.register("issue_dependencies")
 async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
-    """Audit the change; config reloads and cycle checks land with their rules."""
+    """Audited; dependency cycles (R7) are not checked yet."""
     await ctx.audit(event, Outcome.OBSERVED)

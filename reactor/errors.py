@@ -64,6 +64,13 @@ class GitHubError(ReactorError):
         self.url = url
 
 
+def is_transient(exc: GitHubError) -> bool:
+    """Whether trying again later may succeed (limits, 5xx, timeouts) or never will (4xx)."""
+    return isinstance(exc, RateLimited | GitHubUnavailable) or exc.status in (0, 429) or (
+        exc.status >= 500
+    )
+
+
 class RateLimited(GitHubError):
     """The installation is rate limited until ``retry_at`` (primary or secondary limit)."""
 

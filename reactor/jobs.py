@@ -1,9 +1,10 @@
 """RQ entry points. A job carries a delivery id only; everything else is loaded fresh.
 
 A worker loads the stored delivery, parses it once into a typed event and routes it through
-:mod:`handlers`. A payload that does not parse is audited as rejected and the job succeeds
-(retrying would not help); anything unexpected fails the job, so RQ retries it and finally
-keeps it, with its reason, in the failed registry.
+:mod:`handlers`. A payload that does not parse, or a GitHub answer that retrying cannot
+change (a 4xx), is audited as rejected and the job succeeds; anything else (GitHub
+unavailable, a bug) fails the job, so RQ retries it and finally keeps it, with its reason,
+in the failed registry.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rq import Queue, get_current_job
 
 import handlers
 from reactor.context import Context
-from reactor.errors import PayloadError, RateLimited
+from reactor.errors import GitHubError, PayloadError, RateLimited, is_transient
 from reactor.model import Event, parse_event
 from reactor.store import deliveries, memory
 from reactor.store.audit import AuditRecord, Outcome, now_iso
@@ -58,7 +59,13 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
     if not router.fetch(raw):
         await ctx.audit(event, Outcome.IGNORED)
         return Outcome.IGNORED
-    await router.dispatch(raw, event, ctx)
+    try:
+        await router.dispatch(raw, event, ctx)
+    except GitHubError as exc:
+        if is_transient(exc):
+            raise  # RQ retries the job; a rate limit defers it
+        await ctx.audit(event, Outcome.REJECTED, detail=f"GitHub refused: {exc}")
+        return Outcome.REJECTED
     return Outcome.OBSERVED
 
 

@@ -24,6 +24,7 @@ from reactor import comments
 from reactor.actions import CreateIssue, Decision, Escalate
 from reactor.config import RepoConfig
 from reactor.context import Context
+from reactor.errors import GitHubError, is_transient
 from reactor.labels import LabelKind, Status, parse_label
 from reactor.model import Actor, Event, Repo
 from reactor.rules import evaluate
@@ -122,10 +123,15 @@ async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> N
     if not changes:
         return
     gh = ctx.github.for_installation(scope.installation_id)
-    config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
-    if problem:
-        await record_problem(ctx, scope, problem, changes)
-    decision = await _decide_and_apply(ctx, scope, lease, changes, config)
+    try:
+        config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
+        if problem:
+            await record_problem(ctx, scope, problem, changes)
+        decision = await _decide_and_apply(ctx, scope, lease, changes, config)
+    except GitHubError as exc:
+        if not is_transient(exc):  # the burst can never succeed; the next change reads afresh
+            await locks.finish_pending(ctx.redis, scope.key)
+        raise
     await record_decision(ctx, scope, decision, changes)
     if decision.settle_until is not None:
         await _park(ctx, scope, changes, decision.settle_until)
