@@ -78,3 +78,10 @@ def conflict(*, issue: int, rule: Rule, maintainers: Iterable[str], key: str) ->
             f"{mentions}: please settle its labels by hand, then remove "
             f"`reactor:needs-human` to hand the issue back to the reactor.")
     return _comment(issue, rule, key, text, f"{rule.value} conflict escalated", tag="needs-human")
+
+
+def config_problem(*, issue: int, problem: str, key: str) -> Comment:
+    """Posted once per malformed config text, on the newest agent issue (SPEC §3)."""
+    text = (f"**Configuration**: {problem}\n\nThe reactor keeps using the last configuration "
+            f"that parsed (or the defaults) until `.github/reactor.yml` is fixed.")
+    return _comment(issue, Rule.R1, key, text, "config problem reported", tag="config")

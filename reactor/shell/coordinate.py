@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -127,7 +127,7 @@ async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> N
         config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
         if problem:
             await record_problem(ctx, scope, problem, changes)
-        decision = await _decide_and_apply(ctx, scope, lease, changes, config)
+        decision = await _decide_and_apply(ctx, scope, lease, changes, config, problem)
     except GitHubError as exc:
         if not is_transient(exc):  # the burst can never succeed; the next change reads afresh
             await locks.finish_pending(ctx.redis, scope.key)
@@ -139,12 +139,15 @@ async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> N
 
 
 async def _decide_and_apply(
-    ctx: Context, scope: Scope, lease: locks.Lease, changes: list[Change], config: RepoConfig
+    ctx: Context, scope: Scope, lease: locks.Lease, changes: list[Change], config: RepoConfig,
+    problem: str | None,
 ) -> Decision:
     gh = ctx.github.for_installation(scope.installation_id)
     for attempt in range(CONFLICT_ATTEMPTS):
         view = await _read_view(ctx, scope, changes)
         decision = evaluate(changes, view, config, now=datetime.now(UTC), app_login=ctx.app_login)
+        if problem:
+            decision = _with_problem_comment(decision, view, problem)
         applier = Applier(gh, ctx.redis, scope.repo, lease, view)
         try:
             await applier.apply(decision)
@@ -160,6 +163,15 @@ async def _decide_and_apply(
         await _remember(ctx.redis, scope, decision, applier.created, changes)
         return decision
     raise AssertionError("unreachable")
+
+
+def _with_problem_comment(decision: Decision, view: CompetitionView, problem: str) -> Decision:
+    """Say what is wrong with the config on the newest agent issue, once per config text."""
+    agents = [issue.number for issue in view.issues if issue.stage is not None]
+    if not agents:
+        return decision
+    comment = comments.config_problem(issue=max(agents), problem=problem, key=problem)
+    return replace(decision, actions=(*decision.actions, comment))
 
 
 async def _read_view(ctx: Context, scope: Scope, changes: list[Change]) -> CompetitionView:
