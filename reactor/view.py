@@ -144,7 +144,8 @@ class CompetitionView:
     memory of is judged from ``idle`` (after a Redis wipe, ``reactor reconcile`` reseeds it
     with :func:`reactor.rules.seed_accepted`). ``reverts`` counts the recent reverts of each
     issue (the revert-war cap); ``created`` lists issues the reactor created, besides those
-    whose body carries the creation marker.
+    whose body carries the creation marker; ``competitions`` is the competition each issue was
+    first seen in, so a ``comp:`` swap split over two bursts is still undone.
     """
 
     repo: str
@@ -153,6 +154,7 @@ class CompetitionView:
     accepted: Mapping[int, Status] = field(default_factory=_empty)  # type: ignore[arg-type]
     reverts: Mapping[int, int] = field(default_factory=_empty)  # type: ignore[arg-type]
     created: frozenset[int] = frozenset()
+    competitions: Mapping[int, str] = field(default_factory=_empty)  # type: ignore[arg-type]
 
     def issue(self, number: int) -> IssueSnapshot | None:
         return next((i for i in self.issues if i.number == number), None)

@@ -139,7 +139,11 @@ class Situation:
     def identity_before(self, issue: IssueSnapshot, kind: LabelKind) -> frozenset[str]:
         """Values of ``kind`` (``agent``/``comp``) the issue carried before the burst, as far
         as the burst tells: the fresh ones minus those others added, plus those removed.
-        Maintainers' changes count as already accepted."""
+        Maintainers' changes count as already accepted. A competition the reactor remembers
+        for the issue is its competition, whatever the burst shows."""
+        remembered = self.view.competitions.get(issue.number) if kind is LabelKind.COMP else None
+        if remembered is not None and not any(self.is_maintainer(c) for c in self.of(issue.number)):
+            return frozenset({remembered})
         net = self.net(issue, (kind,), lambda c: not self.is_maintainer(c))
         added = {value for (k, value) in net.added if k is kind}
         removed = {value for (k, value) in net.removed if k is kind}

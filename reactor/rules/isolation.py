@@ -65,6 +65,11 @@ def _identity_revert(issue: IssueSnapshot, sit: Situation, kind: LabelKind) -> R
     keep = sit.identity(issue, kind) if not before else None
     remove = tuple(name for (k, v), name in net.added.items() if k is kind and v != keep)
     add = tuple(name for (k, _), name in net.removed.items() if k is kind and len(before) == 1)
+    remembered = sit.view.competitions.get(issue.number) if kind is LabelKind.COMP else None
+    if remembered is not None and before == {remembered} and (net.added or net.removed):
+        # State-based, so a swap whose halves arrived in separate bursts is still undone.
+        remove = tuple(item.name for item in issue.tags.of(kind) if item.value != remembered)
+        add = () if remembered in issue.comps else (f"{kind.prefix}{remembered}",)
     if not remove and not add:
         return None
     culprit = _first_change(sit, issue, {*net.added, *net.removed})

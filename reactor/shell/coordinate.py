@@ -68,14 +68,22 @@ class Scope:
                    data["comp"], data["issue"])
 
 
-def scope_of(event: Event) -> Scope | None:
-    """The competition an issue event concerns (the changed ``comp:`` label first)."""
+async def scope_of(client: redis.asyncio.Redis, event: Event) -> Scope | None:
+    """The competition an issue event concerns.
+
+    An issue's competition is the one it was first seen in (R3: it never changes), so both
+    halves of a swapped ``comp:`` label are judged together, in the issue's own competition.
+    A new issue's competition comes from its payload.
+    """
     if event.repo is None or event.installation_id is None or event.issue is None:
         return None
+    comp = await memory.competition_of(client, event.repo.id, event.issue)
     changed = parse_label(event.label) if event.label else None
-    if changed is not None and changed.kind is LabelKind.COMP:
-        comp: str | None = changed.value
-    else:
+    if comp is None and changed is not None and changed.kind is LabelKind.COMP:
+        # The label lost was its own; of the labels it has, one just added is not.
+        lost = event.action == "unlabeled"
+        comp = changed.value if lost else min(event.comps - {changed.value}, default=changed.value)
+    elif comp is None:
         comp = min(event.comps, default=None)
     return Scope(event.repo, event.installation_id, comp, None if comp else event.issue)
 
@@ -160,7 +168,7 @@ async def _decide_and_apply(
             pause = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not secrecy
             continue
-        await _remember(ctx.redis, scope, decision, applier.created, changes)
+        await _remember(ctx.redis, scope, view, decision, applier.created, changes)
         return decision
     raise AssertionError("unreachable")
 
@@ -183,18 +191,22 @@ async def _read_view(ctx: Context, scope: Scope, changes: list[Change]) -> Compe
         repo=scope.repo.full_name, comp=scope.comp, issues=issues,
         accepted={n: Status(remembered[n]) for n in numbers if n in remembered},
         reverts=await memory.revert_counts(ctx.redis, scope.repo.id, numbers),
+        competitions=await memory.competitions(ctx.redis, scope.repo.id, numbers),
     )
 
 
 async def _remember(
-    client: redis.asyncio.Redis, scope: Scope, decision: Decision, created: dict[str, int],
-    changes: list[Change],
+    client: redis.asyncio.Redis, scope: Scope, view: CompetitionView, decision: Decision,
+    created: dict[str, int], changes: list[Change],
 ) -> None:
     statuses = {n: s.value for n, s in decision.accepted.items()}
     for action in decision.actions:
         if isinstance(action, CreateIssue) and action.key in created:
             statuses[created[action.key]] = action.status.value
     await memory.set_accepted(client, scope.repo.id, statuses)
+    if scope.comp is not None:
+        members = [i.number for i in view.issues if i.comp == scope.comp]
+        await memory.remember_competition(client, scope.repo.id, members, scope.comp)
     delivery = changes[-1].delivery_id
     for number in decision.reverted:
         await memory.record_revert(client, scope.repo.id, number, delivery=delivery)

@@ -34,6 +34,7 @@ SETTLING = PREFIX + "settling:{scope}"  # changes parked until a settle window e
 
 # The reactor's memory between evaluations (reactor/store/memory.py).
 ACCEPTED = PREFIX + "accepted:{repo_id}"
+COMPETITIONS = PREFIX + "competitions:{repo_id}"
 REVERTS = PREFIX + "reverts:{repo_id}:{issue}"
 MARKER = PREFIX + "marker:{marker}"
 EXPECTATIONS = PREFIX + "expect:{repo_id}:{issue}"
@@ -122,3 +123,7 @@ def config_reported(repo_id: int, digest: str) -> str:
 
 def settling(scope: str) -> str:
     return SETTLING.format(scope=scope)
+
+
+def competitions(repo_id: int) -> str:
+    return COMPETITIONS.format(repo_id=repo_id)

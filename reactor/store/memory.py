@@ -2,6 +2,8 @@
 
 - accepted statuses: the last status the reactor accepted per issue (SPEC §3: a transition is
   checked from it to the status read now);
+- competitions: the competition each issue was first seen in (R3: it never changes), so
+  every change of an issue is judged in its own competition;
 - reverts: when the reactor reverted each issue, for the revert-war cap;
 - comment markers: a comment is posted once per marker, retries and replays included;
 - expectations: the label writes the reactor is about to make, so their webhook echoes are
@@ -51,6 +53,33 @@ async def set_accepted(
 ) -> None:
     if statuses:
         await client.hset(keys.accepted(repo_id), mapping=dict(statuses))  # type: ignore[arg-type]
+
+
+async def competition_of(client: redis.asyncio.Redis, repo_id: int, issue: int) -> str | None:
+    key = keys.competitions(repo_id)
+    found: bytes | None = await client.hget(key, str(issue))  # type: ignore[assignment]
+    return None if found is None else found.decode()
+
+
+async def competitions(
+    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int]
+) -> dict[int, str]:
+    """The remembered competition of each of ``issues`` that has one."""
+    numbers = list(issues)
+    if not numbers:
+        return {}
+    found = await client.hmget(keys.competitions(repo_id), [str(n) for n in numbers])
+    return {n: _text(c) for n, c in zip(numbers, found, strict=True) if c is not None}
+
+
+async def remember_competition(
+    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int], comp: str
+) -> None:
+    """Record ``comp`` for issues not yet remembered (the first competition stays)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for number in issues:
+            pipe.hsetnx(keys.competitions(repo_id), str(number), comp)
+        await pipe.execute()
 
 
 async def revert_counts(
