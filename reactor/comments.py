@@ -23,6 +23,12 @@ def _labels(names: Iterable[str]) -> str:
     return ", ".join(f"`{name}`" for name in sorted(names))
 
 
+def _hand_back(maintainers: Iterable[str]) -> str:
+    mentions = " ".join(f"@{login}" for login in sorted(maintainers)) or "A maintainer"
+    return (f"{mentions}: please settle its labels by hand, then remove "
+            f"`reactor:needs-human` to hand the issue back to the reactor.")
+
+
 def heading(rule: Rule) -> str:
     return f"**{rule.value} {rule.name_text}**"
 
@@ -41,11 +47,9 @@ def revert(*, issue: int, rule: Rule, actor: str, what: str, instead: str, key: 
 def escalation(*, issue: int, rule: Rule, actor: str, what: str, reverts: int,
                maintainers: Iterable[str], key: str) -> Comment:
     """Posted once when the revert-war cap stops the reactor."""
-    mentions = " ".join(f"@{login}" for login in sorted(maintainers)) or "A maintainer"
     text = (f"{heading(rule)}: @{actor} {what}, and this issue was already reverted "
             f"{reverts} time(s) recently. The reactor stops reverting it and labels it "
-            f"`reactor:needs-human`.\n\n{mentions}: please settle its labels by hand, then "
-            f"remove `reactor:needs-human` to hand the issue back to the reactor.")
+            f"`reactor:needs-human`.\n\n{_hand_back(maintainers)}")
     return _comment(issue, rule, key, text, f"{rule.value} escalated: {what}", tag="needs-human")
 
 
@@ -72,11 +76,9 @@ def handoff(*, issue: int, completed: int, stage: str, target: str, key: str) ->
 
 def conflict(*, issue: int, rule: Rule, maintainers: Iterable[str], key: str) -> Comment:
     """Posted once when an issue kept changing under the reactor past its retry budget."""
-    mentions = " ".join(f"@{login}" for login in sorted(maintainers)) or "A maintainer"
     text = (f"{heading(rule)}: this issue kept changing while the reactor was acting on it, "
             f"so it stopped after several attempts and labels it `reactor:needs-human`.\n\n"
-            f"{mentions}: please settle its labels by hand, then remove "
-            f"`reactor:needs-human` to hand the issue back to the reactor.")
+            f"{_hand_back(maintainers)}")
     return _comment(issue, rule, key, text, f"{rule.value} conflict escalated", tag="needs-human")
 
 
