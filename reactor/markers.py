@@ -41,3 +41,12 @@ def creation_key(body: str) -> str | None:
 def comment_markers(body: str) -> tuple[str, ...]:
     """Every comment marker in ``body`` (the ``rule:issue:key`` part), for dedupe checks."""
     return tuple(_COMMENT.findall(body))
+
+
+def creation_ref(key: str) -> str:
+    """A stand-in, in a comment's text, for the number of the issue created for ``key``.
+
+    The rules decide a hand-off before the issue exists; the applier writes ``#<number>``
+    in its place once the issue is created (or found).
+    """
+    return f"{{{{reactor:issue:{_encode(key)}}}}}"

@@ -24,7 +24,7 @@ from reactor import comments
 from reactor.actions import Action, AddLabel, CreateIssue, Dispatch, Note, RemoveLabel, Rule
 from reactor.config import DispatchMode
 from reactor.labels import LabelKind, Status, agent_label, comp_label
-from reactor.markers import creation_marker
+from reactor.markers import creation_marker, creation_ref
 from reactor.rules._base import Situation
 from reactor.rules.order import blocker
 from reactor.view import Change, IssueSnapshot
@@ -134,7 +134,7 @@ def _create(move: Move, sit: Situation) -> list[Action]:
                          key=key, status=Status.STARTING, rule=Rule.R9,
                          reason=f"{move.reason}: no open {move.next} issue")
     comment = comments.handoff(issue=number, completed=number, stage=move.done,
-                               target=f"a new {move.next} issue",
+                               target=f"{creation_ref(key)} (a new {move.next} issue)",
                                key=move.culprit.delivery_id)
     return [create, comment]
 

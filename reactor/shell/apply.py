@@ -31,6 +31,7 @@ from reactor.actions import (
 )
 from reactor.errors import GitHubError, ReactorError
 from reactor.labels import ReactorLabel
+from reactor.markers import creation_ref
 from reactor.model import Repo
 from reactor.shell.reads import one_issue
 from reactor.store import memory
@@ -112,10 +113,13 @@ class Applier:
     async def _comment(self, action: Comment) -> None:
         if not await memory.claim_marker(self.redis, action.marker):
             return
+        body = action.body
+        for key, number in self.created.items():
+            body = body.replace(creation_ref(key), f"#{number}")
         try:
             await self.gh.post(
                 f"/repos/{self.repo.full_name}/issues/{action.issue}/comments",
-                data={"body": action.body},
+                data={"body": body},
             )
         except BaseException:
             await memory.release_marker(self.redis, action.marker)
