@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +141,7 @@ class Stack:
     redis_url: str
     sandbox: RunningSandbox
     processes: list[subprocess.Popen[bytes]]
+    logs: list[Path]
 
     @property
     def webhook_url(self) -> str:
@@ -151,6 +153,11 @@ class Stack:
             return list(reversed(list(audit.read(client, limit=10_000))))
         finally:
             client.close()
+
+    def log_tails(self, chars: int = 3000) -> str:
+        """The end of each process's output, for a failing test's report."""
+        tails = [(log.name, log.read_text(errors="replace")[-chars:]) for log in self.logs]
+        return "\n".join(f"--- {name} (tail) ---\n{tail}" for name, tail in tails if tail.strip())
 
     def wait_for_audit(
         self, predicate: Callable[[AuditRecord], bool], *, timeout: float = 20.0
@@ -166,27 +173,42 @@ class Stack:
         raise TimeoutError(f"no matching audit record after {timeout}s: {self.audit()[-5:]}")
 
 
-def start_reactor(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=env)
+@contextmanager
+def running_stack(redis_url: str, *, workers: int, log_dir: Path) -> Iterator[Stack]:
+    """``reactor serve`` and ``workers`` × ``reactor worker`` against an in-thread sandbox.
+
+    Each process writes its output to a file in ``log_dir`` (see :meth:`Stack.log_tails`).
+    """
+    port = free_port()
+    webhook_url = f"http://127.0.0.1:{port}/api/github/webhooks"
+    commands = [["serve", "--port", str(port)]]
+    commands += [["worker", "--name", f"w{i}-{port}"] for i in range(workers)]
+    with run_sandbox(SandboxConfig.generate(webhook_urls=(webhook_url,))) as sandbox:
+        env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
+        stack = Stack(f"http://127.0.0.1:{port}", redis_url, sandbox, [], [])
+        for i, args in enumerate(commands):
+            log = log_dir / f"proc{i}-{args[0]}.log"
+            with log.open("wb") as out:
+                stack.processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "reactor.cli", *args], env=env, stdout=out,
+                    stderr=subprocess.STDOUT,
+                ))
+            stack.logs.append(log)
+        try:
+            wait_for_port(port)
+            yield stack
+        finally:
+            for process in stack.processes:
+                process.terminate()
+            for process in stack.processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 @pytest.fixture
 def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
     """web + 2 RQ worker processes on a real redis-server, wired to an in-thread sandbox."""
-    port = free_port()
-    webhook_url = f"http://127.0.0.1:{port}/api/github/webhooks"
-    with run_sandbox(SandboxConfig.generate(webhook_urls=(webhook_url,))) as sandbox:
-        env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
-        processes = [start_reactor(["serve", "--port", str(port)], env)]
-        processes += [start_reactor(["worker", "--name", f"w{i}-{port}"], env) for i in range(2)]
-        try:
-            wait_for_port(port)
-            yield Stack(f"http://127.0.0.1:{port}", redis_url, sandbox, processes)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+    with running_stack(redis_url, workers=2, log_dir=tmp_path) as running:
+        yield running
