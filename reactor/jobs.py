@@ -75,7 +75,7 @@ def evaluate_scope(scope: str) -> str:
     from reactor.worker import runtime
 
     current = runtime()
-    current.run(coordinate.resume(current.context, coordinate.Scope.loads(scope)))
+    current.run(coordinate.run(current.context, coordinate.Scope.loads(scope)))
     return "evaluated"
 
 

@@ -21,8 +21,8 @@ async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 async def test_accepted_statuses_round_trip_per_repository(client: redis.asyncio.Redis) -> None:
     await memory.set_accepted(client, 1, {7: "running", 8: "idle"})
     await memory.set_accepted(client, 1, {7: "completed"})
-    assert await memory.accepted(client, 1) == {7: "completed", 8: "idle"}
-    assert await memory.accepted(client, 2) == {}
+    assert await memory.accepted(client, 1, [7, 8, 9]) == {7: "completed", 8: "idle"}
+    assert await memory.accepted(client, 2, [7]) == {}
 
 
 async def test_reverts_are_counted_within_the_window_only(client: redis.asyncio.Redis) -> None:

@@ -95,7 +95,10 @@ async def submit(ctx: Context, scope: Scope, change: Change) -> None:
 
 
 async def run(ctx: Context, scope: Scope) -> None:
-    """Evaluate the scope's pending changes for as long as new ones arrive."""
+    """Evaluate the scope's pending (and parked) changes for as long as new ones arrive.
+
+    Also the scheduled check's entry point, which finds nothing to do when all went well.
+    """
     while True:
         lease = await locks.acquire(ctx.redis, scope.key)
         if lease is None:  # the holder takes our change; a check follows in case it died
@@ -108,11 +111,6 @@ async def run(ctx: Context, scope: Scope) -> None:
             await lease.release()
         if not await locks.has_pending(ctx.redis, scope.key):
             return  # parked changes wait for their scheduled check or the next change
-
-
-async def resume(ctx: Context, scope: Scope) -> None:
-    """A scheduled check: evaluate whatever is pending or parked (or do nothing)."""
-    await run(ctx, scope)
 
 
 async def _unpark(client: redis.asyncio.Redis, scope: Scope) -> None:
@@ -186,10 +184,10 @@ async def _read_view(ctx: Context, scope: Scope, changes: list[Change]) -> Compe
     gh = ctx.github.for_installation(scope.installation_id)
     issues = await reads.competition_issues(gh, scope.repo, scope.comp, {c.issue for c in changes})
     numbers = [i.number for i in issues]
-    remembered = await memory.accepted(ctx.redis, scope.repo.id)
+    remembered = await memory.accepted(ctx.redis, scope.repo.id, numbers)
     return CompetitionView(
         repo=scope.repo.full_name, comp=scope.comp, issues=issues,
-        accepted={n: Status(remembered[n]) for n in numbers if n in remembered},
+        accepted={n: Status(status) for n, status in remembered.items()},
         reverts=await memory.revert_counts(ctx.redis, scope.repo.id, numbers),
         competitions=await memory.competitions(ctx.redis, scope.repo.id, numbers),
     )

@@ -43,9 +43,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def accepted(client: redis.asyncio.Redis, repo_id: int) -> dict[int, str]:
-    raw = await client.hgetall(keys.accepted(repo_id))
-    return {int(_text(k)): _text(v) for k, v in raw.items()}
+async def accepted(
+    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int]
+) -> dict[int, str]:
+    """The last accepted status of each of ``issues`` that has one."""
+    return await _fields(client, keys.accepted(repo_id), issues)
 
 
 async def set_accepted(
@@ -65,11 +67,15 @@ async def competitions(
     client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int]
 ) -> dict[int, str]:
     """The remembered competition of each of ``issues`` that has one."""
+    return await _fields(client, keys.competitions(repo_id), issues)
+
+
+async def _fields(client: redis.asyncio.Redis, key: str, issues: Iterable[int]) -> dict[int, str]:
     numbers = list(issues)
     if not numbers:
         return {}
-    found = await client.hmget(keys.competitions(repo_id), [str(n) for n in numbers])
-    return {n: _text(c) for n, c in zip(numbers, found, strict=True) if c is not None}
+    found = await client.hmget(key, [str(n) for n in numbers])
+    return {n: _text(v) for n, v in zip(numbers, found, strict=True) if v is not None}
 
 
 async def remember_competition(
