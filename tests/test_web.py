@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -9,10 +10,12 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 import redis
+from rq.job import Job
 from starlette.testclient import TestClient
 
 from reactor.settings import Settings
-from reactor.store import keys
+from reactor.store import deliveries, keys
+from reactor.store.ingest import JOB_FUNC
 from reactor.web import MAX_BODY, WEBHOOK_PATH, create_app, verify_signature
 from tests.conftest import RedisServer, sign, webhook_headers
 from tests.octokit import webhook_example
@@ -34,7 +37,7 @@ def post(
     sent = webhook_headers(body, secret, guid=headers.pop("guid", str(uuid.uuid4())))
     sent.update(headers)
     response = client.post(WEBHOOK_PATH, content=body, headers={k: v for k, v in sent.items() if v})
-    return response.status_code, response.json()
+    return response.status_code, response.json() if response.content else {}
 
 
 PAYLOAD = orjson.dumps({"action": "labeled", "issue": {"number": 1}})
@@ -90,14 +93,28 @@ def test_accepted_delivery_is_stored_and_enqueued_then_duplicate_is_200(
 ) -> None:
     payload = orjson.dumps(webhook_example("issues", "labeled"))
     guid = str(uuid.uuid4())
-    assert post(client, payload, guid=guid) == (202, {"accepted": guid})
+    assert post(client, payload, guid=guid) == (202, {})
     assert post(client, payload, guid=guid) == (200, {"duplicate": True})
     store = redis.Redis.from_url(redis_url)
-    assert store.hget(keys.delivery(guid), "body") == payload
-    assert store.hget(keys.delivery(guid), "event") == b"issues"
+    stored = deliveries.decode(guid, store.get(keys.delivery(guid)))
+    assert (stored.body, stored.event) == (payload, "issues")
+    assert store.ttl(keys.delivery(guid)) > keys.SEEN_TTL_S
     assert store.lrange(f"rq:queue:{keys.QUEUE_EVENTS}", 0, -1) == [guid.encode()]
-    assert store.hget(f"rq:job:{guid}", "status") == b"queued"
+    job = Job.fetch(guid, connection=store)
+    assert (job.func_name, job.args, job.kwargs) == (JOB_FUNC, (guid,), {})
+    assert (job.get_status(), job.origin, job.retries_left) == ("queued", keys.QUEUE_EVENTS, 3)
+    assert job.description == f"{JOB_FUNC}({guid!r})"
     assert store.ttl(keys.seen(guid)) >= 3 * 24 * 3600
+
+
+def test_202_has_no_body_and_a_duplicate_says_so_in_json(client: TestClient) -> None:
+    headers = webhook_headers(PAYLOAD, SECRET, guid=str(uuid.uuid4()))
+    accepted = client.post(WEBHOOK_PATH, content=PAYLOAD, headers=headers)
+    assert (accepted.status_code, accepted.content) == (202, b"")
+    assert accepted.headers["content-length"] == "0"
+    duplicate = client.post(WEBHOOK_PATH, content=PAYLOAD, headers=headers)
+    assert duplicate.headers["content-type"] == "application/json"
+    assert (duplicate.status_code, duplicate.json()) == (200, {"duplicate": True})
 
 
 def test_form_encoded_deliveries_are_accepted(client: TestClient, redis_url: str) -> None:
@@ -106,17 +123,21 @@ def test_form_encoded_deliveries_are_accepted(client: TestClient, redis_url: str
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     status, _ = post(client, body, guid=guid, **form)
     assert status == 202
-    assert redis.Redis.from_url(redis_url).hget(keys.delivery(guid), "body") == PAYLOAD
+    record = redis.Redis.from_url(redis_url).get(keys.delivery(guid))
+    assert deliveries.decode(guid, record).body == PAYLOAD
 
 
 def test_503_while_redis_is_down_then_the_redelivery_is_accepted_once(
     client: TestClient, redis_server: RedisServer
 ) -> None:
     guid = str(uuid.uuid4())
+    assert post(client, PAYLOAD)[0] == 202  # the ingest connection is open when Redis stops
     redis_server.stop()
     try:
+        started = time.monotonic()
         status, body = post(client, PAYLOAD, guid=guid)
         assert status == 503 and "redeliver" in body["message"]
+        assert time.monotonic() - started < 1.0
         assert client.get("/readyz").status_code == 503
     finally:
         redis_server.start()
@@ -132,3 +153,24 @@ def test_health_routes(client: TestClient) -> None:
 
 def test_only_post_reaches_the_webhook_route(client: TestClient) -> None:
     assert client.get(WEBHOOK_PATH).status_code == 405
+
+
+def test_a_redis_restart_without_its_script_cache_loses_nothing(
+    client: TestClient, redis_url: str
+) -> None:
+    assert post(client, PAYLOAD)[0] == 202
+    redis.Redis.from_url(redis_url).script_flush()
+    guid = str(uuid.uuid4())
+    assert post(client, PAYLOAD, guid=guid) == (202, {})
+    assert post(client, PAYLOAD, guid=guid) == (200, {"duplicate": True})
+
+
+def test_an_unexpected_error_is_a_json_500_naming_no_internals(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("reactor.web.verify_signature", broken)
+    status, body = post(client, PAYLOAD)
+    assert status == 500 and "a bug" not in body["message"]

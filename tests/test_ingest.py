@@ -1,0 +1,170 @@
+"""The ingest step against a real redis-server: exactly-once acceptance and its RESP writer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+import redis.asyncio
+from redis.asyncio.connection import Connection
+from rq import Queue
+from rq.job import Job
+
+from reactor.errors import StoreUnavailable
+from reactor.processes import free_port
+from reactor.store import deliveries, keys
+from reactor.store.deliveries import Delivery
+from reactor.store.ingest import (
+    JOB_FAILURE_TTL_S,
+    JOB_FUNC,
+    JOB_RESULT_TTL_S,
+    JOB_RETRY,
+    JOB_TIMEOUT_S,
+    UNACCEPTED_TTL_S,
+    Ingest,
+    JobTemplate,
+    _lua_string,
+    accept_script,
+    pack,
+)
+from tests.conftest import RedisServer
+
+QUEUE = f"rq:queue:{keys.QUEUE_EVENTS}"
+
+
+def delivery(guid: str | None = None, body: bytes = b'{"action": "labeled"}') -> Delivery:
+    return Delivery(guid=guid or str(uuid.uuid4()), event="issues", body=body,
+                    received_at=time.time(), hook_id="7", target_type="integration")
+
+
+@pytest.fixture
+async def ingest(redis_url: str) -> AsyncIterator[Ingest]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        async with Ingest(client) as running:
+            yield running
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("args", [
+    (b"SET", b"k", b"v" * 70_000, b"NX"), (b"EVALSHA", b"", b"\r\n\x00\xff"), (b"PING",),
+])
+def test_pack_writes_what_redis_py_writes(args: tuple[bytes, ...]) -> None:
+    assert pack(*args) == b"".join(Connection().pack_command(*args))
+
+
+def test_lua_string_literals_keep_every_byte(redis_url: str) -> None:
+    every_byte = bytes(range(256))
+    client = redis.Redis.from_url(redis_url)
+    assert client.eval(f"return {_lua_string(every_byte)}", 0) == every_byte
+
+
+async def test_a_delivery_is_stored_marked_and_enqueued_once(
+    ingest: Ingest, redis_url: str
+) -> None:
+    sent = delivery()
+    assert await ingest.accept(sent) is True
+    assert await ingest.accept(sent) is False
+    store = redis.Redis.from_url(redis_url)
+    assert deliveries.decode(sent.guid, store.get(keys.delivery(sent.guid))) == sent
+    assert store.ttl(keys.delivery(sent.guid)) > keys.SEEN_TTL_S
+    assert store.lrange(QUEUE, 0, -1) == [sent.guid.encode()]
+
+
+async def test_the_script_never_marks_or_enqueues_a_delivery_whose_record_is_missing(
+    redis_url: str,
+) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    template, guid = JobTemplate(), "no-record"
+    reply = await client.eval(
+        accept_script(template), 5, template.queue_key, template.queues_key,
+        keys.seen(guid), keys.delivery(guid), template.job_prefix + guid.encode(),
+        "2024-01-01T00:00:00.000000Z", guid, template.data(guid), template.description(guid),
+    )
+    assert reply == [-1]
+    assert await client.exists(keys.seen(guid), f"rq:job:{guid}", QUEUE) == 0
+    await client.aclose()
+
+
+async def test_a_record_left_unaccepted_expires_or_is_taken_by_the_redelivery_once(
+    ingest: Ingest, redis_url: str
+) -> None:
+    sent = delivery()
+    store = redis.Redis.from_url(redis_url)
+    # What a SET that landed without its script (a 503 mid-round-trip) leaves behind:
+    store.set(keys.delivery(sent.guid), sent.header() + sent.body, ex=UNACCEPTED_TTL_S)
+    assert 0 < store.ttl(keys.delivery(sent.guid)) <= UNACCEPTED_TTL_S
+    assert not store.exists(keys.seen(sent.guid))
+    assert await ingest.accept(sent) is True
+    assert store.ttl(keys.delivery(sent.guid)) > keys.SEEN_TTL_S
+    assert await ingest.accept(sent) is False
+    assert store.llen(QUEUE) == 1
+
+
+async def test_concurrent_deliveries_share_round_trips_and_each_gets_its_answer(
+    ingest: Ingest, redis_url: str
+) -> None:
+    unique = [delivery() for _ in range(200)]
+    answers = await asyncio.gather(*(ingest.accept(d) for d in unique + unique[:50]))
+    assert answers[:200] == [True] * 200 and answers[200:] == [False] * 50
+    store = redis.Redis.from_url(redis_url)
+    assert sorted(store.lrange(QUEUE, 0, -1)) == sorted(d.guid.encode() for d in unique)
+
+
+async def test_the_job_hash_is_the_one_rq_writes_itself(ingest: Ingest, redis_url: str) -> None:
+    ours, theirs = delivery(), str(uuid.uuid4())
+    await ingest.accept(ours)
+    store = redis.Redis.from_url(redis_url)
+    Queue(keys.QUEUE_EVENTS, connection=store).enqueue_call(
+        JOB_FUNC, args=(theirs,), job_id=theirs, timeout=JOB_TIMEOUT_S,
+        result_ttl=JOB_RESULT_TTL_S, failure_ttl=JOB_FAILURE_TTL_S, retry=JOB_RETRY,
+    )
+    mine, rqs = store.hgetall(f"rq:job:{ours.guid}"), store.hgetall(f"rq:job:{theirs}")
+    assert mine.keys() == rqs.keys()
+    same = mine.keys() - {b"created_at", b"enqueued_at", b"data", b"description"}
+    assert {k: mine[k] for k in same} == {k: rqs[k] for k in same}
+    job = Job.fetch(ours.guid, connection=store)  # data stored uncompressed reads back
+    assert (job.func_name, job.args, job.kwargs) == (JOB_FUNC, (ours.guid,), {})
+
+
+async def test_an_idle_connection_survives_a_redis_restart(
+    ingest: Ingest, redis_server: RedisServer, redis_url: str
+) -> None:
+    assert await ingest.accept(delivery()) is True
+    redis_server.stop()
+    redis_server.start()
+    sent = delivery()
+    assert await ingest.accept(sent) is True  # the script cache is gone too (NOSCRIPT)
+    assert await ingest.accept(sent) is False
+
+
+async def test_a_redis_that_stops_answering_is_store_unavailable_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A listener that never replies stands for a hung Redis (or a frozen fork)."""
+    monkeypatch.setattr("reactor.store.ingest.STORE_TIMEOUT_S", 0.2)
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    started = time.monotonic()
+    async with Ingest(client) as ingest:
+        with pytest.raises(StoreUnavailable):
+            await ingest.accept(delivery())
+    assert time.monotonic() - started < 1.0
+    await client.aclose()
+    silent.close()
+
+
+async def test_with_redis_unreachable_accept_fails_fast_and_marks_nothing() -> None:
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    async with Ingest(client) as ingest:
+        with pytest.raises(StoreUnavailable):
+            await ingest.accept(delivery())
+    assert time.monotonic() - started < 1.0
+    await client.aclose()
