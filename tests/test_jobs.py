@@ -18,7 +18,8 @@ from reactor.errors import RateLimited
 from reactor.sandbox.testing import run_sandbox
 from reactor.settings import Settings
 from reactor.store import keys
-from reactor.store.ingest import Delivery, Ingest
+from reactor.store.deliveries import Delivery
+from reactor.store.ingest import Ingest
 
 
 @pytest.fixture
@@ -49,7 +50,8 @@ def test_a_rate_limited_delivery_is_rescheduled_for_the_limits_end(
     async def accept() -> bool:
         client = redis.asyncio.Redis.from_url(redis_url)
         try:
-            return await Ingest(client).accept(delivery)
+            async with Ingest(client) as ingest:
+                return await ingest.accept(delivery)
         finally:
             await client.aclose()
 
