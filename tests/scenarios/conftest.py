@@ -6,7 +6,7 @@ audit log for evidence. The only peek inside is :meth:`Scenario.idle`, which wai
 RQ queues and the reactor's leases to empty so that an agent's next move is made after the
 reactor has judged the previous one, as a real agent (which works between moves) would.
 
-- ``stack4``: the ``stack`` of ``tests/conftest.py`` with four worker processes (races).
+- ``stack4``: the ``stack`` of ``tests/conftest.py`` with four worker processes.
 - ``scenario``: a fresh repository with the App installed and ``.github/reactor.yml``
   written by a maintainer, plus helpers to act as users and to wait for the reactor.
 """
@@ -374,12 +374,8 @@ def _print_evidence(s: Scenario) -> None:
 
 
 @pytest.fixture
-def scenario(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Scenario]:
-    yield from make_scenario(stack, request)
-
-
-@pytest.fixture
-def scenario4(stack4: Stack, request: pytest.FixtureRequest) -> Iterator[Scenario]:
+def scenario(stack4: Stack, request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    """Every scenario runs against four worker processes racing on the same queue."""
     yield from make_scenario(stack4, request)
 
 

@@ -115,12 +115,12 @@ def _completed_copy(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_twenty_racing_completions_of_one_stage_create_exactly_one_next_issue(
-    scenario4: Scenario,
+    scenario: Scenario,
 ) -> None:
     """Four workers; the analyzer's completion arrives once from the sandbox (sent twice with
     the same GUID by the duplicate fault) and 20 more times as replays with new GUIDs, all at
     once: one executor issue, one hand-off comment."""
-    s, comp = scenario4, "titanic"
+    s, comp = scenario, "titanic"
     run_planner(s, comp)
     analyzer = next_issue(s, comp, "analyzer")["number"]
     s.idle()
