@@ -57,7 +57,11 @@ def run_dev(settings: Settings, *, port: int, workers: int) -> int:
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=env)
+    """A child in its own session: Ctrl-C reaches only ``reactor dev``, which then stops the
+    children in order (web and workers, the sandbox, Redis last)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "reactor.cli", *args], env=env, start_new_session=True
+    )
 
 
 @contextmanager

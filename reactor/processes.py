@@ -52,6 +52,7 @@ def private_redis(directory: Path) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # stopped by us, after the processes that use it
     )
     try:
         wait_for_port(port, process)
