@@ -53,7 +53,6 @@ def run_dev(settings: Settings, *, port: int, workers: int) -> int:
               f"  audit log  REDIS_URL={env['REDIS_URL']} reactor audit",
               "Press Ctrl-C to stop.", sep="\n", flush=True)
         return _supervise(procs)
-    return 0
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import redis.asyncio
+from gidgethub.abc import GitHubAPI
 from rq import Queue
 
 from reactor import comments
@@ -133,7 +134,7 @@ async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> N
         config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
         if problem:
             await record_problem(ctx, scope, problem, changes)
-        decision = await _decide_and_apply(ctx, scope, lease, changes, config, problem)
+        decision = await _decide_and_apply(ctx, gh, scope, lease, changes, config, problem)
     except GitHubError as exc:
         if not is_transient(exc):  # the burst can never succeed; the next change reads afresh
             await locks.finish_pending(ctx.redis, scope.key)
@@ -145,12 +146,11 @@ async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> N
 
 
 async def _decide_and_apply(
-    ctx: Context, scope: Scope, lease: locks.Lease, changes: list[Change], config: RepoConfig,
-    problem: str | None,
+    ctx: Context, gh: GitHubAPI, scope: Scope, lease: locks.Lease, changes: list[Change],
+    config: RepoConfig, problem: str | None,
 ) -> Decision:
-    gh = ctx.github.for_installation(scope.installation_id)
     for attempt in range(CONFLICT_ATTEMPTS):
-        view = await _read_view(ctx, scope, changes)
+        view = await _read_view(ctx, gh, scope, changes)
         decision = evaluate(changes, view, config, now=datetime.now(UTC), app_login=ctx.app_login)
         if problem:
             decision = _with_problem_comment(decision, view, problem)
@@ -160,9 +160,7 @@ async def _decide_and_apply(
         except Conflict as conflict:
             log.info("conflict on #%d (attempt %d)", conflict.issue, attempt + 1)
             if attempt + 1 == CONFLICT_ATTEMPTS:
-                return await _escalate(
-                    ctx, scope, lease, view, config, decision, conflict, changes[-1]
-                )
+                return await _escalate(applier, config, decision, conflict, changes[-1])
             pause = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not secrecy
             continue
@@ -180,8 +178,9 @@ def _with_problem_comment(decision: Decision, view: CompetitionView, problem: st
     return replace(decision, actions=(*decision.actions, comment))
 
 
-async def _read_view(ctx: Context, scope: Scope, changes: list[Change]) -> CompetitionView:
-    gh = ctx.github.for_installation(scope.installation_id)
+async def _read_view(
+    ctx: Context, gh: GitHubAPI, scope: Scope, changes: list[Change]
+) -> CompetitionView:
     issues = await reads.competition_issues(gh, scope.repo, scope.comp, {c.issue for c in changes})
     numbers = [i.number for i in issues]
     remembered = await memory.accepted(ctx.redis, scope.repo.id, numbers)
@@ -211,8 +210,7 @@ async def _remember(
 
 
 async def _escalate(
-    ctx: Context, scope: Scope, lease: locks.Lease, view: CompetitionView, config: RepoConfig,
-    failed: Decision, conflict: Conflict, last: Change,
+    failed_on: Applier, config: RepoConfig, failed: Decision, conflict: Conflict, last: Change
 ) -> Decision:
     """The issue kept changing under the reactor: hand it to a human, once."""
     rule = failed.actions[0].rule
@@ -223,8 +221,9 @@ async def _escalate(
         comments.conflict(issue=conflict.issue, rule=rule, maintainers=maintainers,
                           key=last.delivery_id),
     ))
-    gh = ctx.github.for_installation(scope.installation_id)
-    applier = Applier(gh, ctx.redis, scope.repo, lease, view, _checked={conflict.issue})
+    # The conflicting issue is written to as it is now: no further precondition read.
+    applier = Applier(failed_on.gh, failed_on.redis, failed_on.repo, failed_on.lease,
+                      failed_on.view, _checked={conflict.issue})
     await applier.apply(decision)
     return decision
 
