@@ -9,9 +9,14 @@ The body's shape is fixed by the spec (section 5)::
      "webhooks": {"duplicate": 0.1, "reorder": 0.1, "drop": 0.0, "delay_ms": 0}}
 
 ``{}`` clears every fault. ``secondary_limit`` also takes ``"status": 429`` (GitHub answers
-secondary limits with 403 or 429). Primary limits are counted per installation, user or App as
-on GitHub (5,000 an hour); a ``rate_limit`` fault overrides what is left for everyone until
-``reset_in`` seconds have passed.
+secondary limits with 403 or 429). A route fault answers its status instead of serving the
+request, so nothing changes; with ``"after": true`` the request is served first (state
+changed, webhooks sent, rate limit spent) and its answer is then replaced by the status, as
+when GitHub writes and its front end still answers 502.
+
+Primary limits are counted per installation, user or App as on GitHub (5,000 an hour); a
+``rate_limit`` fault overrides what is left for everyone until ``reset_in`` seconds have
+passed.
 """
 
 from __future__ import annotations
@@ -33,9 +38,13 @@ class FaultSpecError(ValueError):
 
 @dataclass(frozen=True)
 class RouteFault:
+    """Requests whose ``"<METHOD> <path>"`` matches ``pattern`` answer ``status`` (at ``rate``);
+    ``after``: only once the request has been served."""
+
     pattern: re.Pattern[str]
     status: int
     rate: float
+    after: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,12 @@ class Faults:
             ),
         )
 
-    def route_fault(self, method: str, path: str) -> int | None:
-        """The status a faulty route answers with this time, or None to serve it normally."""
+    def route_fault(self, method: str, path: str) -> RouteFault | None:
+        """The fault that strikes this request, or None to serve it normally."""
         target = f"{method} {path}"
         for fault in self.routes:
             if fault.pattern.search(target) and random.random() < fault.rate:  # noqa: S311
-                return fault.status
+                return fault
         return None
 
 
@@ -127,7 +136,11 @@ def _route(key: str, spec: Any) -> RouteFault:
         pattern = re.compile(f"^(?:{method.upper()}) {path}")
     except re.error as exc:
         raise FaultSpecError(f"route fault {key!r}: bad regex ({exc})") from None
-    return RouteFault(pattern, _status(spec.get("status", 502)), _num(spec, "rate", 1.0, float))
+    after = spec.get("after", False)
+    if not isinstance(after, bool):
+        raise FaultSpecError(f"route fault {key!r}: after must be true or false")
+    status = _status(spec.get("status", 502))
+    return RouteFault(pattern, status, _num(spec, "rate", 1.0, float), after)
 
 
 @dataclass

@@ -4,8 +4,10 @@ For each request, in order: the ``latency_ms`` fault, a secondary rate limit, a 
 status, authentication, the primary rate limit (before any write; for a GET after the body is
 known, because a ``304`` for a matching ``If-None-Match`` costs nothing, as on GitHub:
 https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate),
-then the handler. Every answer carries GitHub's headers (``x-github-request-id``,
-``x-ratelimit-*``, ``etag`` on GETs) and is written to the request log.
+then the handler. A route fault with ``after`` lets all of that happen and then replaces the
+answer, whatever it was, with the fault's status. Every answer carries GitHub's headers
+(``x-github-request-id``, ``x-ratelimit-*``, ``etag`` on GETs) and is written to the request
+log.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reactor.sandbox.auth import authenticate
+from reactor.sandbox.faults import RouteFault
 from reactor.sandbox.protocol import Actor, ActorKind, ApiError, Call, Reply
 from reactor.sandbox.runtime import Sandbox
 
@@ -75,19 +78,22 @@ def _dispatcher(sandbox: Sandbox, methods: dict[str, Endpoint]) -> Callable[[Req
 async def _serve(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Response:
     now = sandbox.world.clock()
     actor: Actor | None = None
+    fault: RouteFault | None = None
     try:
         faults = sandbox.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         _check_secondary_limit(sandbox, now)
-        status = faults.route_fault(request.method, request.scope["path"])
-        if status is not None:
-            raise ApiError(status, "Server Error" if status >= 500 else "Sandbox fault")
+        fault = faults.route_fault(request.method, request.scope["path"])
+        if fault is not None and not fault.after:
+            raise _fault_error(fault)
         raw = await request.body()
         actor = _actor(sandbox, endpoint, request)
         response = _respond(sandbox, endpoint, request, raw, actor, now)
     except ApiError as error:
         response = _error_response(sandbox, error, actor, now)
+    if fault is not None and fault.after:
+        response = _error_response(sandbox, _fault_error(fault), actor, now, spend=False)
     sandbox.requests.add(
         request.method,
         request.scope["path"],
@@ -171,12 +177,19 @@ def _response(
     return Response(body, status_code=status, headers=headers)
 
 
-def _error_response(sandbox: Sandbox, error: ApiError, actor: Actor | None, now: float) -> Response:
+def _error_response(
+    sandbox: Sandbox, error: ApiError, actor: Actor | None, now: float, *, spend: bool = True
+) -> Response:
+    """GitHub's error answer; a rate-limited call (or one already counted) spends nothing."""
     headers = {"content-type": JSON_TYPE, **error.headers}
     limited = error.status in (403, 429) and "x-ratelimit-remaining" in error.headers
-    return _response(
-        sandbox, error.status, orjson.dumps(error.body()), headers, actor, now, spend=not limited
-    )
+    body = orjson.dumps(error.body())
+    return _response(sandbox, error.status, body, headers, actor, now, spend=spend and not limited)
+
+
+def _fault_error(fault: RouteFault) -> ApiError:
+    """What a faulty route answers: GitHub's error body for the fault's status."""
+    return ApiError(fault.status, "Server Error" if fault.status >= 500 else "Sandbox fault")
 
 
 def _rate_headers(sandbox: Sandbox, actor: Actor, now: float) -> dict[str, str]:

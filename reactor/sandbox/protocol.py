@@ -83,10 +83,13 @@ def not_found(docs: str = DOCS) -> ApiError:
     return ApiError(404, "Not Found", docs=docs)
 
 
-def validation_failed(resource: str, field_name: str, code: str, **extra: Any) -> ApiError:
-    """GitHub's 422 with one entry in ``errors`` (codes: missing_field, invalid, already_exists)."""
+def validation_failed(
+    resource: str, field_name: str, code: str, *, docs: str = DOCS, **extra: Any
+) -> ApiError:
+    """GitHub's 422 with one entry in ``errors`` (codes: missing_field, invalid, already_exists,
+    custom, unprocessable); ``extra`` adds keys such as ``message`` or ``value`` to it."""
     error = {"resource": resource, "field": field_name, "code": code, **extra}
-    return ApiError(422, "Validation Failed", errors=[error])
+    return ApiError(422, "Validation Failed", errors=[error], docs=docs)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reactor.sandbox.serving import serve_in_thread
+from reactor.sandbox.serving import KEEP_ALIVE_S, serve_app_in_thread
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class WebhookReceiver:
     url: str = ""
     status: int = 200
     received: list[ReceivedWebhook] = field(default_factory=list)
+    open_connections: Callable[[], int] = field(default=lambda: 0)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedWebhook]:
         """Block until ``count`` webhooks arrived (TimeoutError otherwise); returns them all."""
@@ -55,10 +56,25 @@ class WebhookReceiver:
             time.sleep(0.01)
         return list(self.received)
 
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Block until the receiver holds no open connection (TimeoutError otherwise).
+
+        Once its keep-alive timeout has passed, the server has closed every idle connection:
+        a sender that still holds one must notice, reconnect and send.
+        """
+        deadline = time.monotonic() + timeout
+        while self.open_connections():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.open_connections()} connections open after {timeout}s")
+            time.sleep(0.01)
+
 
 @contextlib.contextmanager
-def run_receiver(*, status: int = 200) -> Iterator[WebhookReceiver]:
-    """A webhook receiver on a free loopback port, in a daemon thread."""
+def run_receiver(
+    *, status: int = 200, keep_alive_s: int = KEEP_ALIVE_S
+) -> Iterator[WebhookReceiver]:
+    """A webhook receiver on a free loopback port, in a daemon thread (uvicorn, which closes
+    idle kept-alive connections after ``keep_alive_s`` seconds)."""
     receiver = WebhookReceiver(status=status)
 
     async def receive(request: Request) -> Response:
@@ -66,6 +82,7 @@ def run_receiver(*, status: int = 200) -> Iterator[WebhookReceiver]:
         return Response(b"{}", status_code=receiver.status, media_type="application/json")
 
     app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
-    with serve_in_thread(app) as url:
-        receiver.url = f"{url}/api/github/webhooks"
+    with serve_app_in_thread(app, keep_alive_s=keep_alive_s) as served:
+        receiver.url = f"{served.url}/api/github/webhooks"
+        receiver.open_connections = served.open_connections
         yield receiver

@@ -11,11 +11,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
 
 START_TIMEOUT_S = 15.0
+KEEP_ALIVE_S = 5  # uvicorn's default: an idle kept-alive connection is closed after 5 s
 
 
 def loopback_socket(port: int = 0) -> socket.socket:
@@ -26,13 +28,45 @@ def loopback_socket(port: int = 0) -> socket.socket:
     return sock
 
 
+@dataclass(frozen=True)
+class ServedApp:
+    """A running server: its base URL and the uvicorn server behind it."""
+
+    url: str
+    server: uvicorn.Server
+
+    def open_connections(self) -> int:
+        """How many client connections the server holds open (kept-alive ones included)."""
+        return len(self.server.server_state.connections)
+
+
 @contextlib.contextmanager
-def serve_in_thread(app: Starlette, *, port: int = 0) -> Iterator[str]:
+def serve_in_thread(
+    app: Starlette, *, port: int = 0, keep_alive_s: int = KEEP_ALIVE_S
+) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 in a daemon thread; yields its base URL, stops at exit."""
+    with serve_app_in_thread(app, port=port, keep_alive_s=keep_alive_s) as served:
+        yield served.url
+
+
+@contextlib.contextmanager
+def serve_app_in_thread(
+    app: Starlette, *, port: int = 0, keep_alive_s: int = KEEP_ALIVE_S
+) -> Iterator[ServedApp]:
+    """Like :func:`serve_in_thread`, but yields the server too, so callers can watch it.
+
+    ``keep_alive_s`` is uvicorn's ``timeout_keep_alive``: how long an idle connection stays
+    open (tests shorten it to reproduce a receiver that closes connections under a client).
+    """
     sock = loopback_socket(port)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_keep_alive=keep_alive_s,
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="sandbox-server"
     )
@@ -43,7 +77,7 @@ def serve_in_thread(app: Starlette, *, port: int = 0) -> Iterator[str]:
             raise RuntimeError("the server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield ServedApp(f"http://127.0.0.1:{sock.getsockname()[1]}", server)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -5,9 +5,12 @@ bytes at once (a payload shows the state at the moment of the change, as GitHub'
 queues one delivery per hook URL. One task per hook URL sends them in order after the request
 has returned, with GitHub's headers (https://docs.github.com/webhooks/webhook-events-and-payloads#delivery-headers),
 records the receiver's status and duration in the delivery log, and never retries a failure
-(GitHub does not either; the App's owner redelivers). Faults: ``duplicate`` sends a delivery
-twice with the same GUID, ``reorder`` holds one back until after the next, ``delay_ms``
-waits before each send, ``drop`` records it as failed without sending.
+(GitHub does not either; the App's owner redelivers). Each sender keeps its connection alive
+and replaces one the receiver has closed (see :mod:`reactor.sandbox.hookclient`), so a
+delivery logged as failed (status 0) is one the receiver could not take on a new connection.
+Faults: ``duplicate`` sends a delivery twice with the same GUID, ``reorder`` holds one back
+until after the next, ``delay_ms`` waits before each send, ``drop`` records it as failed
+(status 0) without sending.
 """
 
 from __future__ import annotations

@@ -117,6 +117,8 @@ def _issues(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:
     )
     drive("POST", path, _user("ann"), 201, json={"title": "second"}, **repo)
     drive("POST", path, bot, 422, json={"body": "no title"}, **repo)
+    drive("POST", path, bot, 422, json={"title": "t" * 257}, **repo)
+    drive("PATCH", one, bot, 422, json={"body": "b" * 65537}, issue_number=1, **repo)
     drive("GET", path, bot, 200, **repo)
     drive("GET", one, bot, 200, issue_number=1, **repo)
     drive("GET", one, bot, 404, issue_number=77, **repo)
@@ -142,6 +144,7 @@ def _issues(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:
     labels = "/repos/{owner}/{repo}/issues/{issue_number}/labels"
     drive("GET", labels, bot, 200, issue_number=1, **repo)
     drive("POST", labels, bot, 200, json={"labels": ["status:starting"]}, issue_number=1, **repo)
+    drive("POST", labels, bot, 422, json={"labels": ["l" * 51]}, issue_number=1, **repo)
     drive(
         "PUT",
         labels,
@@ -161,6 +164,7 @@ def _labels(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:
     drive("GET", path, bot, 200, **repo)
     drive("POST", path, bot, 201, json={"name": "reactor:blocked", "color": "b60205"}, **repo)
     drive("POST", path, bot, 422, json={"name": "Reactor:Blocked"}, **repo)
+    drive("POST", path, bot, 422, json={"name": "n" * 51}, **repo)
     drive("GET", one, bot, 200, name="reactor:blocked", **repo)
     drive("GET", one, bot, 404, name="nope", **repo)
     drive(
@@ -179,8 +183,10 @@ def _comments(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:
     path = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
     one = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
     created = drive("POST", path, bot, 201, json={"body": "R1: reverted"}, issue_number=1, **repo)
+    drive("POST", path, bot, 422, json={"body": "c" * 65537}, issue_number=1, **repo)
     drive("GET", path, bot, 200, issue_number=1, **repo)
     drive("GET", one, bot, 200, comment_id=created["id"], **repo)
+    drive("PATCH", one, bot, 422, json={"body": "c" * 65537}, comment_id=created["id"], **repo)
     drive(
         "PATCH", one, _user("ann"), 200, json={"body": "edited"}, comment_id=created["id"], **repo
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from reactor.sandbox.testing import SandboxClient
+from reactor.sandbox.testing import SandboxClient, WebhookReceiver
 from tests.sandbox.conftest import Repo, new_issue
 
 
@@ -69,7 +69,7 @@ def test_secondary_limit_answers_retry_after(client: SandboxClient, repo: Repo) 
 
 
 def test_faulty_route_answers_its_status_and_changes_nothing(
-    client: SandboxClient, repo: Repo
+    client: SandboxClient, repo: Repo, receiver: WebhookReceiver
 ) -> None:
     client.control(
         "POST", "faults", {"routes": {"POST /repos/.*/issues$": {"status": 502, "rate": 1.0}}}
@@ -78,11 +78,44 @@ def test_faulty_route_answers_its_status_and_changes_nothing(
         client.as_user("a", "POST", f"{repo.path}/issues", json={"title": "x"}).status_code == 502
     )
     assert client.as_user("a", "GET", f"{repo.path}/issues").json() == []
+    assert client.drain() == 0 and [w.event for w in receiver.received] == ["installation"]
+
+
+def test_faulty_route_after_serves_the_request_then_answers_its_status(
+    client: SandboxClient, repo: Repo, receiver: WebhookReceiver
+) -> None:
+    new_issue(client, repo)
+    fault = {"status": 502, "after": True}
+    client.control("POST", "faults", {"routes": {"POST /repos/.*/comments$": fault}})
+    comments = f"{repo.path}/issues/1/comments"
+    failed = client.as_token(repo.token, "POST", comments, json={"body": "hand-off"})
+    assert failed.status_code == 502
+    assert failed.json()["message"] == "Server Error" and "documentation_url" in failed.json()
+    assert [c["body"] for c in client.as_user("a", "GET", comments).json()] == ["hand-off"]
+    assert client.drain() == 0 and receiver.received[-1].event == "issue_comment"
+    assert receiver.received[-1].payload["comment"]["body"] == "hand-off"
+    assert client.control("GET", "requests")[-2]["status"] == 502
+
+
+def test_faulty_route_after_spends_the_rate_limit_once(client: SandboxClient, repo: Repo) -> None:
+    new_issue(client, repo)
+    fault = {"status": 502, "after": True}
+    client.control("POST", "faults", {"routes": {"PATCH /repos/.*/issues/1$": fault}})
+    first = client.as_token(repo.token, "GET", f"{repo.path}/issues")
+    patched = client.as_token(repo.token, "PATCH", f"{repo.path}/issues/1", json={"title": "new"})
+    assert patched.status_code == 502
+    again = client.as_token(repo.token, "GET", f"{repo.path}/issues")
+    assert again.json()[0]["title"] == "new"
+    used = [int(r.headers["x-ratelimit-used"]) for r in (first, patched, again)]
+    assert used == [used[0], used[0] + 1, used[0] + 2]
 
 
 def test_bad_fault_spec_is_400(client: SandboxClient) -> None:
     response = client.http.post("/_sandbox/faults", json={"webhooks": {"drop": "lots"}})
     assert response.status_code == 400 and "drop" in response.json()["message"]
+    after = {"routes": {"POST /x": {"status": 502, "after": "yes"}}}
+    response = client.http.post("/_sandbox/faults", json=after)
+    assert response.status_code == 400 and "after" in response.json()["message"]
 
 
 def test_request_log_lists_calls_oldest_first(client: SandboxClient, repo: Repo) -> None:

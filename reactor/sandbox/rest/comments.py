@@ -9,6 +9,7 @@ from reactor.sandbox.model import Comment, Repo
 from reactor.sandbox.pipeline import Endpoint
 from reactor.sandbox.protocol import Call, Reply, not_found
 from reactor.sandbox.rest.common import by_app, issue_of, require_text
+from reactor.sandbox.rest.limits import COMMENTS_DOCS, check_comment_body
 
 
 def list_comments(call: Call) -> Reply:
@@ -30,6 +31,7 @@ def create(call: Call) -> Reply:
     repo = call.repo()
     issue = issue_of(call, repo)
     text = require_text(call.json_object(), "body", "IssueComment")
+    check_comment_body(text, docs=COMMENTS_DOCS + "#create-an-issue-comment")
     world = call.view.world
     now = world.now()
     comment = Comment(
@@ -66,6 +68,7 @@ def update(call: Call) -> Reply:
     repo = call.repo()
     comment = _comment(call, repo)
     text = require_text(call.json_object(), "body", "IssueComment")
+    check_comment_body(text, docs=COMMENTS_DOCS + "#update-an-issue-comment")
     old = comment.body
     comment.body, comment.updated_at = text, call.view.world.now()
     call.view.world.touch()

@@ -11,8 +11,7 @@ from typing import Any
 
 from reactor.sandbox.model import Issue, Label, Repo
 from reactor.sandbox.protocol import ActorKind, ApiError, Call, not_found, validation_failed
-
-MAX_LABEL_NAME = 50
+from reactor.sandbox.rest.limits import issue_label_name
 
 
 def issue_of(call: Call, repo: Repo) -> Issue:
@@ -28,33 +27,20 @@ def by_app(call: Call) -> bool:
     return call.actor.kind is ActorKind.INSTALLATION
 
 
-def check_label_name(name: Any) -> str:
-    """A valid label name, or GitHub's 422 (names are 1 to 50 characters)."""
-    if not isinstance(name, str) or not name.strip():
-        raise validation_failed("Label", "name", "missing_field")
-    if len(name) > MAX_LABEL_NAME:
-        raise validation_failed(
-            "Label",
-            "name",
-            "invalid",
-            message=f"name is too long (maximum is {MAX_LABEL_NAME} characters)",
-        )
-    return name
-
-
-def label_names(value: Any) -> list[str]:
-    """Label names from any form GitHub takes.
+def label_names(value: Any, *, docs: str) -> list[str]:
+    """Label names from any form GitHub takes, each checked as GitHub checks a label put on
+    an issue (``docs``: the refusing operation's documentation).
 
     That is ``["a"]``, ``{"labels": ["a"]}`` or ``{"labels": [{"name": "a"}]}``.
     """
     if isinstance(value, dict):
         value = value.get("labels", [])
     if not isinstance(value, list):
-        raise validation_failed("Label", "labels", "invalid")
+        raise validation_failed("Label", "labels", "invalid", docs=docs)
     names = []
     for item in value:
         name = item.get("name") if isinstance(item, dict) else item
-        names.append(check_label_name(name))
+        names.append(issue_label_name(name, docs=docs))
     return names
 
 

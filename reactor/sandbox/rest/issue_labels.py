@@ -10,8 +10,7 @@ from __future__ import annotations
 from reactor.sandbox.pipeline import Endpoint
 from reactor.sandbox.protocol import ApiError, Call, Reply
 from reactor.sandbox.rest.common import add_labels, issue_of, label_names, remove_label, set_labels
-
-LABEL_DOCS = "https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue"
+from reactor.sandbox.rest.limits import LABELS_DOCS
 
 
 def list_labels(call: Call) -> Reply:
@@ -24,7 +23,7 @@ def add(call: Call) -> Reply:
     """``POST .../labels``: adds to the existing labels; answers the issue's full label list."""
     repo = call.repo()
     issue = issue_of(call, repo)
-    names = label_names(call.body)
+    names = label_names(call.body, docs=LABELS_DOCS + "#add-labels-to-an-issue")
     if not names:
         raise ApiError(
             422,
@@ -39,7 +38,8 @@ def replace(call: Call) -> Reply:
     """``PUT .../labels``: the issue ends with exactly these labels (deltas sent as webhooks)."""
     repo = call.repo()
     issue = issue_of(call, repo)
-    set_labels(call, repo, issue, label_names(call.body if call.body is not None else []))
+    body = call.body if call.body is not None else []
+    set_labels(call, repo, issue, label_names(body, docs=LABELS_DOCS + "#set-labels-for-an-issue"))
     return Reply(body=call.view.issue_labels(repo, issue))
 
 
@@ -55,7 +55,9 @@ def remove_one(call: Call) -> Reply:
     issue = issue_of(call, repo)
     label = repo.labels.get(call.params["name"].lower())
     if label is None or label.id not in issue.labels:
-        raise ApiError(404, "Label does not exist", docs=LABEL_DOCS)
+        raise ApiError(
+            404, "Label does not exist", docs=LABELS_DOCS + "#remove-a-label-from-an-issue"
+        )
     remove_label(call, repo, issue, label)
     return Reply(body=call.view.issue_labels(repo, issue))
 

@@ -12,10 +12,13 @@ from reactor.sandbox.model import Issue, Repo
 from reactor.sandbox.pipeline import Endpoint
 from reactor.sandbox.protocol import Call, Reply, validation_failed
 from reactor.sandbox.rest.common import by_app, issue_of, label_names, set_labels
+from reactor.sandbox.rest.limits import ISSUES_DOCS, check_issue_text
 
 STATES = ("open", "closed", "all")
 SORTS = {"created": "created_at", "updated": "updated_at", "comments": "comments"}
 CLOSE_REASONS = ("completed", "not_planned", "duplicate")
+CREATE_DOCS = ISSUES_DOCS + "#create-an-issue"
+UPDATE_DOCS = ISSUES_DOCS + "#update-an-issue"
 
 
 def list_issues(call: Call) -> Reply:
@@ -72,7 +75,8 @@ def create_issue(call: Call) -> Reply:
     text = body.get("body")
     if text is not None and not isinstance(text, str):
         raise validation_failed("Issue", "body", "invalid")
-    names = label_names(body.get("labels", []))
+    check_issue_text(title, text, docs=CREATE_DOCS)
+    names = label_names(body.get("labels", []), docs=CREATE_DOCS)
     world, events = call.view.world, call.events
     issue = world.new_issue(repo, title=title, body=text, author=call.actor.login)
     issue.via_app = by_app(call)
@@ -101,7 +105,7 @@ def update_issue(call: Call) -> Reply:
     if "state" in body:
         _change_state(call, repo, issue, body)
     if "labels" in body:
-        set_labels(call, repo, issue, label_names(body["labels"] or []))
+        set_labels(call, repo, issue, label_names(body["labels"] or [], docs=UPDATE_DOCS))
     return Reply(body=call.view.issue(repo, issue))
 
 
@@ -120,8 +124,14 @@ def _check_update(call: Call, body: dict[str, Any]) -> None:
         value = body.get(key)
         if value is not None and not isinstance(value, str | int):
             raise validation_failed("Issue", key, "invalid")
+    title, text = body.get("title"), body.get("body")
+    check_issue_text(
+        None if title is None else str(title),
+        None if text is None else str(text),
+        docs=UPDATE_DOCS,
+    )
     if "labels" in body and body["labels"] is not None:
-        label_names(body["labels"])
+        label_names(body["labels"], docs=UPDATE_DOCS)
 
 
 def _edit_text(call: Call, repo: Repo, issue: Issue, body: dict[str, Any]) -> None:

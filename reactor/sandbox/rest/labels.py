@@ -13,7 +13,7 @@ from typing import Any
 from reactor.sandbox.model import Label, Repo
 from reactor.sandbox.pipeline import Endpoint
 from reactor.sandbox.protocol import Call, Reply, not_found, validation_failed
-from reactor.sandbox.rest.common import check_label_name
+from reactor.sandbox.rest.limits import LABELS_DOCS, repository_label_name
 
 COLOR = re.compile(r"^[0-9a-fA-F]{6}$")
 MAX_DESCRIPTION = 100
@@ -28,7 +28,7 @@ def list_labels(call: Call) -> Reply:
 def create(call: Call) -> Reply:
     repo = call.repo()
     body = call.json_object()
-    name = check_label_name(body.get("name"))
+    name = repository_label_name(body.get("name"), docs=LABELS_DOCS + "#create-a-label")
     color, description = _color(body, "ededed"), _description(body, None)
     if name.lower() in repo.labels:
         raise validation_failed("Label", "name", "already_exists")
@@ -55,7 +55,9 @@ def update(call: Call) -> Reply:
     repo = call.repo()
     label = _label(call, repo)
     body = call.json_object()
-    new_name = check_label_name(body["new_name"]) if "new_name" in body else label.name
+    new_name = label.name
+    if "new_name" in body:
+        new_name = repository_label_name(body["new_name"], docs=LABELS_DOCS + "#update-a-label")
     color, description = _color(body, label.color), _description(body, label.description)
     clash = repo.labels.get(new_name.lower())
     if clash is not None and clash is not label:
