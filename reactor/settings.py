@@ -6,14 +6,17 @@ GitHub App developer's existing ``.env`` works unchanged. Variables already in t
 win over the file, as with Probot and python-dotenv's defaults.
 
 A malformed value raises :class:`~reactor.errors.ConfigError` whose message is one line naming
-the variable and what was expected; the command line prints it and exits non-zero.
+the variable and what was expected; the command line prints it and exits non-zero. No secret
+is ever part of such a message or of ``repr(settings)``: a URL's password reads ``***``
+(:func:`mask_url`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,10 +28,12 @@ from reactor.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
 _HTTP = ("http", "https")
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#]*)@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]pass(?:word)?=)[^&#]*")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything the processes read from their environment; nothing else reads ``os.environ``."""
 
@@ -42,6 +47,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     log_level: str = "info"
+
+    def __repr__(self) -> str:
+        """The dataclass's repr without the secrets, and with every URL's credentials masked."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        masked = {k: mask_url(v) if isinstance(v, str) else v for k, v in shown.items()}
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in masked.items())})"
 
     @property
     def has_app(self) -> bool:
@@ -142,12 +153,30 @@ def _secrets(raw: str) -> tuple[bytes, ...]:
     return tuple(s.strip().encode() for s in raw.split(",") if s.strip())
 
 
+def mask_url(text: str) -> str:
+    """``text`` (a URL, or a line with URLs in it) with every URL's credentials hidden, for
+    printing: ``redis://:***@host:6379/0``.
+
+    A user name alone (``https://<token>@host``) may be the credential, so it is hidden too,
+    as is a password given as a query parameter (``unix:///redis.sock?password=…``).
+    """
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO.sub(_mask_userinfo, text))
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    user, colon, _ = match[2].partition(":")
+    return f"{match[1]}{user if colon else ''}:***@"
+
+
 def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
     if raw is None:
         return None
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. an unclosed '[' in the host
+        parts = urlsplit("")
     if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
-        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL, got {raw!r}")
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL, got {mask_url(raw)!r}")
     return raw
 
 

@@ -91,8 +91,8 @@ def test_reactor_dev_runs_the_whole_reactor_against_the_sandbox(tmp_path: Path) 
     try:
         banner = _read_until(_lines(dev.stdout), "Press Ctrl-C to stop.")
         sandbox_url = re.search(r"sandbox\s+(http://\S+)", banner)
-        redis_url = re.search(r"redis\s+(redis://\S+)", banner)
-        assert sandbox_url and redis_url, banner
+        url_file = re.search(r"full URL in (\S+)\)", banner)
+        assert sandbox_url and url_file, banner
         assert f"http://127.0.0.1:{port}/api/github/webhooks" in banner
 
         created = httpx.post(
@@ -101,7 +101,7 @@ def test_reactor_dev_runs_the_whole_reactor_against_the_sandbox(tmp_path: Path) 
             json={"title": "[titanic] planner: plan", "labels": ["agent:planner"]},
         )
         assert created.status_code == 201
-        client = redis.Redis.from_url(redis_url[1])
+        client = redis.Redis.from_url(Path(url_file[1]).read_text())
         deadline = time.monotonic() + 20
         while not any(r.actor == "alice" and r.action == "opened" for r in audit.read(client)):
             assert time.monotonic() < deadline, "the worker did not audit the sandbox's webhook"

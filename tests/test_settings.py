@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from reactor.errors import ConfigError
-from reactor.settings import Settings
+from reactor.settings import Settings, mask_url
 
 
 def pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
@@ -92,3 +92,35 @@ def test_the_command_line_prints_one_line_and_exits_non_zero(tmp_path: Path) -> 
     assert done.stderr.strip() == (
         "reactor: PRIVATE_KEY is not a PEM key (expected '-----BEGIN RSA PRIVATE KEY-----')"
     )
+
+
+def test_repr_shows_no_secret_and_masks_the_redis_password() -> None:
+    settings = Settings.parse({
+        "APP_ID": "123", "PRIVATE_KEY": RSA_PEM, "WEBHOOK_SECRET": "webhook-secret-value",
+        "REDIS_URL": "redis://:redis-password-value@10.0.0.5:6379/0",
+        "SENTRY_DSN": "https://sentry-key-value@o1.ingest.sentry.io/1",
+    })
+    text = repr(settings)
+    assert "redis_url='redis://:***@10.0.0.5:6379/0'" in text and "app_id=123" in text
+    for secret in ("redis-password-value", "webhook-secret-value", "sentry-key-value",
+                   RSA_PEM.splitlines()[1]):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("redis://:hunter2@host:6379/0", "redis://:***@host:6379/0"),
+    ("rediss://default:hunter2@host:6380/1", "rediss://default:***@host:6380/1"),
+    ("redis://:p@ssw0rd@host/0", "redis://:***@host/0"),
+    ("https://ghp_token@example.com/x", "https://:***@example.com/x"),
+    ("unix:///run/redis.sock?db=0&password=hunter2", "unix:///run/redis.sock?db=0&password=***"),
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+])
+def test_mask_url_hides_credentials_only(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize("url", ["localhost://:hunter2@host:6379", "redis://:hunter2@[::1"])
+def test_a_malformed_redis_url_is_reported_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL must be a redis/rediss/unix URL") as caught:
+        Settings.parse({"REDIS_URL": url})
+    assert "hunter2" not in str(caught.value) and ":***@" in str(caught.value)

@@ -30,6 +30,7 @@ from reactor.github._shared import (
     as_text,
     utc_now,
 )
+from reactor.observability import register_secret
 from reactor.store import keys
 
 # Held by the one process fetching a fresh token for an installation.
@@ -112,10 +113,13 @@ class TokenCache:
         fresh_until = float(as_text(expires)) - self._margin.total_seconds()
         if fresh_until <= self._clock().timestamp():
             return None
-        return as_text(token)
+        text = as_text(token)
+        register_secret(text)  # another process may have minted it: redact it here too
+        return text
 
     async def _renew(self, installation_id: int) -> str:
         token = await self._fetch(installation_id)
+        register_secret(token.token)
         ttl = token.expires_at - self._margin - self._clock()
         if ttl > timedelta(0):
             key = keys.installation_token(installation_id)
