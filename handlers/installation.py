@@ -22,16 +22,37 @@ router = routing.Router()
 
 
 def _repositories(data: dict[str, Any], field: str, delivery_id: str) -> list[Repo]:
-    items = data.get(field) or []
-    try:
-        found = []
-        for item in items:
-            owner, name = item["full_name"].split("/", 1)
-            found.append(Repo(owner=owner, name=name, id=int(item["id"])))
-        return found
-    except (TypeError, KeyError, ValueError, AttributeError):
-        raise PayloadError(f"payload field {field!r} must list repositories",
-                           delivery_id=delivery_id) from None
+    """The repositories a payload lists under ``field`` (absent: none), or PayloadError.
+
+    The handler reads this field only, so it is checked here rather than in
+    :func:`~reactor.model.parse_event`; the worker audits the error as a rejection.
+    """
+    items = data.get(field)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise _malformed(field, delivery_id)
+    return [_repository(item, field, delivery_id) for item in items]
+
+
+def _repository(item: object, field: str, delivery_id: str) -> Repo:
+    """One ``{"id": <int>, "full_name": "<owner>/<name>"}`` item of a repository list."""
+    if not isinstance(item, dict):
+        raise _malformed(field, delivery_id)
+    ident, full_name = item.get("id"), item.get("full_name")
+    if not isinstance(ident, int) or isinstance(ident, bool) or not isinstance(full_name, str):
+        raise _malformed(field, delivery_id)
+    owner, _, name = full_name.partition("/")
+    if not owner or not name or "/" in name:
+        raise _malformed(field, delivery_id)
+    return Repo(owner=owner, name=name, id=ident)
+
+
+def _malformed(field: str, delivery_id: str) -> PayloadError:
+    return PayloadError(
+        f"payload field {field!r} must list repositories, each with an integer id and an "
+        "owner/name full_name", delivery_id=delivery_id,
+    )
 
 
 @router.register("installation", action="created")

@@ -8,17 +8,24 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import redis
 
 from reactor.errors import ReactorError
 from reactor.settings import Settings
+from reactor.store import audit
+from reactor.terminal import json_document, printable
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+DEFAULT_AUDIT_LIMIT = 50
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,23 +65,69 @@ def _sandbox(argv: list[str]) -> int:
     return sandbox_main(argv)
 
 
-def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from reactor.store import audit
+class UsageError(ReactorError):
+    """A command-line argument that does not parse (exit status 2, like argparse's own)."""
 
-    client = redis.Redis.from_url(settings.require_redis_url(), socket_connect_timeout=2)
-    records = list(audit.read(
-        client, repo=args.repo, issue=args.issue, comp=args.comp, limit=args.limit
-    ))
-    for record in reversed(records):
-        if args.json:
-            print(orjson.dumps(record).decode())
-        else:
-            where = f"{record.repo}#{record.issue}" if record.issue else record.repo
-            what = f"{record.event}.{record.action}" if record.action else record.event
-            rule = f" [{record.rule}]" if record.rule else ""
-            label = f" {record.label}" if record.label else ""
-            print(f"{record.at}  {record.outcome:<9} {what:<22} {where:<28} "
-                  f"{record.actor}{label}{rule} {record.detail}".rstrip())
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, *, now: datetime) -> datetime:
+    """``--since``: an ISO 8601 time (UTC unless it says otherwise) or an age like ``10m``."""
+    duration = _DURATION.fullmatch(text.strip())
+    try:
+        if duration:
+            return now - timedelta(**{_UNITS[duration[2]]: int(duration[1])})
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, OverflowError):
+        raise UsageError(f"--since {text!r} is neither an ISO time (2025-01-31T09:00Z) "
+                         "nor an age (30s, 10m, 2h, 1d, 1w)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _audit_query(args: argparse.Namespace, *, now: datetime) -> audit.Query:
+    return audit.Query(
+        repo=args.repo, issue=args.issue, comp=args.comp, delivery=args.delivery,
+        rule=args.rule, since=None if args.since is None else parse_since(args.since, now=now),
+    )
+
+
+def _audit_limit(args: argparse.Namespace) -> int | None:
+    """``--limit``, else 50 records, else — looking up a delivery — all of its records."""
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, not {args.limit}")
+    if args.limit is None:
+        return None if args.delivery else DEFAULT_AUDIT_LIMIT
+    return int(args.limit)
+
+
+def _audit_line(record: audit.AuditRecord, *, as_json: bool) -> str:
+    """One record as a line for the terminal, user text escaped (or as one JSON object)."""
+    if as_json:
+        return json_document(orjson.dumps(record).decode())
+    where = f"{record.repo}#{record.issue}" if record.issue else record.repo
+    what = f"{record.event}.{record.action}" if record.action else record.event
+    rule = f" [{record.rule}]" if record.rule else ""
+    label = f" {record.label}" if record.label else ""
+    return printable(f"{record.at}  {record.outcome:<9} {what:<22} {where:<28} "
+                     f"{record.actor}{label}{rule} {record.detail}".rstrip())
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the selection oldest first; with ``--follow``, then every new match until Ctrl-C."""
+    query = _audit_query(args, now=datetime.now(UTC))
+    limit = _audit_limit(args)
+    client = redis.Redis.from_url(
+        settings.require_redis_url(), socket_connect_timeout=2, socket_timeout=30
+    )
+    upto = audit.newest_id(client)
+    for record in reversed(list(audit.select(client, query, limit=limit, upto=upto))):
+        sys.stdout.write(_audit_line(record, as_json=args.json) + "\n")
+    sys.stdout.flush()
+    if args.follow:
+        for record in audit.follow(client, query, after=upto):
+            print(_audit_line(record, as_json=args.json), flush=True)
     return 0
 
 
@@ -109,7 +162,16 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--repo", metavar="O/R", help="only this repository")
     audit.add_argument("--comp", metavar="C", help="only this competition")
     audit.add_argument("--issue", type=int, metavar="N", help="only this issue")
-    audit.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
+    audit.add_argument("--delivery", metavar="GUID",
+                       help="only the records of this delivery (X-GitHub-Delivery)")
+    audit.add_argument("--rule", metavar="R", help="only this rule (R1, R2, …, config)")
+    audit.add_argument("--since", metavar="T",
+                       help="only records since T: an ISO time (UTC unless given) or an age "
+                            "such as 30s, 10m, 2h, 1d")
+    audit.add_argument("--follow", action="store_true",
+                       help="after the selection, print new matching records until Ctrl-C")
+    audit.add_argument("--limit", type=int, metavar="N",
+                       help="newest N records (default 50; every record with --delivery)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
@@ -122,14 +184,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(args.run(args, settings))
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     except ReactorError as exc:
-        print(f"reactor: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(str(exc))
     except redis.ConnectionError as exc:
-        print(f"reactor: cannot reach Redis: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"cannot reach Redis: {exc}")
+    except redis.TimeoutError:
+        return _fail("Redis did not answer in time")
+    except redis.RedisError as exc:
+        return _fail(f"Redis refused: {exc}")
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``reactor audit | head``): stop quietly, and keep Python's
+        # final flush of stdout from failing again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> int:
+    """Report a user mistake or an unreachable service as one escaped line on stderr."""
+    print(f"reactor: {printable(message)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
