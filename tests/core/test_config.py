@@ -1,15 +1,34 @@
-"""``.github/reactor.yml``: defaults, every key, and one readable error per mistake."""
+"""``.github/reactor.yml``: defaults, every key, one readable error per mistake, and limits.
+
+Whatever the file holds — an alias bomb, nesting a thousand deep, a megabyte of valid YAML,
+tags PyYAML's constructors choke on — parsing costs little and ends in a RepoConfig or a
+RepoConfigError whose message is one short printable line.
+"""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from unittest import mock
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from reactor import config as config_module
 from reactor.config import (
     DEFAULT_CONFIG,
     DEFAULT_STAGE_TIMEOUT,
     DEFAULT_STAGES,
+    EXCERPT_CHARS,
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    MESSAGE_CHARS,
     DispatchMode,
     RepoConfig,
     RepoConfigError,
@@ -163,3 +182,253 @@ def test_the_error_carries_the_dotted_key() -> None:
     with pytest.raises(RepoConfigError) as caught:
         parse_config("timeouts: {executor: 4 hours}")
     assert caught.value.key == "timeouts.executor"
+
+
+# -- hostile text: bounded cost, bounded messages, and never another exception ----------------
+
+LOADERS = [
+    pytest.param(getattr(config_module, "_CLoader", None), id="libyaml"),
+    pytest.param(config_module._PyLoader, id="python"),
+]
+
+
+@contextmanager
+def reading_with(loader: object) -> Iterator[None]:
+    """Parse with libyaml's events or PyYAML's pure-Python ones: both must hold the limits."""
+    if loader is None:
+        pytest.skip("PyYAML is built without libyaml here")
+    with mock.patch.object(config_module, "_LOADER", loader):
+        yield
+
+
+def bomb(levels: int, *, key: str = "start_timeout") -> str:
+    """The "billion laughs": each level a list of ten aliases to the level before."""
+    lines = [f"{key}:", '- &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        lines.append(f"- &l{level} [" + ",".join([f"*l{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def assert_bounded(error: RepoConfigError) -> None:
+    message = str(error)
+    assert len(message) <= MESSAGE_CHARS, message
+    assert message.isprintable(), message  # one line; no control or bidi characters
+    assert len(error.key) <= EXCERPT_CHARS
+
+
+def outcome(text: str) -> RepoConfig | RepoConfigError:
+    """parse_config's answer for ``text``; any exception but RepoConfigError fails the test."""
+    try:
+        return parse_config(text)
+    except RepoConfigError as error:
+        assert_bounded(error)
+        return error
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_an_alias_bomb_is_refused_while_composing_with_a_short_message(loader: object) -> None:
+    """Five levels (10**5 strings, 800 KB as a repr) from a file of a couple of hundred bytes."""
+    text = bomb(5)
+    assert len(text.encode()) < 300
+    with reading_with(loader):
+        started = time.perf_counter()
+        with pytest.raises(RepoConfigError) as caught:
+            parse_config(text)
+        elapsed = time.perf_counter() - started
+    assert str(caught.value).startswith(f"aliases expand to more than {MAX_NODES:,} values")
+    assert len(str(caught.value)) < 1000
+    assert elapsed < 0.5
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_nine_levels_of_aliases_cost_no_more_than_five(loader: object) -> None:
+    with reading_with(loader):
+        started = time.perf_counter()
+        error = outcome(bomb(9, key="maintainers"))
+        assert time.perf_counter() - started < 0.5
+    assert isinstance(error, RepoConfigError)
+    assert "aliases expand to more than" in str(error)
+
+
+def test_aliases_within_the_budget_are_quoted_by_an_excerpt_never_a_repr() -> None:
+    """Three levels (1,110 values) pass the budget; the error quotes ≤ 80 characters of them."""
+    with pytest.raises(RepoConfigError) as caught:
+        parse_config(bomb(3))
+    message = str(caught.value)
+    assert message.startswith("start_timeout: [[")
+    assert message.endswith("is not a duration like 30m or 2h")
+    assert len(message) <= len("start_timeout: ") + EXCERPT_CHARS + 40
+
+
+def test_an_alias_to_a_value_that_holds_it_is_refused() -> None:
+    with pytest.raises(RepoConfigError, match=r"alias \*a repeats a value that holds it"):
+        parse_config("maintainers: &a [octocat, *a]")
+
+
+def test_aliases_that_repeat_small_values_are_fine() -> None:
+    config = parse_config("agents:\n  planner: &bots [alice, bob]\n  executor: *bots\n")
+    assert config.agents == {"planner": {"alice", "bob"}, "executor": {"alice", "bob"}}
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 1000 + "]" * 1000,
+        "stages: " + "{a: " * 1000 + "}" * 1000,
+        "- " * 1000 + "x",
+        "".join(" " * i + "a:\n" for i in range(300)),  # block mappings, 300 deep (45 KB)
+    ],
+    ids=["flow-lists", "flow-mappings", "block-lists", "block-mappings"],
+)
+def test_deep_nesting_is_a_config_problem_not_a_recursion_error(loader: object, text: str) -> None:
+    with reading_with(loader), pytest.raises(RepoConfigError) as caught:
+        parse_config(text)
+    assert re.search(rf"nested more than {MAX_DEPTH} levels deep|maximum nesting depth",
+                     str(caught.value))
+
+
+def test_twenty_levels_of_nesting_are_allowed() -> None:
+    assert isinstance(outcome("stages: " + "[" * 19 + "]" * 19), RepoConfigError)  # a type error
+    assert "nested" not in str(outcome("stages: " + "[" * 19 + "]" * 19))
+
+
+def test_more_values_than_the_budget_are_refused() -> None:
+    text = "maintainers: [" + ",".join("a" for _ in range(MAX_NODES)) + "]"
+    assert len(text.encode()) < MAX_BYTES
+    with pytest.raises(RepoConfigError, match=f"the file holds more than {MAX_NODES:,} values"):
+        parse_config(text)
+
+
+def huge_valid_config(size: int) -> str:
+    """A valid config of about ``size`` bytes: a long list of maintainers, 13 bytes a line."""
+    return "maintainers:\n" + "".join(f"  - m{i:07d}\n" for i in range(size // 13))
+
+
+def test_a_huge_valid_config_is_refused_by_size_before_it_is_read() -> None:
+    text = huge_valid_config(960_000)
+    assert 950_000 < len(text) < 970_000
+    started = time.perf_counter()
+    with pytest.raises(RepoConfigError) as caught:
+        parse_config(text)
+    assert time.perf_counter() - started < 0.05
+    kib = -(-len(text) // 1024)
+    assert str(caught.value) == f"the file is {kib} KiB; the limit is 64 KiB"
+
+
+def test_the_size_limit_counts_bytes_not_characters() -> None:
+    assert parse_config("# " + "x" * (MAX_BYTES - 3)) == DEFAULT_CONFIG
+    with pytest.raises(RepoConfigError, match="the file is 65 KiB"):
+        parse_config("# " + "é" * (MAX_BYTES // 2))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("revert_limit: !!bool maybe", "not valid YAML (KeyError: 'maybe')"),
+        ("revert_limit: !!timestamp soon", "not valid YAML (AttributeError"),
+        ("revert_limit: 2001-13-45", "not valid YAML (ValueError: month must be in 1..12)"),
+        ("revert_limit: " + "9" * 5000, "not valid YAML (ValueError: Exceeds the limit"),
+        ("revert_limit: !!float nan-ish", "not valid YAML (ValueError"),
+        ("revert_limit: !!set [a]", "not valid YAML"),
+        ("revert_limit: !!python/object:os.system x", "not valid YAML"),
+        ("revert_limit: 1\n---\nrevert_limit: 2\n", "not valid YAML"),
+        ("revert_limit: \x07", "not valid YAML at character 14"),
+    ],
+)
+def test_whatever_pyyaml_raises_is_a_config_problem(text: str, message: str) -> None:
+    error = outcome(text)
+    assert isinstance(error, RepoConfigError)
+    assert str(error).startswith(message), str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("settle: 400d", "settle: '400d' is longer than 365d"),
+        ("timeouts: {planner: 99999999999d}", "timeouts.planner: '99999999999d' is not a duration"),
+        ("revert_window: " + "1" * 4400 + "s", "revert_window: '1111"),
+    ],
+)
+def test_durations_stay_far_from_timedeltas_range(text: str, message: str) -> None:
+    error = outcome(text)
+    assert isinstance(error, RepoConfigError)
+    assert str(error).startswith(message)
+
+
+def test_quoted_values_are_escaped_and_cut_short() -> None:
+    error = outcome('maintainers: ["\\e[31mred\\u202e' + "x" * 500 + '"]')
+    assert isinstance(error, RepoConfigError)
+    message = str(error)
+    assert "\x1b" not in message and "\u202e" not in message
+    assert "\\x1b[31mred\\u202e" in message
+    quoted = message.removeprefix("maintainers[0]: ").removesuffix(
+        " is not a GitHub login (like octocat or planner-bot[bot])")
+    assert len(quoted) <= EXCERPT_CHARS
+
+
+def test_long_keys_are_cut_short_in_the_dotted_path() -> None:
+    error = outcome("scopes:\n  ? " + "b" * 5000 + "\n  : [x]\n")  # ? : past 1024 characters
+    assert isinstance(error, RepoConfigError)
+    assert error.key.startswith("scopes.bbbb") and len(error.key) <= len("scopes.") + 40
+    assert len(str(error)) <= MESSAGE_CHARS
+
+
+def test_thousands_of_stages_are_checked_in_linear_time() -> None:
+    stages = [f"s{i}" for i in range(3000)]
+    text = "stages: [" + ", ".join([*stages, "s0"]) + "]"
+    started = time.perf_counter()
+    with pytest.raises(RepoConfigError, match=r"stages\[3000\]: 's0' is listed twice"):
+        parse_config(text)
+    assert time.perf_counter() - started < 0.5
+    error = outcome(text.replace(", s0]", "]") + "\ntimeouts: {x: 1h}")
+    assert isinstance(error, RepoConfigError)
+    assert "(s0, s1, s2, s3, s4, s5, …)" in str(error)
+
+
+# -- Hypothesis: any text, any structure, only RepoConfig or a bounded RepoConfigError ---------
+
+KNOWN_KEYS = ["stages", "timeouts", "start_timeout", "settle", "agents", "scopes",
+              "maintainers", "dispatch", "revert_limit", "revert_window"]
+SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=60)
+           | st.sampled_from(["planner", "executor", "1h", "30m", "0s", "label", "octocat",
+                              "bot[bot]", "a:b", "400d"]))
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(
+        st.sampled_from(["planner", "executor", "octocat", "x"]) | st.text(max_size=10),
+        inner, max_size=6),
+    max_leaves=30,
+)
+TOKENS = ["stages", "agents", "timeouts", "maintainers", "settle", "planner", "octocat", "1h",
+          ": ", "- ", "[", "]", "{", "}", ", ", "\n", "  ", "&a ", "&b ", "*a", "*b", "<<: ",
+          "? ", "!!int ", "!!timestamp ", "!!binary ", "!!set ", "!!map ", "!!seq ", "!foo ",
+          "'q'", '"\\e\\u202e"', "2001-13-45", "99999999999d", "---\n", "...\n", "%YAML 1.1\n",
+          "# c", "|\n", ">-\n", "\t", "\x00", "\u202e", "\ud800", "1" * 50]
+SOUP = st.lists(st.sampled_from(TOKENS), max_size=60).map("".join)
+FUZZ = settings(max_examples=300, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@FUZZ
+@given(text=st.text())
+def test_any_text_gives_a_config_or_a_bounded_config_error(loader: object, text: str) -> None:
+    with reading_with(loader):
+        outcome(text)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@FUZZ
+@given(text=SOUP)
+def test_yaml_token_soup_gives_a_config_or_a_bounded_config_error(
+    loader: object, text: str
+) -> None:
+    with reading_with(loader):
+        outcome(text)
+
+
+@FUZZ
+@given(data=st.dictionaries(st.sampled_from(KNOWN_KEYS), VALUES, max_size=5) | VALUES)
+def test_any_structure_gives_a_config_or_a_bounded_config_error(data: object) -> None:
+    outcome(yaml.safe_dump(data, allow_unicode=True))
