@@ -117,6 +117,15 @@ class CloseIssue:
 
 
 @dataclass(frozen=True, slots=True)
+class ReopenIssue:
+    """``PATCH /issues/{issue}`` with ``state: open`` (a re-run of a closed stage, R9)."""
+
+    issue: int
+    rule: Rule
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     """``POST /repos/{o}/{r}/dispatches`` (needs ``contents: write``)."""
 
@@ -139,7 +148,8 @@ class Escalate:
     reason: str
 
 
-Action = AddLabel | RemoveLabel | Comment | CreateIssue | CloseIssue | Dispatch | Escalate
+Action = (AddLabel | RemoveLabel | Comment | CreateIssue | CloseIssue | ReopenIssue | Dispatch
+          | Escalate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +165,19 @@ def _no_statuses() -> Mapping[int, Status]:
     return MappingProxyType({})
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The competition and stage an agent issue belongs to (R3: set once; a maintainer may
+    move it)."""
+
+    comp: str
+    stage: str
+
+
+def _no_identities() -> Mapping[int, Identity]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome of one evaluation.
@@ -166,6 +189,12 @@ class Decision:
     - ``settle_until``: some issue read ambiguous; apply what is here, then evaluate the same
       changes again at or after this time (SPEC §3 settle window).
     - ``notes``: audit-only records.
+    - ``identities``: each agent issue's competition and stage, to remember (R3).
+    - ``moved``: issues a maintainer moved to another competition, by the new one; the shell
+      judges them there too.
+    - ``handed_back``: issues a maintainer handed back (removed ``reactor:needs-human``): the
+      revert-war count starts afresh.
+    - ``settling``: issues whose judgement waits for the settle window.
     """
 
     actions: tuple[Action, ...] = ()
@@ -173,6 +202,10 @@ class Decision:
     reverted: frozenset[int] = frozenset()
     settle_until: datetime | None = None
     notes: tuple[Note, ...] = ()
+    identities: Mapping[int, Identity] = field(default_factory=_no_identities)
+    moved: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    handed_back: frozenset[int] = frozenset()
+    settling: frozenset[int] = frozenset()
 
     @property
     def is_empty(self) -> bool:

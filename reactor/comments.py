@@ -2,7 +2,9 @@
 
 Each comment names the rule, the actor and what to do instead, and ends with the hidden
 marker of :mod:`reactor.markers`, so the shell never posts it twice for the same delivery.
-Mentions use ``@login`` so the actor (and, on escalation, the maintainers) is notified.
+Mentions use ``@login`` so the actor (and, on escalation, the maintainers) is notified; those
+logins come from GitHub itself. Any text users wrote (label and competition names, titles,
+config excerpts) is quoted with :func:`reactor.words.code`, so it can mention no one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterable
 
 from reactor.actions import Comment, Rule
 from reactor.markers import comment_marker
+from reactor.words import code
 
 
 def _comment(issue: int, rule: Rule, key: str, text: str, reason: str, *,
@@ -20,7 +23,7 @@ def _comment(issue: int, rule: Rule, key: str, text: str, reason: str, *,
 
 
 def _labels(names: Iterable[str]) -> str:
-    return ", ".join(f"`{name}`" for name in sorted(names))
+    return ", ".join(code(name) for name in sorted(names))
 
 
 def _hand_back(maintainers: Iterable[str]) -> str:
@@ -67,11 +70,21 @@ def duplicate(*, issue: int, original: int, actor: str, key: str) -> Comment:
     return _comment(issue, Rule.R5, key, text, f"R5 duplicate of #{original}")
 
 
-def handoff(*, issue: int, completed: int, stage: str, target: str, key: str) -> Comment:
+def handoff(*, issue: int, completed: int, stage: str, target: str, key: str,
+            rerun: bool = False) -> Comment:
     """Posted on hand-off (R9): links the completed issue and the next stage's issue."""
+    again = " again (a re-run: it had completed before)" if rerun else ""
     text = (f"{heading(Rule.R9)}: #{completed} ({stage}) completed; {target} "
-            f"is now `status:starting`.")
+            f"is now `status:starting`{again}.")
     return _comment(issue, Rule.R9, key, text, f"R9 hand-off from #{completed}")
+
+
+def handoff_blocked(*, issue: int, target: int, stage: str, problem: str, key: str) -> Comment:
+    """Posted on the completed issue when the next stage's issue cannot be started (R9)."""
+    text = (f"{heading(Rule.R9)}: this stage completed, but the reactor cannot start the "
+            f"{stage} stage: {problem}. The competition waits until that is settled.")
+    return _comment(issue, Rule.R9, key, text, f"R9 hand-off to #{target} blocked",
+                    tag="handoff-blocked")
 
 
 def conflict(*, issue: int, rule: Rule, maintainers: Iterable[str], key: str) -> Comment:
@@ -84,6 +97,7 @@ def conflict(*, issue: int, rule: Rule, maintainers: Iterable[str], key: str) ->
 
 def config_problem(*, issue: int, problem: str, key: str) -> Comment:
     """Posted once per malformed config text, on the newest agent issue (SPEC §3)."""
-    text = (f"**Configuration**: {problem}\n\nThe reactor keeps using the last configuration "
-            f"that parsed (or the defaults) until `.github/reactor.yml` is fixed.")
+    text = (f"**Configuration**: {code(problem, limit=400)}\n\nThe reactor keeps using the "
+            f"last configuration that parsed (or the defaults) until `.github/reactor.yml` "
+            f"is fixed.")
     return _comment(issue, Rule.R1, key, text, "config problem reported", tag="config")

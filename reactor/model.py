@@ -8,11 +8,12 @@ shapes follow https://docs.github.com/en/webhooks/webhook-events-and-payloads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from reactor.errors import PayloadError
-from reactor.labels import MAX_LABEL_LENGTH, LabelKind, LabelSet
+from reactor.labels import MAX_LABEL_LENGTH, LabelKind, LabelSet, parse_label
+from reactor.markers import creation_key
 from reactor.view import Change, ChangeKind, IssueSnapshot, IssueState
 
 # Events whose payload must name an issue, and those that must name a label.
@@ -56,6 +57,10 @@ class Event:
     issue_labels: tuple[str, ...] = ()
     issue_author: str | None = None
     label_renamed_from: str | None = None  # ``label.edited``: ``changes.name.from``
+    # When the web process received the delivery (seconds since the epoch); 0 if unknown.
+    received_at: float = 0.0
+    # The reactor's creation key, when the payload's issue body carries its marker.
+    issue_creation_key: str | None = None
 
     @property
     def comps(self) -> frozenset[str]:
@@ -63,7 +68,7 @@ class Event:
         return LabelSet.parse(self.issue_labels).values(LabelKind.COMP)
 
 
-def parse_event(name: str, delivery_id: str, payload: Any) -> Event:
+def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float = 0.0) -> Event:
     """Build an :class:`Event` from a decoded payload, or raise PayloadError."""
     reader = _Reader(payload, delivery_id)
     issue = reader.mapping("issue", required=name in _ISSUE_EVENTS)
@@ -80,11 +85,17 @@ def parse_event(name: str, delivery_id: str, payload: Any) -> Event:
         issue_labels=reader.label_names(issue) if issue is not None else (),
         issue_author=reader.author(issue) if issue is not None else None,
         label_renamed_from=reader.renamed_from() if name == "label" else None,
+        received_at=received_at,
+        issue_creation_key=creation_key(reader.optional_str(issue, "body") or "")
+        if issue is not None else None,
     )
 
 
-def change_from_event(event: Event, *, at: datetime) -> Change | None:
-    """The :class:`Change` an ``issues`` event reports, or None for any other event."""
+def change_from_event(event: Event, *, now: datetime) -> Change | None:
+    """The :class:`Change` an ``issues`` event reports, or None for any other event.
+
+    Its time is when the web process received it (``now`` for a delivery without one), and
+    it keeps the ``status:`` labels the payload showed, which order a burst's changes."""
     if event.name != "issues" or event.issue is None or event.sender is None:
         return None
     try:
@@ -92,7 +103,9 @@ def change_from_event(event: Event, *, at: datetime) -> Change | None:
     except ValueError:
         return None
     label = event.label if kind in (ChangeKind.LABELED, ChangeKind.UNLABELED) else None
-    return Change(kind, event.issue, event.sender, event.delivery_id, at, label)
+    at = datetime.fromtimestamp(event.received_at, UTC) if event.received_at else now
+    shown = frozenset(n for n in event.issue_labels if parse_label(n).kind is LabelKind.STATUS)
+    return Change(kind, event.issue, event.sender, event.delivery_id, at, label, shown)
 
 
 def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:

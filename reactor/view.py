@@ -41,8 +41,10 @@ class ChangeKind(StrEnum):
 class Change:
     """One webhook's account of a change: which issue (and label), who, when, which delivery.
 
-    ``at`` orders the changes of a burst (ties keep the given order) and starts the settle
-    window; the shell passes the event time it trusts (payload ``updated_at`` or receipt).
+    ``at`` is when the web process received the webhook: it starts the settle window and
+    orders the changes of a burst where nothing better does. ``shown`` is the ``status:``
+    labels the webhook's payload showed on the issue (after the change, as GitHub rendered
+    it), which tells the order of a burst's changes where the arrival order lies.
     """
 
     kind: ChangeKind
@@ -51,6 +53,7 @@ class Change:
     delivery_id: str
     at: datetime
     label: str | None = None  # for labeled / unlabeled
+    shown: frozenset[str] | None = None
 
 
 class IssueState(StrEnum):
@@ -140,12 +143,14 @@ def _empty() -> MappingProxyType[int, object]:
 class CompetitionView:
     """A competition (or one lone issue) read afresh, plus the reactor's memory from Redis.
 
-    ``accepted`` holds the last status the reactor accepted per issue; an issue it has no
-    memory of is judged from ``idle`` (after a Redis wipe, ``reactor reconcile`` reseeds it
-    with :func:`reactor.rules.seed_accepted`). ``reverts`` counts the recent reverts of each
-    issue (the revert-war cap); ``created`` lists issues the reactor created, besides those
-    whose body carries the creation marker; ``competitions`` is the competition each issue was
-    first seen in, so a ``comp:`` swap split over two bursts is still undone.
+    ``accepted`` holds the last status the reactor accepted per issue; for an issue it has no
+    memory of, the rules take what GitHub showed before the burst (see
+    :meth:`reactor.rules._base.Situation.status_before`). ``reverts`` counts the recent
+    reverts of each issue (the revert-war cap); ``created`` lists issues the reactor created;
+    ``competitions`` and ``stages`` are each issue's competition and stage as the reactor first
+    saw them (or as a maintainer last set them), so a ``comp:`` or ``agent:`` swap split over
+    two bursts is still undone. ``app_login`` is the App's bot account: a creation marker
+    counts only in an issue that account wrote.
     """
 
     repo: str
@@ -155,6 +160,8 @@ class CompetitionView:
     reverts: Mapping[int, int] = field(default_factory=_empty)  # type: ignore[arg-type]
     created: frozenset[int] = frozenset()
     competitions: Mapping[int, str] = field(default_factory=_empty)  # type: ignore[arg-type]
+    stages: Mapping[int, str] = field(default_factory=_empty)  # type: ignore[arg-type]
+    app_login: str = ""
 
     def issue(self, number: int) -> IssueSnapshot | None:
         return next((i for i in self.issues if i.number == number), None)
@@ -163,8 +170,13 @@ class CompetitionView:
         return self.accepted.get(number, Status.IDLE)
 
     def created_by_reactor(self, number: int) -> bool:
+        """Created by the reactor: recorded so, or carrying the creation marker in a body the
+        App's own account wrote (anyone can paste a marker into an issue of theirs)."""
         found = self.issue(number)
-        return number in self.created or (found is not None and found.creation_key is not None)
+        if number in self.created:
+            return True
+        return found is not None and found.creation_key is not None and bool(self.app_login) \
+            and found.author.casefold() == self.app_login.casefold()
 
     def in_stage(self, comp: str, stage: str) -> tuple[IssueSnapshot, ...]:
         """Issues of ``comp`` owned by ``stage``, open and closed, oldest first."""

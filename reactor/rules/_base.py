@@ -8,6 +8,7 @@ Turning findings into actions and comments happens once, in :mod:`reactor.rules.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,26 +77,28 @@ class LabelNet:
 
 @dataclass(frozen=True)
 class Situation:
-    """One evaluation's input, with the reactor's own echoes (R10) already set aside."""
+    """One evaluation's input: the burst's changes (each delivery once, in the order the web
+    process received them), the fresh view, the config and ``now``.
+
+    The reactor's own writes never get here: their echoes are recognised (R10) and set aside
+    before a change joins a burst.
+    """
 
     view: CompetitionView
     config: RepoConfig
     now: datetime
-    app_login: str
-    changes: tuple[Change, ...]  # others' changes, ordered by time
-    own: tuple[Change, ...]
+    changes: tuple[Change, ...]
     # Memo of identities: rules ask for every issue's stage and comp many times per burst.
     _identities: dict[tuple[int, LabelKind], str | None] = field(
         default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
-              now: datetime, app_login: str) -> Situation:
-        ordered = tuple(sorted(changes, key=lambda c: c.at))
-        mine = app_login.casefold()
-        own = tuple(c for c in ordered if c.actor.login.casefold() == mine)
-        others = tuple(c for c in ordered if c.actor.login.casefold() != mine)
-        return cls(view, config, now, app_login, others, own)
+              now: datetime) -> Situation:
+        """A delivery seen twice (redelivered, retried, parked and taken again) counts once."""
+        unique = {c.delivery_id: c for c in reversed(changes)}
+        ordered = tuple(sorted(unique.values(), key=lambda c: (c.at, c.delivery_id)))
+        return cls(view, config, now, ordered)
 
     @cached_property
     def _by_issue(self) -> dict[int, tuple[Change, ...]]:
@@ -136,13 +139,25 @@ class Situation:
                 net.removed[key] = change.label
         return net
 
+    def remembered(self, issue: IssueSnapshot, kind: LabelKind) -> str | None:
+        """The competition or stage the reactor remembers for the issue, if any."""
+        memory = self.view.competitions if kind is LabelKind.COMP else self.view.stages
+        return memory.get(issue.number)
+
+    def rehomed(self, issue: IssueSnapshot, kind: LabelKind) -> bool:
+        """A maintainer changed the issue's ``kind`` label in this burst: its identity is what
+        the labels say now (a maintainer may move an issue to another competition)."""
+        return any(self.is_maintainer(c) and c.kind in LABEL_CHANGES and c.label is not None
+                   and parse_label(c.label).kind is kind for c in self.of(issue.number))
+
     def identity_before(self, issue: IssueSnapshot, kind: LabelKind) -> frozenset[str]:
-        """Values of ``kind`` (``agent``/``comp``) the issue carried before the burst, as far
-        as the burst tells: the fresh ones minus those others added, plus those removed.
-        Maintainers' changes count as already accepted. A competition the reactor remembers
-        for the issue is its competition, whatever the burst shows."""
-        remembered = self.view.competitions.get(issue.number) if kind is LabelKind.COMP else None
-        if remembered is not None and not any(self.is_maintainer(c) for c in self.of(issue.number)):
+        """Values of ``kind`` (``agent``/``comp``) the issue carried before the burst: the one
+        the reactor remembers, else as far as the burst tells (the fresh ones minus those
+        others added, plus those removed). Maintainers' changes count as already accepted."""
+        remembered = self.remembered(issue, kind)
+        if self.rehomed(issue, kind):
+            return issue.tags.values(kind)
+        if remembered is not None:
             return frozenset({remembered})
         net = self.net(issue, (kind,), lambda c: not self.is_maintainer(c))
         added = {value for (k, value) in net.added if k is kind}
@@ -171,6 +186,47 @@ class Situation:
 
     def comp_of(self, issue: IssueSnapshot) -> str | None:
         return self.identity(issue, LabelKind.COMP)
+
+    def became_agent(self, issue: IssueSnapshot) -> bool:
+        """The issue turned into an agent issue in this burst: opened, or given its first
+        ``agent:`` label, with no stage remembered from before."""
+        if self.remembered(issue, LabelKind.AGENT) is not None:
+            return False
+        if any(c.kind is ChangeKind.OPENED for c in self.of(issue.number)):
+            return True
+        return not self.identity_before(issue, LabelKind.AGENT) and self.stage_of(issue) is not None
+
+    def status_before(self, issue: IssueSnapshot, changes: Sequence[Change], *,
+                      became: bool) -> tuple[Status | None, bool]:
+        """The status the burst's moves start from, and whether the reactor remembered it.
+
+        The reactor's memory, else ``idle`` for an issue that became an agent issue in this
+        burst, else what GitHub showed before the burst: the read minus the burst's
+        ``changes`` (GitHub is the source of truth when the reactor remembers nothing).
+        None when the burst does not add up to the read (webhooks are still on their way)."""
+        remembered = self.view.accepted.get(issue.number)
+        if remembered is not None:
+            return remembered, True
+        if became:
+            return Status.IDLE, False
+        net: Counter[LabelKey] = Counter()
+        statuses: dict[LabelKey, Status | None] = {}
+        for change in changes:  # counted, not replayed: the order received may be wrong
+            parsed = parse_label(change.label or "")
+            net[label_key(parsed)] += 1 if change.kind is ChangeKind.LABELED else -1
+            statuses[label_key(parsed)] = parsed.status
+        for item in issue.tags.of(LabelKind.STATUS):
+            net[label_key(item)] -= 1
+            statuses[label_key(item)] = item.status
+        earlier = {statuses[k] for k, n in net.items() if n == -1}
+        if any(n not in (0, -1) for n in net.values()) or len(earlier) > 1 or None in earlier:
+            return None, False
+        return next(iter(earlier), Status.IDLE) or Status.IDLE, False
+
+    def settle_until(self, issue: IssueSnapshot) -> datetime:
+        """The end of the settle window: ``config.settle`` after the issue's latest change."""
+        latest = max((c.at for c in self.of(issue.number)), default=self.now)
+        return latest + self.config.settle
 
     def in_stage(self, comp: str, stage: str) -> tuple[IssueSnapshot, ...]:
         """Issues of ``comp`` owned by ``stage`` (by identity), open and closed, oldest first."""

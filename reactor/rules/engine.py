@@ -2,17 +2,18 @@
 
 Order of work, and why:
 
-1. Set aside the reactor's own echoes (R10): they never trigger a rule.
-2. Closures first — R3 (opened outside the actor's scope), R6 (reverse stage), then R5
+1. Closures first — R3 (opened outside the actor's scope), R6 (reverse stage), then R5
    (duplicates) — because a closed issue needs no other correction. Issues already closed
    as not planned or duplicate are out of play for every later step.
-3. R3 label reverts (identity and scope) on the remaining touched issues.
-4. Status verdicts in stage order, so R2 on a later stage sees what was just decided for
+2. Label reverts on the remaining touched issues: R3 identity and scope, and the ``reactor:``
+   labels only the reactor sets.
+3. Status verdicts in stage order, so R2 on a later stage sees what was just decided for
    an earlier one.
-5. Hand-offs (R9) for each issue accepted into ``completed`` in this burst.
+4. Hand-offs (R9) for each issue accepted into ``completed`` in this burst.
 
-The result is idempotent by construction: every finding is computed from the fresh state
-against the accepted memory, so evaluating the state a decision leaves behind (with its
+The reactor's own writes never reach the rules: their echoes are set aside as they arrive
+(R10). The result is idempotent by construction: every finding is computed from the fresh
+state against the accepted memory, so evaluating the state a decision leaves behind (with its
 ``accepted``) asks for nothing more, and replaying the same changes repeats the same comment
 markers.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from reactor.actions import Action, Decision, Note, Rule
+from reactor.actions import Action, Decision, Identity, Note, Rule
 from reactor.config import RepoConfig
 from reactor.labels import LabelKind, Status, parse_label
 from reactor.rules import _assemble
@@ -32,7 +33,8 @@ from reactor.rules._base import Closure, Revert, Situation
 from reactor.rules.duplicates import duplicate_closures
 from reactor.rules.handoff import hand_off
 from reactor.rules.isolation import creation_closures, label_reverts
-from reactor.rules.lifecycle import Accept, Leave, Settle, judge
+from reactor.rules.lifecycle import Judged, Leave, Settle, judge
+from reactor.rules.reserved import forged_needs_human, handed_back, reserved_revert
 from reactor.rules.reverse import reverse_closure
 from reactor.view import Change, CompetitionView, IssueSnapshot
 
@@ -41,37 +43,48 @@ from reactor.view import Change, CompetitionView, IssueSnapshot
 class _Statuses:
     decided: dict[int, Status] = field(default_factory=dict)
     reverts: list[Revert] = field(default_factory=list)
-    completed: list[Accept] = field(default_factory=list)
+    completed: list[Judged] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     settle: list[datetime] = field(default_factory=list)
+    settling: set[int] = field(default_factory=set)
 
 
 def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
-             now: datetime, app_login: str) -> Decision:
+             now: datetime) -> Decision:
     """Decide what the burst ``changes`` on ``view`` call for. Pure: no I/O, no clock."""
-    sit = Situation.build(changes, view, config, now=now, app_login=app_login)
-    notes = _echo_notes(sit) + _label_notes(sit)
+    sit = Situation.build(changes, view, config, now=now)
+    notes = _label_notes(sit)
     closures = _closures(sit)
     closing = frozenset(c.violation.issue for c in closures)
     open_touched = [n for n in sit.touched()
                     if n not in closing and not _issue(sit, n).dismissed]
-    reverts = [r for n in open_touched for r in label_reverts(_issue(sit, n), sit)]
+    reverts = [r for n in open_touched for r in _label_reverts(_issue(sit, n), sit)]
     statuses = _judge_statuses(sit, open_touched)
+    back = frozenset(n for n in open_touched if handed_back(_issue(sit, n), sit))
+    forged = frozenset(n for n in open_touched if forged_needs_human(_issue(sit, n), sit))
+    undone = _assemble.revert_actions([*reverts, *statuses.reverts], sit,
+                                      fresh=back, forged=forged)
     handoff_actions: list[Action] = []
     accepted = dict(statuses.decided)
-    for accept in statuses.completed:
-        result = hand_off(_issue(sit, accept.culprit.issue), accept.culprit, sit,
-                          statuses.decided, closing)
+    shown = _assemble.labels_after(undone.actions, sit)
+    for judged in statuses.completed:
+        assert judged.moved_by is not None  # only moves credited to a change are completed
+        result = hand_off(_issue(sit, judged.moved_by.issue), judged.moved_by, sit,
+                          statuses.decided, closing, shown)
         handoff_actions += result.actions
         accepted.update(result.accepted)
         notes += result.notes
-    undone = _assemble.revert_actions([*reverts, *statuses.reverts], sit)
     return Decision(
-        actions=(*_assemble.closure_actions(closures), *undone.actions, *handoff_actions),
+        actions=_assemble.cancel_pairs(
+            (*_assemble.closure_actions(closures), *undone.actions, *handoff_actions)),
         accepted=MappingProxyType(accepted),
         reverted=frozenset(undone.reverted),
         settle_until=max(statuses.settle, default=None),
         notes=(*notes, *statuses.notes, *undone.notes),
+        identities=MappingProxyType(_identities(sit)),
+        moved=MappingProxyType(_moved(sit)),
+        handed_back=back,
+        settling=frozenset(statuses.settling),
     )
 
 
@@ -87,9 +100,31 @@ def _issue(sit: Situation, number: int) -> IssueSnapshot:
     return found
 
 
-def _echo_notes(sit: Situation) -> list[Note]:
-    return [Note(Rule.R10, c.issue, f"own change ({c.kind} {c.label or ''}) ignored".strip())
-            for c in sit.own]
+def _label_reverts(issue: IssueSnapshot, sit: Situation) -> list[Revert]:
+    found = list(label_reverts(issue, sit))
+    reserved = reserved_revert(issue, sit)
+    return found if reserved is None else [*found, reserved]
+
+
+def _identities(sit: Situation) -> dict[int, Identity]:
+    """Every agent issue's competition and stage, as the rules settled them."""
+    found = {}
+    for issue in sit.view.issues:
+        comp, stage = sit.comp_of(issue), sit.stage_of(issue)
+        if comp is not None and stage is not None:
+            found[issue.number] = Identity(comp, stage)
+    return found
+
+
+def _moved(sit: Situation) -> dict[int, str]:
+    """Issues a maintainer moved out of the competition evaluated, by their new one."""
+    moved = {}
+    for number in sit.touched():
+        comp = sit.comp_of(_issue(sit, number))
+        if comp is not None and sit.view.comp is not None and comp != sit.view.comp:
+            if sit.rehomed(_issue(sit, number), LabelKind.COMP):
+                moved[number] = comp
+    return moved
 
 
 def _label_notes(sit: Situation) -> list[Note]:
@@ -119,26 +154,25 @@ def _stage_order(sit: Situation, number: int) -> tuple[int, int]:
 def _judge_statuses(sit: Situation, numbers: list[int]) -> _Statuses:
     out = _Statuses()
     for number in sorted(numbers, key=lambda n: _stage_order(sit, n)):
-        issue = _issue(sit, number)
-        before = sit.view.accepted_status(number)
-        verdict = judge(issue, sit, out.decided)
+        verdict = judge(_issue(sit, number), sit, out.decided)
         if isinstance(verdict, Settle):
             out.settle.append(verdict.until)
+            out.settling.add(number)
         elif isinstance(verdict, Leave):
             out.notes.append(Note(Rule.R1, number, verdict.reason))
-        elif isinstance(verdict, Revert):
-            out.reverts.append(verdict)
-            out.decided[number] = before
-        elif isinstance(verdict, Accept):
+        elif isinstance(verdict, Judged):
             out.decided[number] = verdict.status
-            _accepted(out, verdict, before, number)
+            out.reverts.extend(verdict.reverts)
+            _accepted(out, verdict, number)
     return out
 
 
-def _accepted(out: _Statuses, verdict: Accept, before: Status, number: int) -> None:
-    if verdict.status is before:
+def _accepted(out: _Statuses, verdict: Judged, number: int) -> None:
+    if verdict.status is verdict.before:
         return
-    who = f"@{verdict.culprit.actor.login}" + (" (maintainer override)" if verdict.override else "")
-    out.notes.append(Note(Rule.R1, number, f"accepted {before} → {verdict.status} by {who}"))
-    if verdict.status is Status.COMPLETED:
+    who = f"@{verdict.moved_by.actor.login}" if verdict.moved_by else "the burst"
+    who += " (maintainer override)" if verdict.override else ""
+    move = f"accepted {verdict.before} → {verdict.status} by {who}"
+    out.notes.append(Note(Rule.R1, number, move))
+    if verdict.status is Status.COMPLETED and verdict.moved_by is not None:
         out.completed.append(verdict)

@@ -1,13 +1,17 @@
 """R9 hand-off: when stage k of a competition is accepted into ``completed``, stage k+1 starts.
 
 The next stage's issue is the lowest-numbered open issue of (competition, next stage) — one
-the reactor created first. If it reads ``idle`` (and the reactor remembers it idle) it gets
-``status:starting``; any other status is left alone and audited. If there is none, a
-:class:`~reactor.actions.CreateIssue` makes it, born in ``starting``, titled
-``[<comp>] <next>: <task>`` with the task taken from the completed issue's title, carrying
-its ``priority:`` labels, and keyed ``<repo>:<comp>:<next>`` so it is created at most once.
-With ``repository_dispatch`` configured a Dispatch follows; the label is always written,
-because it is the state the lifecycle and the order rule read.
+the reactor created first — else, for a re-run, the one most recently closed as completed,
+which is reopened. It moves to ``status:starting`` from ``idle``, ``error`` or ``timeout``,
+and from ``completed`` through ``idle`` (the lifecycle's way back, so a competition can run
+again); one already ``starting`` or ``running`` is left as it is, and one the reactor cannot
+start (``reactor:needs-human``, no single status) gets one comment on the completed issue
+saying why. With no such issue, a :class:`~reactor.actions.CreateIssue` makes it, born in
+``starting``, titled ``[<comp>] <next>: <task>`` (the task taken from the completed issue's
+title, mentions defused, cut to GitHub's 256 characters), carrying its ``priority:`` labels
+and keyed so it is created at most once (:func:`_creation_key`). With
+``repository_dispatch`` configured a Dispatch follows; the label is always written, because
+it is the state the lifecycle and the order rule read.
 
 The hand-off itself must respect R2: if an earlier stage has meanwhile left ``completed``,
 nothing starts and the reason is audited. Completing the last stage only notes that the
@@ -21,16 +25,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reactor import comments
-from reactor.actions import Action, AddLabel, CreateIssue, Dispatch, Note, RemoveLabel, Rule
+from reactor.actions import (
+    Action,
+    AddLabel,
+    CreateIssue,
+    Dispatch,
+    Note,
+    RemoveLabel,
+    ReopenIssue,
+    Rule,
+)
 from reactor.config import DispatchMode
-from reactor.labels import LabelKind, Status, agent_label, comp_label
+from reactor.labels import LabelKind, LabelSet, Status, agent_label, comp_label
 from reactor.markers import creation_marker, creation_ref
 from reactor.rules._base import Situation
 from reactor.rules.order import blocker
 from reactor.view import Change, IssueSnapshot
+from reactor.words import code, safe_title
 
 _TITLE = re.compile(r"^\s*\[[^\]]*\]\s*[^\s:]+\s*:\s*(?P<task>.*)$", re.DOTALL)
 EVENT_TYPE = "reactor.handoff"
+MAX_TITLE = 256  # GitHub's limit on an issue title
 
 
 @dataclass
@@ -68,8 +83,11 @@ class Move:
 
 
 def hand_off(issue: IssueSnapshot, culprit: Change, sit: Situation,
-             decided: Mapping[int, Status], closing: frozenset[int]) -> HandOff:
-    """The actions that start the stage after ``issue``, which was just accepted completed."""
+             decided: Mapping[int, Status], closing: frozenset[int],
+             shown: Mapping[int, frozenset[str]]) -> HandOff:
+    """The actions that start the stage after ``issue``, which was just accepted completed.
+
+    ``shown`` has the labels of issues this decision reverts, as they will be by then."""
     result = HandOff()
     comp, stage = sit.comp_of(issue), sit.stage_of(issue)
     index = sit.config.stage_index(stage)
@@ -90,53 +108,96 @@ def hand_off(issue: IssueSnapshot, culprit: Change, sit: Situation,
     if target is None:
         result.actions.extend(_create(move, sit))
     else:
-        _start(result, move, target, sit, decided)
+        _start(result, move, target, sit, decided, shown.get(target.number, target.labels))
     if DispatchMode.REPOSITORY_DISPATCH in sit.config.dispatch:
         result.actions.append(_dispatch(move, target))
     return result
 
 
 def _target(move: Move, sit: Situation, closing: frozenset[int]) -> IssueSnapshot | None:
-    """The oldest open issue of the next stage; one the reactor created comes first."""
-    candidates = [i for i in sit.in_stage(move.comp, move.next)
-                  if i.is_open and i.number not in closing]
-    return min(candidates, key=lambda i: (not sit.view.created_by_reactor(i.number), i.number),
-               default=None)
+    """The next stage's issue: the oldest open one (one the reactor created first), else the
+    one closed as completed most recently — a re-run reopens it."""
+    issues = [i for i in sit.in_stage(move.comp, move.next) if i.number not in closing]
+    candidates = [i for i in issues if i.is_open]
+    if candidates:
+        return min(candidates,
+                   key=lambda i: (not sit.view.created_by_reactor(i.number), i.number))
+    done = [i for i in issues if i.closed_as_completed]
+    return max(done, key=lambda i: i.number, default=None)
 
 
 def _start(result: HandOff, move: Move, target: IssueSnapshot, sit: Situation,
-           decided: Mapping[int, Status]) -> None:
-    remembered = decided.get(target.number) or sit.view.accepted_status(target.number)
-    if target.status is not Status.IDLE or remembered is not Status.IDLE:
-        status = target.status or "ambiguous"
-        result.notes.append(Note(Rule.R9, target.number, f"{move.reason}: "
-                                 f"#{target.number} is `{status}`, not idle; left alone"))
+           decided: Mapping[int, Status], labels: frozenset[str]) -> None:
+    """``idle``, ``error``, ``timeout`` → ``starting``; ``completed`` → ``idle`` → ``starting``
+    (a re-run, reopening the issue if it was closed). Where the target cannot be started,
+    one comment on the completed issue says why."""
+    status = decided.get(target.number) or target.status
+    if status in (Status.STARTING, Status.RUNNING):
+        result.notes.append(Note(Rule.R9, target.number, f"{move.reason}: #{target.number} is "
+                                 f"already `{status}`; left as it is"))
         return
-    for name in target.tags.names(LabelKind.STATUS, Status.IDLE.value):
-        result.actions.append(RemoveLabel(target.number, name, Rule.R9, move.reason))
+    problem = _unstartable(target, status)
+    if problem is not None:
+        result.notes.append(Note(Rule.R9, target.number, f"{move.reason}: {problem}"))
+        result.actions.append(comments.handoff_blocked(
+            issue=move.issue.number, target=target.number, stage=move.next, problem=problem,
+            key=move.culprit.delivery_id))
+        return
+    if not target.is_open:
+        result.actions.append(ReopenIssue(target.number, Rule.R9, f"{move.reason}: a re-run"))
+    for item in LabelSet.parse(labels).of(LabelKind.STATUS):
+        result.actions.append(RemoveLabel(target.number, item.name, Rule.R9, move.reason))
     result.actions.append(AddLabel(target.number, Status.STARTING.label, Rule.R9, move.reason))
     result.actions.append(comments.handoff(
         issue=target.number, completed=move.issue.number, stage=move.done,
-        target=f"#{target.number} ({move.next})", key=move.culprit.delivery_id))
+        target=f"#{target.number} ({move.next})", key=move.culprit.delivery_id,
+        rerun=status is Status.COMPLETED))
     result.accepted[target.number] = Status.STARTING
+
+
+def _unstartable(target: IssueSnapshot, status: Status | None) -> str | None:
+    """Why the hand-off cannot move ``target`` to ``starting``, or None when it can."""
+    if target.tags.has(LabelKind.REACTOR, "needs-human"):
+        return (f"#{target.number} is labelled `reactor:needs-human`; a maintainer must hand "
+                f"it back first")
+    if status is None:
+        return (f"#{target.number} shows no single known status, so the reactor cannot tell "
+                f"where it stands; give it exactly one `status:` label")
+    return None
 
 
 def _create(move: Move, sit: Situation) -> list[Action]:
     number = move.issue.number
-    key = creation_key(sit.view.repo, move.comp, move.next)
-    task = task_of(move.issue.title) or f"continue #{number}"
+    key = _creation_key(move, sit)
+    task = safe_title(task_of(move.issue.title)) or f"continue #{number}"
     priorities = tuple(item.name for item in move.issue.tags.of(LabelKind.PRIORITY))
-    body = (f"Hand-off from #{number}: the {move.done} stage of competition {move.comp} "
-            f"completed.\n\nTask: {task}\n\n{creation_marker(key)}")
+    body = (f"Hand-off from #{number}: the {move.done} stage of competition "
+            f"{code(move.comp)} completed.\n\nTask: {code(task)}\n\n{creation_marker(key)}")
     labels = (agent_label(move.next), comp_label(move.comp), *priorities,
               Status.STARTING.label)
-    create = CreateIssue(title=f"[{move.comp}] {move.next}: {task}", body=body, labels=labels,
-                         key=key, status=Status.STARTING, rule=Rule.R9,
+    create = CreateIssue(title=issue_title(move.comp, move.next, task), body=body,
+                         labels=labels, key=key, status=Status.STARTING, rule=Rule.R9,
                          reason=f"{move.reason}: no open {move.next} issue")
     comment = comments.handoff(issue=number, completed=number, stage=move.done,
                                target=f"{creation_ref(key)} (a new {move.next} issue)",
                                key=move.culprit.delivery_id)
     return [create, comment]
+
+
+def _creation_key(move: Move, sit: Situation) -> str:
+    """``<repo>:<comp>:<stage>`` for a stage's first issue; once issues of the stage exist
+    (all closed as not planned or duplicate, or deleted), the newest one's number joins the
+    key, so a re-run creates a new issue exactly once rather than finding the old one."""
+    base = creation_key(sit.view.repo, move.comp, move.next)
+    earlier = sit.in_stage(move.comp, move.next)
+    return f"{base}:{earlier[-1].number}" if earlier else base
+
+
+def issue_title(comp: str, stage: str, task: str) -> str:
+    """``[<comp>] <stage>: <task>``, the task shortened to fit GitHub's 256 characters."""
+    head = f"[{comp}] {stage}: "
+    room = MAX_TITLE - len(head)
+    return head + (task if len(task) <= room else task[: max(room - 1, 0)].rstrip() + "…")
 
 
 def _dispatch(move: Move, target: IssueSnapshot | None) -> Dispatch:

@@ -22,6 +22,7 @@ from reactor.view import Change, ChangeKind, IssueSnapshot
 
 IDENTITY = (LabelKind.AGENT, LabelKind.COMP)
 NON_STATUS = tuple(k for k in LabelKind if k is not LabelKind.STATUS)
+NON_IDENTITY = tuple(k for k in NON_STATUS if k not in IDENTITY)
 
 
 def comps_touched(issue: IssueSnapshot, sit: Situation) -> frozenset[str]:
@@ -65,11 +66,13 @@ def _identity_revert(issue: IssueSnapshot, sit: Situation, kind: LabelKind) -> R
     keep = sit.identity(issue, kind) if not before else None
     remove = tuple(name for (k, v), name in net.added.items() if k is kind and v != keep)
     add = tuple(name for (k, _), name in net.removed.items() if k is kind and len(before) == 1)
-    remembered = sit.view.competitions.get(issue.number) if kind is LabelKind.COMP else None
+    remembered = sit.remembered(issue, kind)
+    if sit.rehomed(issue, kind):
+        return None  # a maintainer moved the issue: its new labels are its identity
     if remembered is not None and before == {remembered} and (net.added or net.removed):
         # State-based, so a swap whose halves arrived in separate bursts is still undone.
         remove = tuple(item.name for item in issue.tags.of(kind) if item.value != remembered)
-        add = () if remembered in issue.comps else (f"{kind.prefix}{remembered}",)
+        add = () if remembered in issue.tags.values(kind) else (f"{kind.prefix}{remembered}",)
     if not remove and not add:
         return None
     culprit = _first_change(sit, issue, {*net.added, *net.removed})
@@ -88,7 +91,9 @@ def _scope_revert(issue: IssueSnapshot, sit: Situation) -> Revert | None:
     violation = scope_violation(issue, changes, sit)
     if violation is None:
         return None
-    net = sit.net(issue, NON_STATUS, lambda c: out_of_scope(c, issue, sit))
+    # An agent issue's own ``comp:`` and ``agent:`` labels are the identity rule's to keep.
+    kinds = NON_IDENTITY if (issue.stages or sit.stage_of(issue)) else NON_STATUS
+    net = sit.net(issue, kinds, lambda c: out_of_scope(c, issue, sit))
     if not net.added and not net.removed:
         return None
     return Revert(violation, add=tuple(net.removed.values()), remove=tuple(net.added.values()))

@@ -1,46 +1,76 @@
-"""Judging one issue's status change: R1 lifecycle, with R3 scope, R4 authority and R2 order.
+"""Judging one issue's status: R1 lifecycle, with R3 scope, R4 authority and R2 order.
 
-The transition judged runs from the last status the reactor accepted to the status read now
-(SPEC §3). A read is *ambiguous* when it shows two known ``status:`` labels, or none right
-after a non-idle status: an agent may be halfway through a two-request change. Within
-``config.settle`` of the issue's latest change the verdict is :class:`Settle` — apply the
-rest, read again later — so a two-request change is judged once, as a whole. Past the
-window, two labels break R1 ("at most one") and no label reads as ``idle``.
+What is judged is *what changed*, never the order in which workers happened to see it
+(SPEC §6): the status changes of the burst (deduplicated by delivery), the status accepted
+before them, and the status read now.
 
-Checks run in the order who (R3 scope, R4 authority), what (R1), when (R2); the first
-violation reverts the status labels to the accepted status, touching no other label. A
-maintainer's change is accepted whatever it is. ``status:idle`` is put back only when the
-burst removed it: no label already means idle.
+1. Who. A status change by an actor outside its scope (R3) or not allowed to drive the stage
+   (R4) is undone as the exact inverse of that actor's own changes — the label it added is
+   removed, the one it removed put back — and nothing else is touched. The others' changes
+   are judged on the read those inverses leave. A maintainer's change is accepted outright.
+2. What and when. The move from the accepted status to the status read is valid when some
+   order of the burst's changes is a valid lifecycle path (:mod:`reactor.rules.paths`) that
+   never enters ``starting``/``running`` while an earlier stage is unfinished (R2); it is
+   accepted at once. Anything else — two ``status:`` labels, none right after a non-idle
+   status, a move the burst does not explain — waits for the settle window
+   (``config.settle`` after the issue's latest change) and is read again with whatever
+   webhooks arrived meanwhile: a two-request change is judged once, as a whole, and a
+   webhook still on its way is never mistaken for a violation.
+3. Otherwise the status labels go back to the furthest status a valid prefix of the burst
+   reached, so exactly the invalid rest is undone.
+
+The status accepted before the burst is the reactor's memory of it; with no memory it is
+what GitHub showed before the burst (the read minus the burst's changes: GitHub is the
+source of truth), except that an issue that *became* an agent issue in this burst starts
+from ``idle``, so a status set before its ``agent:`` label is judged too.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from reactor.actions import Rule
-from reactor.labels import LabelKind, Status, parse_label
+from reactor.labels import LabelKind, ParsedLabel, Status, parse_label
 from reactor.lifecycle import allowed_from, is_allowed
-from reactor.rules._base import LABEL_CHANGES, Revert, Situation, Violation
+from reactor.rules import paths
+from reactor.rules._base import (
+    LABEL_CHANGES,
+    LabelKey,
+    Revert,
+    Situation,
+    Violation,
+    label_key,
+)
 from reactor.rules.authority import authority_violation
+from reactor.rules.chain import Chain, chain
 from reactor.rules.isolation import scope_violation
-from reactor.rules.order import order_violation
+from reactor.rules.order import GUARDED, order_violation
 from reactor.view import Change, ChangeKind, IssueSnapshot
+from reactor.words import code
 
 
 @dataclass(frozen=True, slots=True)
-class Accept:
-    """The status read is now the accepted one (``override``: only a maintainer made it so)."""
+class Judged:
+    """The status the reactor accepts for the issue after this burst, and what it undoes.
+
+    ``moved_by`` is the change credited with a move (None when nothing moved); ``override``
+    is set when a maintainer made it so.
+    """
 
     status: Status
-    culprit: Change
+    before: Status
+    moved_by: Change | None = None
+    reverts: tuple[Revert, ...] = ()
     override: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Settle:
-    """Ambiguous read: judge again at or after ``until``."""
+    """Not decidable yet: judge again at or after ``until``."""
 
     until: datetime
 
@@ -52,135 +82,323 @@ class Leave:
     reason: str
 
 
-Verdict = Accept | Settle | Leave | Revert
+Verdict = Judged | Settle | Leave
 
 
 def status_changes(issue: IssueSnapshot, sit: Situation) -> tuple[Change, ...]:
-    """Others' changes that can move the status: ``status:`` label changes, and ``opened``
-    (labels given at creation)."""
-    def moves(c: Change) -> bool:
-        if c.kind is ChangeKind.OPENED:
-            return True
-        return (c.kind in LABEL_CHANGES and c.label is not None
-                and parse_label(c.label).kind is LabelKind.STATUS)
-    return tuple(c for c in sit.of(issue.number) if moves(c))
-
-
-def read_status(issue: IssueSnapshot, before: Status) -> tuple[Status | None, bool]:
-    """(status read, ambiguous?); status None = two labels or an unknown ``status:`` value."""
-    known = issue.tags.statuses
-    if len(known) > 1:
-        return None, True
-    if issue.tags.unknown_statuses:
-        return None, False
-    if not known:
-        return Status.IDLE, before is not Status.IDLE
-    return next(iter(known)), False
+    """Others' ``status:`` label changes on ``issue`` in this burst."""
+    return tuple(c for c in sit.of(issue.number)
+                 if c.kind in LABEL_CHANGES and c.label is not None
+                 and parse_label(c.label).kind is LabelKind.STATUS)
 
 
 def judge(issue: IssueSnapshot, sit: Situation, decided: Mapping[int, Status]) -> Verdict | None:
-    """The verdict on ``issue``'s status, or None when the burst did not touch it."""
-    changes = status_changes(issue, sit)
+    """The verdict on ``issue``'s status, or None when the burst gives nothing to judge."""
     stage = sit.stage_of(issue)
-    if not changes or stage is None:
+    changes = status_changes(issue, sit)
+    became = sit.became_agent(issue)
+    if stage is None or not (changes or became):
         return None
-    before = sit.view.accepted_status(issue.number)
-    status, ambiguous = read_status(issue, before)
-    until = changes[-1].at + sit.config.settle
-    if ambiguous and sit.now < until:
-        return Settle(until)
-    if any(sit.is_maintainer(c) for c in changes):
-        culprit = next(c for c in changes if sit.is_maintainer(c))
-        if status is None:
-            return Leave(f"maintainer @{culprit.actor.login} left an ambiguous status")
-        return Accept(status, culprit, override=True)
-    culprit = _culprit(changes, status)
-    if status is before:
-        return Accept(before, culprit)
-    violation = _violation(issue, stage, status, before, culprit, changes, sit, decided)
-    if violation is None:
-        assert status is not None  # a None status always breaks R1
-        return Accept(status, culprit)
-    if violation.rule in (Rule.R1, Rule.R2) and status is not None:
-        # Who acted is fine; what moved may be several allowed steps, or still in flight.
-        steps = walk(before, changes)
-        end = steps[-1][1] if steps else before
-        if status is end and all(
-            _violation(issue, stage, b, a, c, (c,), sit, decided) is None for a, b, c in steps
-        ):
-            return Accept(end, culprit)
-        if status is not end and sit.now < until:
-            return Settle(until)  # the read is ahead of the webhooks this burst holds
-    return revert_status(issue, before, violation, sit)
+    found, remembered = sit.status_before(issue, changes, became=became)
+    until = sit.settle_until(issue)
+    if found is None and sit.now < until:
+        return Settle(until)  # the burst does not add up to the read yet
+    before = found or issue.status or Status.IDLE  # past the window: GitHub is the truth
+    maintainers = [c for c in changes if sit.is_maintainer(c)]
+    if maintainers:
+        return _override(issue, before, maintainers[-1], sit, until)
+    intruders: dict[str, Violation] = {}  # by actor: the violation of its first change
+    for change in changes:
+        culprit = scope_violation(issue, (change,), sit) or authority_violation(
+            issue, stage, (change,), sit)
+        if culprit is not None:
+            intruders.setdefault(change.actor.login.casefold(), culprit)
+    agents = tuple(c for c in changes if c.actor.login.casefold() not in intruders)
+    read = _Read.of(issue)
+    agents_added = {s for c in agents if c.kind is ChangeKind.LABELED
+                    and (s := parse_label(c.label or "").status) is not None}
+    undone = _undo(read, [c for c in changes if c.actor.login.casefold() in intruders],
+                   intruders, keep={before, *agents_added} - {Status.IDLE}, never_remove=before)
+    return _Judge(issue, stage, sit, decided, before, remembered, until, undone.read,
+                  agents, undone.reverts).verdict()
 
 
-def walk(before: Status, changes: tuple[Change, ...]) -> tuple[tuple[Status, Status, Change], ...]:
-    """The moves the burst's webhooks describe, in order: (from, to, the change that made it).
+def _override(issue: IssueSnapshot, before: Status, culprit: Change, sit: Situation,
+              until: datetime) -> Verdict:
+    status, ambiguous = _Read.of(issue).status(before)
+    if status is None or ambiguous:
+        if sit.now < until:
+            return Settle(until)
+        return Leave(f"maintainer @{culprit.actor.login} left an ambiguous status")
+    return Judged(status, before, culprit, override=True)
 
-    An agent quicker than the reactor's round trip moves ``starting → running → completed``
-    before the first webhook is handled; the net move (``idle → completed``) breaks R1, yet each
-    step is allowed. Adding a status label is a move to it; removing the current one is a move
-    to ``idle`` unless a later change in the burst adds another (remove-then-add).
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """An issue's ``status:`` labels, by their exact names."""
+
+    labels: tuple[ParsedLabel, ...]
+
+    @classmethod
+    def of(cls, issue: IssueSnapshot) -> _Read:
+        return cls(issue.tags.of(LabelKind.STATUS))
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(item.name for item in self.labels)
+
+    def status(self, before: Status) -> tuple[Status | None, bool]:
+        """(status read, ambiguous?); None = two known labels or an unknown ``status:`` value.
+        No label after a non-idle status is ambiguous: an agent may be between two requests
+        (so is no label after a burst that added one, see :meth:`_Judge.verdict`)."""
+        known = {s for item in self.labels if (s := item.status) is not None}
+        if len(known) > 1:
+            return None, True
+        if len(known) < len(self.labels):
+            return None, False
+        if not known:
+            return Status.IDLE, before is not Status.IDLE
+        return known.pop(), False
+
+
+@dataclass(frozen=True, slots=True)
+class _Undone:
+    read: _Read
+    reverts: tuple[Revert, ...]
+
+
+def _undo(read: _Read, changes: list[Change], why: Mapping[str, Violation], *,
+          keep: set[Status], never_remove: Status) -> _Undone:
+    """Undo each intruder's own status changes (``why``: its violation, by actor): per
+    label, its last change is reversed when it still shows (an added label still there, a
+    removed one still missing).
+
+    Anchored to what the reactor knows: the label of the accepted status ``never_remove``
+    is never removed, and only the labels of ``keep`` (the accepted status and those the
+    authorised agents added in the burst) are put back. When GitHub and the reactor's
+    memory agree, that is the exact inverse of the intruder's changes."""
+    last: dict[tuple[str, LabelKey], Change] = {}
+    for change in changes:
+        last[(change.actor.login.casefold(), label_key(parse_label(change.label or "")))] = change
+    by_violation: dict[str, tuple[list[str], list[str]]] = {}
+    for (_, key), change in last.items():
+        add, remove = by_violation.setdefault(change.actor.login.casefold(), ([], []))
+        shown = [item.name for item in read.labels if label_key(item) == key]
+        status = parse_label(change.label or "").status
+        if change.kind is ChangeKind.LABELED and shown and status is not never_remove:
+            remove.extend(shown)
+            read = _Read(tuple(i for i in read.labels if label_key(i) != key))
+        elif change.kind is ChangeKind.UNLABELED and not shown and status in keep:
+            add.append(change.label or "")
+            read = _Read((*read.labels, parse_label(change.label or "")))
+    reverts = tuple(Revert(why[d], add=tuple(a), remove=tuple(r))
+                    for d, (a, r) in by_violation.items() if a or r)
+    return _Undone(read, reverts)
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """The authorised agents' changes of one issue, judged against the read they left.
+
+    ``remembered`` says whether ``before`` is the reactor's memory (rather than inferred from
+    the read), the only case in which the read can be ahead of the burst's webhooks.
     """
-    moves = [c for c in changes if c.kind in LABEL_CHANGES and c.label is not None
-             and parse_label(c.label).status is not None]
-    steps: list[tuple[Status, Status, Change]] = []
-    current = before
-    for index, change in enumerate(moves):
-        target = parse_label(change.label or "").status
-        assert target is not None
-        if change.kind is ChangeKind.LABELED and target is not current:
-            steps.append((current, target, change))
-            current = target
-        elif change.kind is ChangeKind.UNLABELED and target is current and not any(
-            later.kind is ChangeKind.LABELED for later in moves[index + 1:]
-        ):
-            steps.append((current, Status.IDLE, change))
-            current = Status.IDLE
-    return tuple(steps)
+
+    issue: IssueSnapshot
+    stage: str
+    sit: Situation
+    decided: Mapping[int, Status]
+    before: Status
+    remembered: bool
+    until: datetime
+    read: _Read
+    changes: tuple[Change, ...]
+    undone: tuple[Revert, ...]
+
+    def verdict(self) -> Verdict:
+        """Accept at once what is valid; anything else waits for the settle window, in case
+        a webhook on its way (or an agent's second request) explains it."""
+        status, ambiguous = self.read.status(self.before)
+        midway = ambiguous or (not self.read.labels and any(
+            added and s is not Status.IDLE for added, s in self._moves()))
+        if midway and self.sit.now < self.until:
+            return Settle(self.until)  # an agent may be between its two requests (SPEC §3)
+        if status is self.before:
+            return self._accept(status)
+        walk, certain = self._walk(), self._chain.certain
+        waiting = self.sit.now < self.until
+        in_order = walk.possible and walk.broke is None and walk.reached is status
+        if status is not None and status is not self.before and self._enters(status) and (
+                (in_order and (certain or not waiting))
+                or (not certain and is_allowed(self.before, status)  # memory → read
+                    and (not waiting or self._explained(but_leaving=True)))
+                or (not waiting and not certain and self._valid(status))):
+            return self._accept(status)
+        if waiting:
+            return Settle(self.until)
+        if status is not None and not self._explained() and paths.lenient_path(
+                self.before, status, frozenset(self._added), enters=self._enters):
+            return self._accept(status)  # some webhooks never came: judge what is known
+        return self._reject(status, walk)
+
+    # -- the burst's changes -----------------------------------------------------------------
+
+    @cached_property
+    def _chain(self) -> Chain:
+        """The changes of known ``status:`` values in the order GitHub most likely made them."""
+        known = [(c, s) for c in self.changes if (s := parse_label(c.label or "").status)
+                 is not None]
+        return chain(self.before, known)
+
+    def _moves(self) -> list[tuple[bool, Status]]:
+        return [(c.kind is ChangeKind.LABELED, s) for c, s in self._chain.changes]
+
+    def _walk(self) -> paths.Walk:
+        if self._chain.certain:
+            return paths.settled_walk(self.before, self._chain.ends(), enters=self._enters)
+        return paths.ordered_walk(self.before, self._moves(), enters=self._enters)
+
+    def _culprit_at(self, index: int) -> Change:
+        """The change of the walk's step ``index``: the request's last change when the
+        chain is certain, else the single change."""
+        if self._chain.certain:
+            return self._chain.requests[index][-1][0]
+        return self._chain.changes[index][0]
+
+    def _counted(self, kind: ChangeKind) -> Counter[Status]:
+        return Counter(s for c in self.changes if c.kind is kind
+                       and (s := parse_label(c.label or "").status) is not None)
+
+    @property
+    def _added(self) -> Counter[Status]:
+        return self._counted(ChangeKind.LABELED)
+
+    def _explained(self, *, but_leaving: bool = False) -> bool:
+        """Whether the burst's changes account for the read: what was shown before the burst
+        (the read minus the burst's net changes) is what the reactor remembers, and every
+        status a payload showed was added by the burst (or is the remembered one). With
+        ``but_leaving``, the removal of the remembered status's own label may still be on
+        its way (the other half of a ``PUT`` whose addition arrived first)."""
+        added, removed = self._added, self._counted(ChangeKind.UNLABELED)
+        shown = {s for item in self.read.labels if (s := item.status) is not None}
+        glimpsed = {s for c in self.changes for n in (c.shown or ())
+                    if (s := parse_label(n).status) is not None}
+        if any(s is not Status.IDLE and s is not self.before and not added[s] for s in glimpsed):
+            return False  # a payload showed a status whose webhook has not come
+        for status in Status:
+            if status is Status.IDLE:
+                continue
+            earlier = (status in shown) - (added[status] - removed[status])
+            expected = int(self.remembered and status is self.before)
+            if but_leaving and status is self.before and earlier == 0:
+                continue
+            if earlier not in (0, 1) or (self.remembered and earlier != expected):
+                return False
+        return True
+
+    # -- the rules --------------------------------------------------------------------------
+
+    def _enters(self, status: Status) -> bool:
+        """R2: ``starting``/``running`` only once every earlier stage completed."""
+        return status not in GUARDED or self._order(status) is None
+
+    def _order(self, status: Status) -> Violation | None:
+        return order_violation(self.issue, self.stage, self.sit.comp_of(self.issue), status,
+                               self._culprit(status), self.sit, self.decided)
+
+    def _valid(self, status: Status, enters: paths.Guard | None = None) -> bool:
+        """Some order of the burst's changes is a valid path from ``before`` to ``status``."""
+        guard = enters or self._enters
+        if status is not Status.IDLE and not guard(status):
+            return False
+        return is_allowed(self.before, status) or paths.exact_walk(
+            self.before, status, self._added, enters=guard)
+
+    def _accept(self, status: Status) -> Judged:
+        moved = self._culprit(status) if status is not self.before else None
+        return Judged(status, self.before, moved, self.undone)
+
+    def _reject(self, status: Status | None, walk: paths.Walk) -> Judged:
+        """Back to the last status valid moves reached; exactly the invalid rest is undone.
+
+        In the order received, that is the status before the first invalid move. When that
+        order shows none (GitHub reordered the webhooks), the furthest status some valid
+        prefix of the burst reaches."""
+        reached = self._target(status, walk)
+        moved = self._culprit(reached) if reached is not self.before else None
+        violation = self._violation(status, reached, walk)
+        if violation is None:  # only the intruders' changes were wrong
+            return Judged(reached, self.before, moved, self.undone)
+        revert = self._restore(reached, violation)
+        reverts = (*self.undone, revert) if revert.add or revert.remove else self.undone
+        return Judged(reached, self.before, moved, reverts)
+
+    def _target(self, status: Status | None, walk: paths.Walk) -> Status:
+        """Where the agent stood before its invalid move: the one status from which the
+        burst reads as valid moves plus one last move to the read; where several fit, the
+        one the order received shows. Failing that, the status before the first invalid
+        move in the order received, else the furthest status valid moves can reach."""
+        furthest = paths.furthest(self.before, frozenset(self._added),
+                                  frozenset(self._counted(ChangeKind.UNLABELED)),
+                                  enters=self._enters)
+        ordered = walk.reached if walk.possible and walk.broke is not None else None
+        if ordered is not None and self._chain.certain:
+            return ordered  # the payloads told the order: no guessing
+        short = () if status is None else paths.one_move_short(
+            self.before, status, self._added, enters=self._enters)
+        for choice in (ordered, furthest, *short):
+            if choice is not None and (not short or choice in short):
+                return choice
+        return furthest
+
+    def _violation(self, status: Status | None, reached: Status,
+                   walk: paths.Walk) -> Violation | None:
+        if status is reached:
+            return None
+        if walk.broke is not None and walk.possible:
+            change = self._culprit_at(walk.broke)
+            attempted: Status | None = walk.attempted
+        else:
+            change, attempted = self._culprit(status), status
+        if attempted is not None and attempted in GUARDED and (
+                is_allowed(reached, attempted) or self._valid(attempted, paths.always)):
+            found = self._order(attempted)
+            if found is not None:
+                return found
+        return _lifecycle_violation(self.issue, self.read, attempted, reached, change)
+
+    def _culprit(self, status: Status | None) -> Change:
+        """The change that set the status read (its last ``labeled``), else the latest."""
+        setting = [c for c in self.changes if c.kind is ChangeKind.LABELED
+                   and parse_label(c.label or "").status is status]
+        found = setting or list(self.changes) or list(self.sit.of(self.issue.number))
+        return found[-1]
+
+    def _restore(self, target: Status, violation: Violation) -> Revert:
+        """Status labels back to ``target`` (on the read the intruders' undoing left): drop
+        every other ``status:`` label, put the target's back. ``status:idle`` is put back only
+        if the burst removed it: no label already means idle."""
+        remove = tuple(sorted(i.name for i in self.read.labels if i.status is not target))
+        if any(i.status is target for i in self.read.labels):
+            return Revert(violation, remove=remove)
+        removed = [c.label for c in self.changes if c.kind is ChangeKind.UNLABELED
+                   and c.label and parse_label(c.label).status is target]
+        if removed:
+            return Revert(violation, add=(removed[-1],), remove=remove)
+        if target is Status.IDLE:
+            return Revert(violation, remove=remove)
+        return Revert(violation, add=(target.label,), remove=remove)
 
 
-def _culprit(changes: tuple[Change, ...], status: Status | None) -> Change:
-    """The change that set the status read now (its last ``labeled``), else the latest."""
-    setting = [c for c in changes if c.kind is ChangeKind.LABELED and c.label is not None
-               and parse_label(c.label).status is status]
-    return (setting or list(changes))[-1]
-
-
-def _violation(issue: IssueSnapshot, stage: str, status: Status | None, before: Status,
-               culprit: Change, changes: tuple[Change, ...], sit: Situation,
-               decided: Mapping[int, Status]) -> Violation | None:
-    found = scope_violation(issue, changes, sit) or authority_violation(issue, stage, changes, sit)
-    if found is not None:
-        return found
-    if status is None or not is_allowed(before, status):
-        return _lifecycle_violation(issue, status, before, culprit)
-    return order_violation(issue, stage, sit.comp_of(issue), status, culprit, sit, decided)
-
-
-def _lifecycle_violation(issue: IssueSnapshot, status: Status | None, before: Status,
-                         culprit: Change) -> Violation:
-    nexts = ", ".join(f"`status:{s}`" for s in allowed_from(before))
+def _lifecycle_violation(issue: IssueSnapshot, read: _Read, status: Status | None,
+                         target: Status, culprit: Change) -> Violation:
+    nexts = ", ".join(code(f"status:{s}") for s in allowed_from(target))
     if status is None:
-        labels = ", ".join(f"`{item.name}`" for item in issue.tags.of(LabelKind.STATUS))
+        labels = ", ".join(code(item.name) for item in read.labels)
         what = f"left #{issue.number} with {labels}; an issue has exactly one known status"
     else:
-        what = f"moved #{issue.number} from `{before}` to `{status}`, which the lifecycle forbids"
-    instead = f"From `{before}` the next status is one of {nexts}, set in a single change."
+        what = (f"moved #{issue.number} from {code(str(target))} to {code(str(status))}, "
+                f"which the lifecycle forbids")
+    instead = f"From {code(str(target))} the next status is one of {nexts}, set in a single change."
     return Violation(Rule.R1, issue.number, culprit.actor.login, what, instead,
                      culprit.delivery_id)
-
-
-def revert_status(issue: IssueSnapshot, before: Status, violation: Violation,
-                  sit: Situation) -> Revert:
-    """Status labels back to ``before``: drop every other ``status:`` label, restore the one
-    removed. ``status:idle`` is restored only if the burst removed it."""
-    items = issue.tags.of(LabelKind.STATUS)
-    remove = tuple(item.name for item in items if item.status is not before)
-    if any(item.status is before for item in items):
-        return Revert(violation, remove=remove)
-    net = sit.net(issue, (LabelKind.STATUS,), lambda c: True)
-    removed = tuple(name for (_, value), name in net.removed.items() if value == before)
-    if removed or before is Status.IDLE:
-        return Revert(violation, add=removed[:1], remove=remove)
-    return Revert(violation, add=(before.label,), remove=remove)

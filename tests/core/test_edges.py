@@ -15,7 +15,7 @@ from reactor.labels import Status
 from reactor.markers import comment_marker, comment_markers, creation_key, creation_marker
 from reactor.model import change_from_event, parse_event, parse_issue
 from reactor.view import ChangeKind, IssueState
-from tests.core.world import T0, agent, view
+from tests.core.world import APP, T0, agent, view
 
 
 def rest_issue(**over: Any) -> dict[str, Any]:
@@ -82,20 +82,30 @@ def test_a_label_rename_reports_the_old_name() -> None:
 
 def test_an_issues_event_becomes_a_change() -> None:
     event = parse_event("issues", "g-2", labeled_payload())
-    found = change_from_event(event, at=T0)
+    found = change_from_event(event, now=T0)
     assert found is not None
     assert (found.kind, found.issue, found.label, found.delivery_id, found.at) == \
         (ChangeKind.LABELED, 7, "status:running", "g-2", T0)
     assert found.actor.login == "exec-bot[bot]"
 
 
+def test_a_change_is_timed_by_its_arrival_and_keeps_the_status_labels_it_showed() -> None:
+    """The web process's receive time, not the worker's clock, times a change; the payload's
+    ``status:`` labels order a burst's changes (reactor.rules.chain)."""
+    event = parse_event("issues", "g-3", labeled_payload(), received_at=T0.timestamp() + 5)
+    found = change_from_event(event, now=T0)
+    assert found is not None and (found.at - T0).total_seconds() == 5
+    assert found.shown == frozenset(
+        n for n in event.issue_labels if n.casefold().startswith("status:"))
+
+
 def test_other_events_and_actions_are_no_change() -> None:
     pinned = parse_event("issues", "g", {**labeled_payload(), "action": "pinned"})
-    assert change_from_event(pinned, at=T0) is None
+    assert change_from_event(pinned, now=T0) is None
     ping = parse_event("ping", "g", {})
-    assert change_from_event(ping, at=T0) is None
+    assert change_from_event(ping, now=T0) is None
     opened = parse_event("issues", "g", {**labeled_payload(), "action": "opened"})
-    assert change_from_event(opened, at=T0).label is None  # type: ignore[union-attr]
+    assert change_from_event(opened, now=T0).label is None  # type: ignore[union-attr]
 
 
 def test_comment_markers_are_stable_and_safe() -> None:
@@ -113,7 +123,9 @@ def test_creation_markers_round_trip() -> None:
     body = f"Hand-off\n\n{creation_marker(key)}"
     assert creation_key(body) == key
     assert creation_key("no marker here") is None
-    assert view(agent(1, "executor", body=body)).created_by_reactor(1)
+    assert view(agent(1, "executor", body=body, author=APP)).created_by_reactor(1)
+    # Anyone can paste a marker: it counts only in a body the App's account wrote.
+    assert not view(agent(1, "executor", body=body)).created_by_reactor(1)
 
 
 def test_a_revert_comment_names_rule_actor_undo_and_advice() -> None:

@@ -28,13 +28,13 @@ from tests.core.world import (
 CAPPED = parse_config("maintainers: [alice, bob]\nrevert_limit: 2")
 
 
-def test_the_reactors_own_changes_never_trigger_a_rule() -> None:
+def test_an_unexpected_change_by_the_apps_own_account_is_judged_like_anyone() -> None:
+    """R10 sets aside only the echoes the shell recorded as expected; they never reach the
+    rules. An agent acting with the App's token is judged like any actor."""
     state = view(agent(1, "executor", "running"))
-    changes = [change(K.LABELED, 1, "status:running", by=APP),
-               change(K.LABELED, 1, "comp:iris", by=APP.upper())]
-    decision = run(changes, state)
-    assert decision.actions == () and decision.accepted == {}
-    assert [n.rule for n in decision.notes] == [Rule.R10, Rule.R10]
+    decision = run([change(K.LABELED, 1, "status:running", by=APP)], state)
+    assert [(a.issue, a.label) for a in of_type(decision, RemoveLabel)] == \
+        [(1, "status:running")]
 
 
 def test_other_bots_are_judged_like_anyone() -> None:
@@ -52,8 +52,8 @@ def test_past_the_revert_cap_the_reactor_escalates_once_instead_of_reverting() -
     [comment] = of_type(decision, Comment)
     assert "@alice @bob" in comment.body and "reactor:needs-human" in comment.body
     assert comment.marker.startswith("<!-- reactor:needs-human:1:")
-    after, echoes = apply(decision, state)
-    again = run([change(K.LABELED, 1, "status:running", by="mallory"), *echoes], after, CAPPED)
+    after, _ = apply(decision, state)
+    again = run([change(K.LABELED, 1, "status:running", by="mallory")], after, CAPPED)
     assert again.actions == ()
     assert any("needs a human" in n.reason for n in again.notes)
 
@@ -165,14 +165,14 @@ def _closed(rng: random.Random) -> dict[str, str]:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_applying_any_decision_leaves_nothing_more_to_do(seed: int) -> None:
-    """Evaluate a random burst, apply the decision, replay the burst with the App's echoes:
-    nothing more is asked for (no ping-pong), whatever the mix of rules that fired."""
+    """Evaluate a random burst, apply the decision, replay the burst: nothing more is asked
+    for (no ping-pong), whatever the mix of rules that fired."""
     rng = random.Random(seed)
     for _ in range(300):
         state, changes = _random_burst(rng)
         first = run(changes, state, FUZZ_CONFIG, now=3600)
-        after, echoes = apply(first, state)
-        second = run([*changes, *echoes], after, FUZZ_CONFIG, now=3601)
+        after, _ = apply(first, state)
+        second = run(changes, after, FUZZ_CONFIG, now=3601)
         assert second.actions == (), (state, changes, first.actions, second.actions)
         assert run(changes, state, FUZZ_CONFIG, now=3600) == first  # deterministic
         ops = {(type(a), a.issue, a.label) for a in first.actions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reactor.actions import Comment, RemoveLabel, Rule
+from reactor.actions import AddLabel, Comment, RemoveLabel, Rule
 from reactor.config import parse_config
 from reactor.labels import Status
 from tests.core.world import K, agent, change, of_type, settles, view
@@ -47,10 +47,29 @@ def test_a_maintainer_may_do_anything_and_it_is_audited() -> None:
     assert any("maintainer override" in n.reason for n in decision.notes)
 
 
-def test_one_intruder_in_a_burst_reverts_the_whole_move() -> None:
+def test_an_intruders_half_of_a_move_is_undone_and_blamed_on_the_intruder() -> None:
+    """The intruder removed ``status:starting`` (R4): it is put back. The agent's own half
+    (``status:running`` added) then leaves two status labels, which R1 settles."""
     state = view(agent(1, "planner", "running"), accepted={1: "starting"})
     changes = [change(K.LABELED, 1, "status:running", by="planner-bot[bot]", t=1),
                change(K.UNLABELED, 1, "status:starting", by="intruder", t=2)]
     decision = settles(changes, state, AGENTS)
-    assert {a.rule for a in of_type(decision, RemoveLabel)} == {Rule.R4}
-    assert "@intruder" in of_type(decision, Comment)[0].body
+    assert [(a.label, a.rule) for a in of_type(decision, AddLabel)] == \
+        [("status:starting", Rule.R4)]
+    assert any("@intruder" in c.body and "R4" in c.body for c in of_type(decision, Comment))
+
+
+def test_an_intruder_in_the_burst_of_a_valid_move_loses_only_its_own_change() -> None:
+    """SPEC §3: the analyzer moves starting → running; an unauthorised user adds
+    ``status:error`` in the same burst. Only ``status:error`` is removed; the move stands."""
+    state = view(agent(1, "planner", "running", "status:error"), accepted={1: "starting"})
+    changes = [change(K.UNLABELED, 1, "status:starting", by="planner-bot[bot]", t=1),
+               change(K.LABELED, 1, "status:running", by="planner-bot[bot]", t=1),
+               change(K.LABELED, 1, "status:error", by="intruder", t=1.1)]
+    decision = settles(changes, state, AGENTS)
+    assert [(a.label, a.rule) for a in of_type(decision, RemoveLabel)] == \
+        [("status:error", Rule.R4)]
+    assert of_type(decision, AddLabel) == []
+    [comment] = of_type(decision, Comment)
+    assert comment.body.startswith("**R4 authority**: @intruder changed the status of #1")
+    assert decision.accepted == {1: Status.RUNNING}

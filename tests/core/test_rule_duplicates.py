@@ -8,7 +8,7 @@ from reactor.actions import AddLabel, CloseIssue, CloseReason, Comment, Rule
 from reactor.config import parse_config
 from reactor.markers import creation_marker
 from reactor.rules import normalise_title
-from tests.core.world import K, agent, change, of_type, run, settles, view
+from tests.core.world import APP, K, agent, change, of_type, run, settles, view
 
 
 @pytest.mark.parametrize(
@@ -78,10 +78,21 @@ def test_a_maintainers_second_issue_is_kept() -> None:
 def test_the_reactors_own_issue_is_the_original_even_when_newer() -> None:
     state = view(agent(3, "executor", title="[titanic] executor: fit"),
                  agent(7, "executor", "starting", title="[titanic] executor: fit",
-                       body=creation_marker("acme/lab:titanic:executor")))
+                       body=creation_marker("acme/lab:titanic:executor"), author=APP))
     decision = settles([change(K.OPENED, 3)], state)
     [close] = of_type(decision, CloseIssue)
     assert (close.issue, close.duplicate_of) == (3, 7)
+
+
+def test_a_pasted_creation_marker_makes_no_issue_the_original() -> None:
+    """Anyone can paste the reactor's hidden marker into an issue; it counts only in an issue
+    the App's account wrote, so the older, genuine issue stays open."""
+    state = view(agent(3, "executor", title="[titanic] executor: fit"),
+                 agent(7, "executor", title="[titanic] executor: fit", author="mallory",
+                       body=creation_marker("anything")))
+    decision = settles([change(K.OPENED, 7, by="mallory")], state)
+    [close] = of_type(decision, CloseIssue)
+    assert (close.issue, close.duplicate_of) == (7, 3)
 
 
 def test_three_alike_close_all_but_the_oldest() -> None:

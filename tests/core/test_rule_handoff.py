@@ -72,14 +72,72 @@ def test_the_created_issue_is_found_next_time_not_created_again() -> None:
     stale = {**after.accepted, 2: Status.RUNNING}  # memory lost the completion: judged again
     again = run(DONE, dataclasses.replace(after, accepted=stale))
     assert of_type(again, CreateIssue) == [] and of_type(again, AddLabel) == []
-    assert any("not idle; left alone" in n.reason for n in again.notes)
+    assert any("already `starting`; left as it is" in n.reason for n in again.notes)
 
 
-def test_a_busy_next_issue_is_left_alone() -> None:
-    state = completed_analyzer(agent(3, "executor", "error"), memory={3: "error"})
+def test_a_running_next_issue_is_left_alone() -> None:
+    state = completed_analyzer(agent(3, "executor", "running"), memory={3: "running"})
     decision = settles(DONE, state)
     assert decision.actions == ()
-    assert any("#3 is `error`" in n.reason for n in decision.notes)
+    assert any("#3 is already `running`" in n.reason for n in decision.notes)
+
+
+def test_a_next_issue_in_error_or_timeout_is_started() -> None:
+    """The lifecycle allows error → starting and timeout → starting: the hand-off does it."""
+    for status in ("error", "timeout"):
+        state = completed_analyzer(agent(3, "executor", status), memory={3: status})
+        decision = settles(DONE, state)
+        assert [a.label for a in of_type(decision, RemoveLabel)] == [f"status:{status}"]
+        assert [a.label for a in of_type(decision, AddLabel)] == ["status:starting"]
+        assert decision.accepted[3] is Status.STARTING
+
+
+def test_a_completed_next_issue_is_run_again_through_idle() -> None:
+    """A re-run: completed → idle → starting, the lifecycle's way back."""
+    state = completed_analyzer(agent(3, "executor", "completed"), memory={3: "completed"})
+    decision = settles(DONE, state)
+    assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:completed"]
+    assert [a.label for a in of_type(decision, AddLabel)] == ["status:starting"]
+    [comment] = of_type(decision, Comment)
+    assert "re-run" in comment.body
+
+
+def test_a_next_issue_closed_as_completed_is_reopened_for_a_re_run() -> None:
+    state = completed_analyzer(agent(3, "executor", "completed", state="closed",
+                                     reason="completed"), memory={3: "completed"})
+    decision = settles(DONE, state)
+    assert [type(a).__name__ for a in decision.actions[:3]] == \
+        ["ReopenIssue", "RemoveLabel", "AddLabel"]
+    assert of_type(decision, CreateIssue) == []
+    assert decision.accepted[3] is Status.STARTING
+
+
+def test_a_dismissed_next_issue_is_replaced_under_a_new_key() -> None:
+    """Closed as not planned: not reopened; a new issue is created once, keyed apart from
+    the first creation (whose key would find the dismissed issue)."""
+    state = completed_analyzer(agent(3, "executor", state="closed", reason="not_planned"))
+    [create] = of_type(settles(DONE, state), CreateIssue)
+    assert create.key == "acme/lab:titanic:executor:3"
+
+
+def test_a_next_issue_the_reactor_cannot_start_gets_one_comment_saying_why() -> None:
+    state = completed_analyzer(agent(3, "executor", None, "reactor:needs-human"))
+    decision = settles(DONE, state)
+    assert of_type(decision, AddLabel) == []
+    [comment] = of_type(decision, Comment)
+    assert comment.issue == 2 and "reactor:needs-human" in comment.body
+    ambiguous = completed_analyzer(agent(3, "executor", "error", "status:idle"))
+    [comment] = of_type(settles(DONE, ambiguous), Comment)
+    assert "exactly one" in comment.body
+
+
+def test_a_long_task_is_cut_to_fit_githubs_title_limit() -> None:
+    long_title = "[titanic] analyzer: " + "word " * 80
+    state = view(agent(1, "planner", "completed"),
+                 agent(2, "analyzer", "completed", title=long_title),
+                 accepted={1: "completed", 2: "running"})
+    [create] = of_type(settles(DONE, state), CreateIssue)
+    assert len(create.title) <= 256 and create.title.endswith("…")
 
 
 def test_the_oldest_open_next_issue_is_chosen() -> None:

@@ -98,9 +98,11 @@ def test_completed_to_idle_by_removing_the_label_is_accepted_after_settling() ->
     assert late.actions == () and late.accepted == {1: Status.IDLE}
 
 
-def test_an_unknown_status_label_is_removed_at_once() -> None:
+def test_an_unknown_status_label_is_removed_once_the_settle_window_passed() -> None:
     state = view(agent(1, "planner", "running", "status:done"), accepted={1: "running"})
-    decision = settles([change(K.LABELED, 1, "status:done", t=59.9)], state)
+    early = run([change(K.LABELED, 1, "status:done", t=59.9)], state, now=60)
+    assert early.actions == () and early.settle_until is not None
+    decision = settles([change(K.LABELED, 1, "status:done", t=59.9)], state, now=61)
     assert [a.label for a in of_type(decision, RemoveLabel)] == ["status:done"]
 
 

@@ -1,9 +1,10 @@
 """The one fixture module of the core tests: plain-data builders and a tiny GitHub.
 
 ``apply`` performs a decision on a view the way the shell's applier would (label deltas,
-closes, creations, memory), and returns the echoes GitHub would send back as the App.
+closes, creations, memory), and returns the echoes GitHub would send back as the App (the
+shell recognises them as the reactor's own and never passes them to the rules, R10).
 ``settles`` checks the no-ping-pong property: after applying a decision, evaluating the
-original changes plus the echoes asks for nothing more.
+original changes again asks for nothing more.
 """
 
 from __future__ import annotations
@@ -69,16 +70,19 @@ def change(kind: ChangeKind, number: int, label: str | None = None, *, by: str =
 
 def view(*issues: IssueSnapshot, accepted: Mapping[int, str] | None = None,
          reverts: Mapping[int, int] | None = None, comp: str | None = COMP,
-         created: Iterable[int] = ()) -> CompetitionView:
+         created: Iterable[int] = (), competitions: Mapping[int, str] | None = None,
+         stages: Mapping[int, str] | None = None) -> CompetitionView:
     memory = {n: Status(s) for n, s in (accepted or {}).items()}
     return CompetitionView(
         repo=REPO, comp=comp, issues=tuple(issues), accepted=MappingProxyType(memory),
-        reverts=MappingProxyType(dict(reverts or {})), created=frozenset(created))
+        reverts=MappingProxyType(dict(reverts or {})), created=frozenset(created),
+        competitions=MappingProxyType(dict(competitions or {})),
+        stages=MappingProxyType(dict(stages or {})), app_login=APP)
 
 
 def run(changes: Sequence[Change], state: CompetitionView, config: RepoConfig = DEFAULT_CONFIG,
         *, now: float = 60) -> Decision:
-    return evaluate(changes, state, config, now=at(now), app_login=APP)
+    return evaluate(changes, state, config, now=at(now))
 
 
 def of_type(decision: Decision, kind: type) -> list:  # type: ignore[type-arg]
@@ -119,18 +123,22 @@ def apply(decision: Decision, state: CompetitionView, *,
     reverts = dict(state.reverts)
     for number in decision.reverted:
         reverts[number] = reverts.get(number, 0) + 1
+    for number in decision.handed_back:
+        reverts.pop(number, None)
     new = dataclasses.replace(
         state, issues=tuple(issues[n] for n in sorted(issues)),
-        accepted=MappingProxyType(accepted), reverts=MappingProxyType(reverts))
+        accepted=MappingProxyType(accepted), reverts=MappingProxyType(reverts),
+        competitions=MappingProxyType({n: i.comp for n, i in decision.identities.items()}),
+        stages=MappingProxyType({n: i.stage for n, i in decision.identities.items()}))
     return new, echoes
 
 
 def settles(changes: Sequence[Change], state: CompetitionView,
             config: RepoConfig = DEFAULT_CONFIG, *, now: float = 60) -> Decision:
-    """Evaluate, apply, evaluate again (replay + echoes): the second pass must be empty."""
+    """Evaluate, apply, evaluate again (a replay): the second pass must be empty."""
     first = run(changes, state, config, now=now)
-    after, echoes = apply(first, state)
-    second = run([*changes, *echoes], after, config, now=now + 1)
+    after, _ = apply(first, state)
+    second = run(changes, after, config, now=now + 1)
     assert second.actions == (), f"ping-pong: {second.actions}"
     assert first.settle_until is None and second.settle_until is None
     return first
