@@ -41,7 +41,7 @@ def concerns_the_rules(event: Event) -> bool:
 
 async def coordinate_change(raw: sansio.Event, event: Event, ctx: Context) -> None:
     """Hand the change to its competition's burst (or only audit it when nothing is at stake)."""
-    change = change_from_event(event, at=datetime.now(UTC))
+    change = change_from_event(event, now=datetime.now(UTC))
     scope = await coordinate.scope_of(ctx.redis, event)
     if change is None or scope is None:
         await ctx.audit(event, Outcome.OBSERVED, detail="no repository or installation to act on")

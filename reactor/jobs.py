@@ -1,8 +1,9 @@
 """RQ entry points. A job carries a delivery id only; everything else is loaded fresh.
 
 A worker loads the stored delivery, parses it once into a typed event and routes it through
-:mod:`handlers`. A payload that does not parse, or a GitHub answer that retrying cannot
-change (a 4xx), is audited as rejected and the job succeeds; anything else (GitHub
+:mod:`handlers`. The echo of a write the reactor recorded as expected is set aside (R10). A
+payload that does not parse (before routing or in a handler), or a GitHub answer that
+retrying cannot change (a 4xx), is audited as rejected and the job succeeds; anything else (GitHub
 unavailable, a bug) fails the job, so RQ retries it and finally keeps it, with its reason,
 in the failed registry.
 """
@@ -43,17 +44,15 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
     delivery = await deliveries.load(ctx.redis, guid)
     try:
         payload = orjson.loads(delivery.body)
-        event = parse_event(delivery.event, guid, payload)
+        event = parse_event(delivery.event, guid, payload, received_at=delivery.received_at)
     except (orjson.JSONDecodeError, PayloadError) as exc:
         await ctx.audit_log.record(AuditRecord(
             at=now_iso(), delivery=guid, event=delivery.event, outcome=Outcome.REJECTED.value,
             detail=str(exc),
         ))
         return Outcome.REJECTED
-    if ctx.is_self(event.sender):
-        expected = await _consume_echo(ctx, event)
-        detail = "the reactor's own write" + ("" if expected else " (not recorded as expected)")
-        await ctx.audit(event, Outcome.SKIPPED, rule="R10", detail=detail)
+    if ctx.is_self(event.sender) and await _consume_echo(ctx, event):
+        await ctx.audit(event, Outcome.SKIPPED, rule="R10", detail="the reactor's own write")
         return Outcome.SKIPPED
     raw = sansio.Event(payload, event=delivery.event, delivery_id=guid)
     if not router.fetch(raw):
@@ -61,6 +60,10 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
         return Outcome.IGNORED
     try:
         await router.dispatch(raw, event, ctx)
+    except PayloadError as exc:
+        # A field only the handler reads is malformed: retrying cannot change the payload.
+        await ctx.audit(event, Outcome.REJECTED, detail=str(exc))
+        return Outcome.REJECTED
     except GitHubError as exc:
         if is_transient(exc):
             raise  # RQ retries the job; a rate limit defers it
@@ -80,11 +83,22 @@ def evaluate_scope(scope: str) -> str:
 
 
 async def _consume_echo(ctx: Context, event: Event) -> bool:
-    """Whether the reactor recorded this change as expected just before making it (R10)."""
+    """Whether the reactor recorded this change as expected just before making it (R10).
+
+    Only such echoes are set aside: an agent acting with the App's own token (common with
+    ``actions/create-github-app-token``) is judged like any actor. The echoes of an issue the
+    reactor creates are expected by its creation key, as its number is not known before."""
     if event.repo is None or event.issue is None or event.action is None:
         return False
-    echo = f"{event.action}:{event.label}" if event.label else event.action
-    return await memory.consume_expectation(ctx.redis, event.repo.id, event.issue, echo)
+    echo = f"{event.action}:{event.label.casefold()}" if event.label else event.action
+    targets: list[int | str] = [event.issue]
+    if event.issue_creation_key is not None:
+        targets.append(f"create:{event.issue_creation_key}")
+    for target in targets:
+        if await memory.consume_expectation(ctx.redis, event.repo.id, target, echo,
+                                            delivery=event.delivery_id):
+            return True
+    return False
 
 
 def _defer(guid: str, exc: RateLimited) -> str:

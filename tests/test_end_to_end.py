@@ -32,9 +32,12 @@ def test_a_signed_published_issues_labeled_delivery_is_processed_and_audited(sta
     assert httpx.post(stack.webhook_url, content=body, headers=headers).status_code == 200
 
 
-def test_sandbox_changes_reach_the_workers_and_the_apps_own_writes_are_skipped(
+def test_sandbox_changes_reach_the_workers_and_unexpected_app_token_writes_are_judged(
     stack: Stack,
 ) -> None:
+    """R10 sets aside only the writes the reactor recorded as expected just before making
+    them; an agent using the App's token is judged like anyone (the scenarios show the
+    reactor's own hand-off echoes set aside)."""
     with stack.sandbox.client() as sandbox:
         repo = sandbox.create_repo("acme", "agents")
         issue = {"title": "[titanic] planner: plan", "labels": ["comp:titanic"]}
@@ -48,9 +51,10 @@ def test_sandbox_changes_reach_the_workers_and_the_apps_own_writes_are_skipped(
                                   json={"labels": ["status:starting"]},
                                   headers={"Authorization": f"token {token}"})
         assert added.status_code == 200
-    own = stack.wait_for_audit(lambda r: r.label == "status:starting")
-    assert own.outcome == Outcome.SKIPPED and own.rule == "R10"
-    assert own.actor == f"{stack.sandbox.config.app_slug}[bot]"
+    judged = stack.wait_for_audit(
+        lambda r: r.event == "issues" and r.label == "status:starting")
+    assert judged.outcome == Outcome.ACCEPTED and judged.rule == ""
+    assert judged.actor == f"{stack.sandbox.config.app_slug}[bot]"
 
 
 def test_every_published_webhook_example_is_accepted_and_handled_or_ignored(stack: Stack) -> None:

@@ -12,11 +12,12 @@ retries and replays never post it twice; an issue is created at most once per ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 import redis.asyncio
 from gidgethub.abc import GitHubAPI
+from redis.asyncio import Redis as AsyncRedis
 
 from reactor.actions import (
     Action,
@@ -28,6 +29,7 @@ from reactor.actions import (
     Dispatch,
     Escalate,
     RemoveLabel,
+    ReopenIssue,
 )
 from reactor.errors import GitHubError, ReactorError
 from reactor.labels import ReactorLabel
@@ -91,18 +93,22 @@ class Applier:
                 await self._create(action)
             case CloseIssue():
                 await self._close(action)
+            case ReopenIssue(issue=number):
+                await memory.expect(self.redis, self.repo.id, number, "reopened")
+                await self.gh.patch(f"/repos/{self.repo.full_name}/issues/{number}",
+                                    data={"state": "open"})
             case Dispatch():
                 await self.gh.post(f"/repos/{self.repo.full_name}/dispatches", data={
                     "event_type": action.event_type, "client_payload": action.payload(),
                 })
 
     async def _add_label(self, number: int, label: str) -> None:
-        await memory.expect(self.redis, self.repo.id, number, f"labeled:{label}")
+        await memory.expect(self.redis, self.repo.id, number, f"labeled:{label.casefold()}")
         path = f"/repos/{self.repo.full_name}/issues/{number}/labels"
         await self.gh.post(path, data={"labels": [label]})
 
     async def _remove_label(self, number: int, label: str) -> None:
-        await memory.expect(self.redis, self.repo.id, number, f"unlabeled:{label}")
+        await memory.expect(self.redis, self.repo.id, number, f"unlabeled:{label.casefold()}")
         path = f"/repos/{self.repo.full_name}/issues/{number}/labels/{quote(label, safe='')}"
         try:
             await self.gh.delete(path)
@@ -111,27 +117,35 @@ class Applier:
                 raise
 
     async def _comment(self, action: Comment) -> None:
-        if not await memory.claim_marker(self.redis, action.marker):
-            return
         body = action.body
         for key, number in self.created.items():
             body = body.replace(creation_ref(key), f"#{number}")
+        await self.post(self.gh, self.redis, self.repo, replace(action, body=body))
+
+    @staticmethod
+    async def post(gh: GitHubAPI, client: AsyncRedis, repo: Repo,
+                   comment: Comment) -> None:
+        """Post ``comment`` unless its marker was claimed before (retries, replays)."""
+        if not await memory.claim_marker(client, comment.marker):
+            return
         try:
-            await self.gh.post(
-                f"/repos/{self.repo.full_name}/issues/{action.issue}/comments",
-                data={"body": body},
-            )
+            await gh.post(f"/repos/{repo.full_name}/issues/{comment.issue}/comments",
+                          data={"body": comment.body})
         except BaseException:
-            await memory.release_marker(self.redis, action.marker)
+            await memory.release_marker(client, comment.marker)
             raise
 
     async def _create(self, action: CreateIssue) -> None:
         claim = await memory.begin_creation(self.redis, self.repo.id, action.key)
-        if claim.number is not None:
+        if claim.number is not None and await self._still_there(claim.number, action.key):
             self.created[action.key] = claim.number
             return
-        adopted = next((i.number for i in self.view.issues if i.creation_key == action.key), None)
+        adopted = next((i.number for i in self.view.issues if i.creation_key == action.key
+                        and self.view.created_by_reactor(i.number)), None)
         if adopted is None:
+            # Its echoes (opened, one labeled per label) are the reactor's own (R10).
+            await memory.expect(self.redis, self.repo.id, f"create:{action.key}", "opened",
+                                *(f"labeled:{name.casefold()}" for name in action.labels))
             try:
                 item = await self.gh.post(f"/repos/{self.repo.full_name}/issues", data={
                     "title": action.title, "body": action.body, "labels": list(action.labels),
@@ -142,6 +156,16 @@ class Applier:
             adopted = int(item["number"])
         await memory.finish_creation(self.redis, self.repo.id, action.key, adopted)
         self.created[action.key] = adopted
+
+    async def _still_there(self, number: int, key: str) -> bool:
+        """The issue once created for ``key`` still exists here (not deleted or moved away)."""
+        if self.view.issue(number) is not None:
+            return True
+        if await one_issue(self.gh, self.repo, number) is not None:
+            return True
+        await memory.abandon_creation(self.redis, self.repo.id, key)
+        await memory.begin_creation(self.redis, self.repo.id, key)
+        return False
 
     async def _close(self, action: CloseIssue) -> None:
         await memory.expect(self.redis, self.repo.id, action.issue, "closed")

@@ -1,16 +1,25 @@
-"""Audit records for what the shell decided and did (one per action, note and problem)."""
+"""Audit records for what the shell decided and did.
+
+Every delivery of a burst gets one record of its own saying what became of it — ``applied``
+(the reactor acted on its issue), ``noted``, ``accepted`` (no rule broken) or ``parked``
+(judged again when the settle window ends) — so ``reactor audit --delivery GUID`` finds any
+of them. Each action and note gets a record too, naming in ``deliveries`` the deliveries of
+its issue it answers.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reactor.actions import Action, Decision, Dispatch
+from reactor.actions import Action, Decision, Dispatch, Note
 from reactor.store.audit import AuditRecord, Outcome, now_iso
 from reactor.view import Change
 
 if TYPE_CHECKING:
     from reactor.context import Context
-    from reactor.shell.coordinate import Scope
+    from reactor.shell.burst import Scope
+
+SUMMARY_REASONS = 3  # reasons quoted in a delivery's own record
 
 
 def _record(scope: Scope, changes: list[Change], *, outcome: Outcome, rule: str,
@@ -23,7 +32,12 @@ def _record(scope: Scope, changes: list[Change], *, outcome: Outcome, rule: str,
         outcome=outcome.value, installation=str(scope.installation_id),
         repo=scope.repo.full_name, issue=str(issue or ""), label=last.label or "",
         actor=last.actor.login, rule=rule, detail=f"{comp}{detail}".strip(),
+        deliveries=",".join(c.delivery_id for c in concerned[:-1]),
     )
+
+
+def _issue_of(action: Action) -> int | None:
+    return None if isinstance(action, Dispatch) else getattr(action, "issue", None)
 
 
 def _describe(action: Action) -> str:
@@ -33,23 +47,35 @@ def _describe(action: Action) -> str:
 async def record_decision(
     ctx: Context, scope: Scope, decision: Decision, changes: list[Change]
 ) -> None:
+    """One record per action and note, then one per delivery of the burst."""
     for action in decision.actions:
-        issue = None if isinstance(action, Dispatch) else getattr(action, "issue", None)
         await ctx.audit_log.record(_record(
-            scope, changes, outcome=Outcome.APPLIED, rule=action.rule.value, issue=issue,
-            detail=_describe(action),
-        ))
+            scope, changes, outcome=Outcome.APPLIED, rule=action.rule.value,
+            issue=_issue_of(action), detail=_describe(action)))
     for note in decision.notes:
         await ctx.audit_log.record(_record(
             scope, changes, outcome=Outcome.NOTED, rule=note.rule.value, issue=note.issue,
-            detail=note.reason,
-        ))
-    if decision.is_empty and not decision.notes:
-        for change in changes:
-            await ctx.audit_log.record(_record(
-                scope, [change], outcome=Outcome.ACCEPTED, rule="", issue=change.issue,
-                detail="no rule broken",
-            ))
+            detail=note.reason))
+    for change in changes:
+        outcome, rule, detail = _fate(change, decision)
+        await ctx.audit_log.record(_record(
+            scope, [change], outcome=outcome, rule=rule, issue=change.issue, detail=detail))
+
+
+def _fate(change: Change, decision: Decision) -> tuple[Outcome, str, str]:
+    """What became of one delivery, truthfully: outcome, rule and a short detail."""
+    if change.issue in decision.settling:
+        until = decision.settle_until.isoformat() if decision.settle_until else "later"
+        return Outcome.PARKED, "", f"judged again when the settle window ends ({until})"
+    actions = [a for a in decision.actions if _issue_of(a) == change.issue]
+    notes: list[Note] = [n for n in decision.notes if n.issue == change.issue]
+    if actions:
+        reasons = "; ".join(dict.fromkeys(a.reason for a in actions[:SUMMARY_REASONS]))
+        return Outcome.APPLIED, actions[0].rule.value, reasons
+    if notes:
+        return Outcome.NOTED, notes[0].rule.value, "; ".join(
+            n.reason for n in notes[:SUMMARY_REASONS])
+    return Outcome.ACCEPTED, "", "no rule broken"
 
 
 async def record_problem(ctx: Context, scope: Scope, problem: str, changes: list[Change]) -> None:

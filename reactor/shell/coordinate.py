@@ -4,8 +4,10 @@ Every ``issues`` change is first left in its competition's pending list (a lone 
 own scope); whichever worker holds the competition's lease takes the whole burst and decides
 once on a fresh read (SPEC §6). A decision whose issue changed under it (:class:`Conflict`) is
 taken again on a new read, with backoff and full jitter; past the retry budget the issue gets
-``reactor:needs-human``. An ambiguous read (a two-request status change half done) parks the
-burst until the settle window ends, then a scheduled job evaluates it again.
+``reactor:needs-human``. A burst that cannot be judged yet (a two-request status change half
+done, webhooks still on their way) is parked until its settle window ends, then a scheduled
+job evaluates it again. Each delivery is judged once per scope: a retried job's change is
+recognised and dropped.
 """
 
 from __future__ import annotations
@@ -13,68 +15,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import redis.asyncio
 from gidgethub.abc import GitHubAPI
-from rq import Queue
 
 from reactor import comments
 from reactor.actions import CreateIssue, Decision, Escalate
 from reactor.config import RepoConfig
 from reactor.context import Context
 from reactor.errors import GitHubError, is_transient
-from reactor.labels import LabelKind, Status, parse_label
-from reactor.model import Actor, Event, Repo
+from reactor.labels import LabelKind, LabelSet, Status, parse_label
+from reactor.model import Event
 from reactor.rules import evaluate
-from reactor.shell import reads, repoconfig
+from reactor.shell import burst, reads, repoconfig
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import record_decision, record_problem
-from reactor.store import keys, locks, memory
-from reactor.view import Change, ChangeKind, CompetitionView
+from reactor.shell.burst import Scope
+from reactor.store import locks, memory
+from reactor.view import Change, CompetitionView
 
 log = logging.getLogger(__name__)
 
 CONFLICT_ATTEMPTS = 5
 CONFLICT_BASE_S, CONFLICT_CAP_S = 0.2, 3.2
+# A busy lease's holder takes the changes left for it; this check only covers a holder that
+# died (its lease expires after locks.LEASE_TTL_MS).
+CHECK_AFTER = timedelta(seconds=2)
 
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What one lease covers: a competition of a repository, or one issue outside any."""
-
-    repo: Repo
-    installation_id: int
-    comp: str | None
-    issue: int | None = None
-
-    @property
-    def key(self) -> str:
-        if self.comp:
-            return f"{self.repo.id}:comp:{self.comp}"
-        return f"{self.repo.id}:issue:{self.issue}"
-
-    def dumps(self) -> str:
-        return orjson.dumps({
-            "owner": self.repo.owner, "name": self.repo.name, "repo_id": self.repo.id,
-            "installation_id": self.installation_id, "comp": self.comp, "issue": self.issue,
-        }).decode()
-
-    @classmethod
-    def loads(cls, text: str) -> Scope:
-        data = orjson.loads(text)
-        return cls(Repo(data["owner"], data["name"], data["repo_id"]), data["installation_id"],
-                   data["comp"], data["issue"])
+__all__ = ["Scope", "run", "scope_of", "submit"]
 
 
 async def scope_of(client: redis.asyncio.Redis, event: Event) -> Scope | None:
     """The competition an issue event concerns.
 
-    An issue's competition is the one it was first seen in (R3: it never changes), so both
-    halves of a swapped ``comp:`` label are judged together, in the issue's own competition.
-    A new issue's competition comes from its payload.
+    An issue's competition is the one the reactor remembers for it (R3: it never changes
+    unless a maintainer moves the issue), so both halves of a swapped ``comp:`` label are
+    judged together, in the issue's own competition. A new issue's competition comes from
+    its payload.
     """
     if event.repo is None or event.installation_id is None or event.issue is None:
         return None
@@ -91,7 +69,7 @@ async def scope_of(client: redis.asyncio.Redis, event: Event) -> Scope | None:
 
 async def submit(ctx: Context, scope: Scope, change: Change) -> None:
     """Leave ``change`` for the competition, then evaluate it unless another worker is."""
-    await locks.push_pending(ctx.redis, scope.key, _encode(change))
+    await locks.push_pending(ctx.redis, scope.key, burst.encode(change))
     await run(ctx, scope)
 
 
@@ -103,8 +81,8 @@ async def run(ctx: Context, scope: Scope) -> None:
     while True:
         lease = await locks.acquire(ctx.redis, scope.key)
         if lease is None:  # the holder takes our change; a check follows in case it died
-            later = datetime.now(UTC) + timedelta(milliseconds=locks.LEASE_TTL_MS + 1000)
-            _schedule(ctx, scope, at=later)
+            burst.schedule(ctx.sync_redis, scope, at=datetime.now(UTC) + CHECK_AFTER,
+                           kind="check")
             return
         try:
             await _evaluate_pending(ctx, scope, lease)
@@ -114,46 +92,48 @@ async def run(ctx: Context, scope: Scope) -> None:
             return  # parked changes wait for their scheduled check or the next change
 
 
-async def _unpark(client: redis.asyncio.Redis, scope: Scope) -> None:
-    """Parked changes rejoin the burst, before the changes that arrived since."""
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.lrange(keys.settling(scope.key), 0, -1)
-        pipe.delete(keys.settling(scope.key))
-        parked, _ = await pipe.execute()
-    if parked:
-        await client.lpush(keys.pending(scope.key), *reversed(parked))
+async def _take(ctx: Context, scope: Scope) -> list[Change]:
+    """The burst: parked and pending changes, each delivery once, none judged before."""
+    await burst.unpark(ctx.redis, scope)
+    unique = {c.delivery_id: c for c in map(burst.decode,
+                                            await locks.take_pending(ctx.redis, scope.key))}
+    done = await locks.judged(ctx.redis, scope.key, list(unique))
+    return [c for guid, c in unique.items() if guid not in done]
 
 
 async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> None:
-    await _unpark(ctx.redis, scope)
-    changes = [_decode(raw) for raw in await locks.take_pending(ctx.redis, scope.key)]
+    changes = await _take(ctx, scope)
     if not changes:
+        await locks.finish_pending(ctx.redis, scope.key)
         return
     gh = ctx.github.for_installation(scope.installation_id)
     try:
         config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
-        if problem:
-            await record_problem(ctx, scope, problem, changes)
-        decision = await _decide_and_apply(ctx, gh, scope, lease, changes, config, problem)
+        decision = await _decide_and_apply(ctx, gh, scope, lease, changes, config)
+        if problem is not None:
+            await _report(ctx, gh, scope, problem, changes)
     except GitHubError as exc:
         if not is_transient(exc):  # the burst can never succeed; the next change reads afresh
             await locks.finish_pending(ctx.redis, scope.key)
         raise
     await record_decision(ctx, scope, decision, changes)
+    parked = [c for c in changes if c.issue in decision.settling]
     if decision.settle_until is not None:
-        await _park(ctx, scope, changes, decision.settle_until)
+        await burst.park(ctx.redis, scope, parked)
+        burst.schedule(ctx.sync_redis, scope, at=decision.settle_until, kind="settle")
+    await locks.mark_judged(ctx.redis, scope.key,
+                            [c.delivery_id for c in changes if c not in parked])
+    await _send_moved(ctx, scope, decision, changes)
     await locks.finish_pending(ctx.redis, scope.key)
 
 
 async def _decide_and_apply(
     ctx: Context, gh: GitHubAPI, scope: Scope, lease: locks.Lease, changes: list[Change],
-    config: RepoConfig, problem: str | None,
+    config: RepoConfig,
 ) -> Decision:
     for attempt in range(CONFLICT_ATTEMPTS):
-        view = await _read_view(ctx, gh, scope, changes)
-        decision = evaluate(changes, view, config, now=datetime.now(UTC), app_login=ctx.app_login)
-        if problem:
-            decision = _with_problem_comment(decision, view, problem)
+        view = await _read_view(ctx, gh, scope, changes, config)
+        decision = evaluate(changes, view, config, now=datetime.now(UTC))
         applier = Applier(gh, ctx.redis, scope.repo, lease, view)
         try:
             await applier.apply(decision)
@@ -164,49 +144,48 @@ async def _decide_and_apply(
             pause = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not secrecy
             continue
-        await _remember(ctx.redis, scope, view, decision, applier.created, changes)
+        await _remember(ctx, scope, decision, applier.created, config)
         return decision
     raise AssertionError("unreachable")
 
 
-def _with_problem_comment(decision: Decision, view: CompetitionView, problem: str) -> Decision:
-    """Say what is wrong with the config on the newest agent issue, once per config text."""
-    agents = [issue.number for issue in view.issues if issue.stage is not None]
-    if not agents:
-        return decision
-    comment = comments.config_problem(issue=max(agents), problem=problem, key=problem)
-    return replace(decision, actions=(*decision.actions, comment))
-
-
 async def _read_view(
-    ctx: Context, gh: GitHubAPI, scope: Scope, changes: list[Change]
+    ctx: Context, gh: GitHubAPI, scope: Scope, changes: list[Change], config: RepoConfig,
 ) -> CompetitionView:
     issues = await reads.competition_issues(gh, scope.repo, scope.comp, {c.issue for c in changes})
     numbers = [i.number for i in issues]
-    remembered = await memory.accepted(ctx.redis, scope.repo.id, numbers)
+    recalled = await memory.recall(ctx.redis, scope.repo.id, numbers)
+    window = config.revert_window.total_seconds()
     return CompetitionView(
         repo=scope.repo.full_name, comp=scope.comp, issues=issues,
-        accepted={n: Status(status) for n, status in remembered.items()},
-        reverts=await memory.revert_counts(ctx.redis, scope.repo.id, numbers),
-        competitions=await memory.competitions(ctx.redis, scope.repo.id, numbers),
+        accepted={n: Status(r.status) for n, r in recalled.items() if r.status},
+        reverts=await memory.revert_counts(ctx.redis, scope.repo.id, numbers, window_s=window),
+        competitions={n: r.comp for n, r in recalled.items() if r.comp},
+        stages={n: r.stage for n, r in recalled.items() if r.stage},
+        app_login=ctx.app_login,
     )
 
 
 async def _remember(
-    client: redis.asyncio.Redis, scope: Scope, view: CompetitionView, decision: Decision,
-    created: dict[str, int], changes: list[Change],
+    ctx: Context, scope: Scope, decision: Decision, created: dict[str, int], config: RepoConfig,
 ) -> None:
     statuses = {n: s.value for n, s in decision.accepted.items()}
+    identities = {n: (i.comp, i.stage) for n, i in decision.identities.items()}
     for action in decision.actions:
         if isinstance(action, CreateIssue) and action.key in created:
-            statuses[created[action.key]] = action.status.value
-    await memory.set_accepted(client, scope.repo.id, statuses)
-    if scope.comp is not None:
-        members = [i.number for i in view.issues if i.comp == scope.comp]
-        await memory.remember_competition(client, scope.repo.id, members, scope.comp)
-    delivery = changes[-1].delivery_id
+            number = created[action.key]
+            statuses[number] = action.status.value
+            tags = LabelSet.parse(action.labels)
+            comp, stage = tags.values(LabelKind.COMP), tags.values(LabelKind.AGENT)
+            identities[number] = (next(iter(comp)), next(iter(stage)))
+    await memory.remember(ctx.redis, scope.repo.id, statuses=statuses, identities=identities)
+    window = config.revert_window.total_seconds()
     for number in decision.reverted:
-        await memory.record_revert(client, scope.repo.id, number, delivery=delivery)
+        await memory.record_revert(ctx.redis, scope.repo.id, number,
+                                   delivery=f"{number}:{datetime.now(UTC).timestamp()}",
+                                   window_s=window)
+    for number in decision.handed_back:
+        await memory.forget_reverts(ctx.redis, scope.repo.id, number)
 
 
 async def _escalate(
@@ -228,33 +207,30 @@ async def _escalate(
     return decision
 
 
-async def _park(ctx: Context, scope: Scope, changes: list[Change], until: datetime) -> None:
-    for change in changes:
-        await ctx.redis.rpush(keys.settling(scope.key), _encode(change))
-    _schedule(ctx, scope, at=until)
+async def _report(ctx: Context, gh: GitHubAPI, scope: Scope, problem: repoconfig.ConfigProblem,
+                  changes: list[Change]) -> None:
+    """Say once what is wrong with ``.github/reactor.yml``: in the audit log, and in a comment
+    on the repository's newest agent issue. Claimed per distinct text; a comment that could
+    not be posted leaves the claim free for the next evaluation."""
+    if not await repoconfig.claim_report(ctx.redis, scope.repo, problem.digest):
+        return
+    try:
+        newest = await reads.newest_agent_issue(gh, scope.repo)
+        if newest is not None:
+            comment = comments.config_problem(issue=newest, problem=problem.text,
+                                              key=problem.digest)
+            await Applier.post(gh, ctx.redis, scope.repo, comment)
+    except BaseException:
+        await repoconfig.release_report(ctx.redis, scope.repo, problem.digest)
+        raise
+    await record_problem(ctx, scope, problem.text, changes)
 
 
-def _schedule(ctx: Context, scope: Scope, *, at: datetime) -> None:
-    """Run ``reactor.jobs.evaluate_scope`` for the scope at ``at`` (RQ's scheduler)."""
-    queue = Queue(keys.QUEUE_EVENTS, connection=ctx.sync_redis)
-    slot = int(at.timestamp())
-    queue.enqueue_at(
-        at, "reactor.jobs.evaluate_scope", scope.dumps(),
-        job_id=f"scope-{scope.repo.id}-{(scope.comp or scope.issue)}-{slot}".replace(":", "-"),
-        result_ttl=600, failure_ttl=7 * 86400,
-    )
-
-
-def _encode(change: Change) -> bytes:
-    return orjson.dumps({
-        "kind": change.kind.value, "issue": change.issue, "label": change.label,
-        "delivery": change.delivery_id, "at": change.at.isoformat(),
-        "actor": {"login": change.actor.login, "id": change.actor.id, "type": change.actor.type},
-    })
-
-
-def _decode(raw: bytes) -> Change:
-    data = orjson.loads(raw)
-    actor = Actor(data["actor"]["login"], data["actor"]["id"], data["actor"]["type"])
-    return Change(ChangeKind(data["kind"]), data["issue"], actor, data["delivery"],
-                  datetime.fromisoformat(data["at"]), data["label"])
+async def _send_moved(ctx: Context, scope: Scope, decision: Decision,
+                      changes: list[Change]) -> None:
+    """A maintainer moved an issue to another competition: judge it there too."""
+    for number, comp in decision.moved.items():
+        target = Scope(scope.repo, scope.installation_id, comp)
+        for change in (c for c in changes if c.issue == number):
+            await locks.push_pending(ctx.redis, target.key, burst.encode(change))
+        burst.schedule(ctx.sync_redis, target, at=datetime.now(UTC), kind="check")

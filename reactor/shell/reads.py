@@ -55,3 +55,16 @@ async def one_issue(gh: GitHubAPI, repo: Repo, number: int) -> IssueSnapshot | N
             continue
         return None if "pull_request" in item else parse_issue(item)
     return None
+
+
+async def newest_agent_issue(gh: GitHubAPI, repo: Repo) -> int | None:
+    """The number of the repository's newest open agent issue (one ``agent:`` label), from
+    its 100 newest open issues; None when there is none."""
+    url = f"/repos/{repo.full_name}/issues{{?state,sort,direction,per_page}}"
+    params: dict[str, str | int] = {"state": "open", "sort": "created", "direction": "desc",
+                                    "per_page": 100}
+    items: Any = await gh.getitem(url, params)
+    for item in items if isinstance(items, list) else ():
+        if "pull_request" not in item and parse_issue(item).stage is not None:
+            return int(item["number"])
+    return None

@@ -3,8 +3,13 @@
 Read through the contents API from the repository's default branch, falling back to the same
 path in the owner's ``.github`` repository (an organisation-wide default, as Probot apps do),
 then to the defaults. The text is cached for every worker; a ``push`` to the repository drops
-the cache. A malformed file never stops the reactor: the last good config (or the defaults)
-stays in force, and the problem is audited once per distinct text.
+the cache. Each process parses a distinct text once (:class:`ParseCache`, keyed by the text's
+sha256), so an evaluation costs a hash, not a parse, whatever the file holds.
+
+A malformed file never stops the reactor: the last good config (or the defaults) stays in
+force, and :func:`load` returns the problem with every evaluation while the text is malformed.
+Whoever reports it claims the report first (:func:`claim_report`, once per text for a week)
+and gives the claim back if it could not post (:func:`release_report`).
 https://docs.github.com/en/rest/repos/contents#get-repository-content
 """
 
@@ -13,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
@@ -27,28 +34,109 @@ log = logging.getLogger(__name__)
 
 PATH = ".github/reactor.yml"
 CACHE_TTL_S = 300
+REPORT_TTL_S = 7 * 24 * 3600
+PARSE_CACHE_SIZE = 256  # distinct texts per process; each entry holds a result, not the text
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """What is wrong with the current text (one line, ≤ ~300 characters) and its digest.
+
+    ``digest`` names the text: a report is claimed per digest, and a comment about this
+    text can carry it as its marker key.
+    """
+
+    text: str
+    digest: str
+
+
+class ParseCache:
+    """parse_config's result for each recently seen text: a small LRU keyed by sha256.
+
+    Every evaluation loads the config while the text rarely changes, and a problem is kept
+    as well as a success, so a malformed or oversized file costs one hash per evaluation.
+    Keys are digests, so the cache holds no file contents.
+    """
+
+    def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, RepoConfig | str] = OrderedDict()
+
+    def get(self, key: str) -> RepoConfig | str | None:
+        """The config, or the problem's text, parsed from the text with sha256 ``key``."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: str, parsed: RepoConfig | str) -> None:
+        """Keep ``parsed`` for ``key``, dropping the least recently used entry past ``size``."""
+        self._entries[key] = parsed
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+PARSED = ParseCache()
 
 
 async def load(
     client: redis.asyncio.Redis, gh: GitHubAPI, repo: Repo
-) -> tuple[RepoConfig, str | None]:
-    """The config in force, and a one-line problem when the file is malformed (else None)."""
-    cached: bytes | None = await client.get(keys.config(repo.id))  # type: ignore[assignment]
-    if cached is None:
-        cached = (await _fetch(gh, repo) or "").encode()
-        await client.set(keys.config(repo.id), cached, ex=CACHE_TTL_S)
-    text = cached.decode()
-    try:
-        config = parse_config(text)
-    except RepoConfigError as exc:
-        return await _last_good(client, repo), await _first_report(client, repo, text, exc)
-    await client.set(keys.config_good(repo.id), cached)
-    return config, None
+) -> tuple[RepoConfig, ConfigProblem | None]:
+    """The config in force, and the problem with the current text when it is malformed.
+
+    The problem comes back on every call while the text stays malformed: deciding whether to
+    report it is the caller's (:func:`claim_report`). It is logged once per text and process.
+    """
+    text = await _current_text(client, gh, repo)
+    parsed, digest = _parsed(text, repo)
+    if isinstance(parsed, RepoConfig):
+        await client.set(keys.config_good(repo.id), text.encode())
+        return parsed, None
+    return await _last_good(client, repo), ConfigProblem(parsed, digest)
+
+
+async def claim_report(client: redis.asyncio.Redis, repo: Repo, digest: str) -> bool:
+    """True the first time in a week that the problem with text ``digest`` is to be reported."""
+    key = keys.config_reported(repo.id, digest)
+    return bool(await client.set(key, "1", nx=True, ex=REPORT_TTL_S))
+
+
+async def release_report(client: redis.asyncio.Redis, repo: Repo, digest: str) -> None:
+    """The claimed report could not be posted: let a later evaluation claim it again."""
+    await client.delete(keys.config_reported(repo.id, digest))
 
 
 async def forget(client: redis.asyncio.Redis, repo: Repo) -> None:
     """The file may have changed: read it again next time."""
     await client.delete(keys.config(repo.id))
+
+
+async def _current_text(client: redis.asyncio.Redis, gh: GitHubAPI, repo: Repo) -> str:
+    """The file's text from the shared cache, fetched (and cached) when absent or expired."""
+    cached: bytes | None = await client.get(keys.config(repo.id))  # type: ignore[assignment]
+    if cached is None:
+        cached = (await _fetch(gh, repo) or "").encode()
+        await client.set(keys.config(repo.id), cached, ex=CACHE_TTL_S)
+    return cached.decode("utf-8", "replace")
+
+
+def _parsed(text: str, repo: Repo) -> tuple[RepoConfig | str, str]:
+    """The config in ``text`` or the problem with it, parsed once per process; and its digest.
+
+    The problem is one line of at most ~300 characters (RepoConfigError's bound plus the
+    path), logged when this process first finds it rather than on every evaluation.
+    """
+    key = hashlib.sha256(text.encode()).hexdigest()
+    parsed = PARSED.get(key)
+    if parsed is None:
+        try:
+            parsed = parse_config(text)
+        except RepoConfigError as exc:
+            parsed = f"{PATH}: {exc}"
+            log.warning("%s: %s", repo.full_name, parsed)
+        PARSED.put(key, parsed)
+    return parsed, key[:16]
 
 
 async def _fetch(gh: GitHubAPI, repo: Repo) -> str | None:
@@ -65,15 +153,12 @@ async def _fetch(gh: GitHubAPI, repo: Repo) -> str | None:
 
 
 async def _last_good(client: redis.asyncio.Redis, repo: Repo) -> RepoConfig:
+    """The config of the last text that parsed here, or the defaults.
+
+    A text that parsed before may fail now (a limit added since): the defaults then.
+    """
     good: bytes | None = await client.get(keys.config_good(repo.id))  # type: ignore[assignment]
-    return parse_config(good.decode()) if good is not None else DEFAULT_CONFIG
-
-
-async def _first_report(
-    client: redis.asyncio.Redis, repo: Repo, text: str, exc: RepoConfigError
-) -> str | None:
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    if not await client.set(keys.config_reported(repo.id, digest), "1", nx=True, ex=7 * 86400):
-        return None
-    log.warning("%s: %s: %s", repo.full_name, PATH, exc)
-    return f"{PATH}: {exc}"
+    if good is None:
+        return DEFAULT_CONFIG
+    parsed, _ = _parsed(good.decode("utf-8", "replace"), repo)
+    return parsed if isinstance(parsed, RepoConfig) else DEFAULT_CONFIG

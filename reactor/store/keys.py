@@ -31,13 +31,16 @@ FENCE = PREFIX + "fence:{scope}"
 PENDING = PREFIX + "pending:{scope}"
 INFLIGHT = PREFIX + "inflight:{scope}"
 SETTLING = PREFIX + "settling:{scope}"  # changes parked until a settle window ends
+JUDGED = PREFIX + "judged:{scope}"  # deliveries already judged (a retried job's change)
+# Everything kept per scope expires once the scope has been quiet this long.
+SCOPE_TTL_S = 7 * 24 * 3600
 
-# The reactor's memory between evaluations (reactor/store/memory.py).
-ACCEPTED = PREFIX + "accepted:{repo_id}"
-COMPETITIONS = PREFIX + "competitions:{repo_id}"
+# The reactor's memory between evaluations (reactor/store/memory.py), one hash per issue.
+ISSUE = PREFIX + "issue:{repo_id}:{issue}"  # accepted status, competition, stage
 REVERTS = PREFIX + "reverts:{repo_id}:{issue}"
 MARKER = PREFIX + "marker:{marker}"
-EXPECTATIONS = PREFIX + "expect:{repo_id}:{issue}"
+EXPECTATIONS = PREFIX + "expect:{repo_id}:{target}"  # an issue number, or create:<key>
+OWN = PREFIX + "own:{guid}"  # a delivery recognised as the reactor's own echo (R10)
 CREATED = PREFIX + "created:{repo_id}:{key}"
 
 # Repository config: the cached text, the last text that parsed, problems already reported.
@@ -89,8 +92,16 @@ def inflight(scope: str) -> str:
     return INFLIGHT.format(scope=scope)
 
 
-def accepted(repo_id: int) -> str:
-    return ACCEPTED.format(repo_id=repo_id)
+def issue(repo_id: int, number: int) -> str:
+    return ISSUE.format(repo_id=repo_id, issue=number)
+
+
+def judged(scope: str) -> str:
+    return JUDGED.format(scope=scope)
+
+
+def own(guid: str) -> str:
+    return OWN.format(guid=guid)
 
 
 def reverts(repo_id: int, issue: int) -> str:
@@ -101,8 +112,8 @@ def marker(name: str) -> str:
     return MARKER.format(marker=name)
 
 
-def expectations(repo_id: int, issue: int) -> str:
-    return EXPECTATIONS.format(repo_id=repo_id, issue=issue)
+def expectations(repo_id: int, target: int | str) -> str:
+    return EXPECTATIONS.format(repo_id=repo_id, target=target)
 
 
 def created(repo_id: int, key: str) -> str:
@@ -124,6 +135,3 @@ def config_reported(repo_id: int, digest: str) -> str:
 def settling(scope: str) -> str:
     return SETTLING.format(scope=scope)
 
-
-def competitions(repo_id: int) -> str:
-    return COMPETITIONS.format(repo_id=repo_id)

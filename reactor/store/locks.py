@@ -13,7 +13,9 @@ lease. The holder takes the whole list and evaluates the competition once for al
 found; a job that finds the lease taken leaves its change for the holder. The holder re-checks
 the list after releasing, so no change is stranded between a take and a release. Taken changes
 stay in an in-flight list until the evaluation is done, so a holder killed mid-way leaves them
-for the next holder (evaluation reads fresh state, so seeing a change twice is harmless).
+for the next holder (evaluation reads fresh state, and the deliveries a scope has judged are
+remembered for a day, so a change seen twice counts once). Every per-scope key expires after
+a quiet week.
 See https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html.
 """
 
@@ -47,9 +49,11 @@ local items = redis.call('LRANGE', KEYS[1], 0, -1)
 if #items > 0 then
   redis.call('RPUSH', KEYS[2], unpack(items))
   redis.call('DEL', KEYS[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
 end
 return redis.call('LRANGE', KEYS[2], 0, -1)
 """
+JUDGED_TTL_S = 24 * 3600  # a job is retried within minutes; a redelivery is a new judgement
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +82,43 @@ async def acquire(client: redis.asyncio.Redis, scope: str) -> Lease | None:
     value = secrets.token_hex(16)
     if not await client.set(keys.lease(scope), value, nx=True, px=LEASE_TTL_MS):
         return None
-    fence = int(await client.incr(keys.fence(scope)))
-    return Lease(scope=scope, value=value, fence=fence, client=client)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incr(keys.fence(scope))
+        pipe.expire(keys.fence(scope), keys.SCOPE_TTL_S)
+        fence, _ = await pipe.execute()
+    return Lease(scope=scope, value=value, fence=int(fence), client=client)
 
 
 async def push_pending(client: redis.asyncio.Redis, scope: str, change: bytes) -> None:
     """Leave a change for whoever holds (or next takes) the scope's lease."""
-    await client.rpush(keys.pending(scope), change)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.rpush(keys.pending(scope), change)
+        pipe.expire(keys.pending(scope), keys.SCOPE_TTL_S)
+        await pipe.execute()
 
 
 async def take_pending(client: redis.asyncio.Redis, scope: str) -> list[bytes]:
     """Every change left for the scope, including any a killed holder did not finish."""
     taken = await client.eval(
-        _TAKE, 2, keys.pending(scope), keys.inflight(scope)
+        _TAKE, 2, keys.pending(scope), keys.inflight(scope), keys.SCOPE_TTL_S
     )
     return list(taken)
+
+
+async def judged(client: redis.asyncio.Redis, scope: str, guids: list[str]) -> set[str]:
+    """Which of ``guids`` the scope has judged already (a retried job brings one back)."""
+    if not guids:
+        return set()
+    found = await client.smismember(keys.judged(scope), guids)
+    return {guid for guid, seen in zip(guids, found, strict=True) if seen}
+
+
+async def mark_judged(client: redis.asyncio.Redis, scope: str, guids: list[str]) -> None:
+    if guids:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.judged(scope), *guids)
+            pipe.expire(keys.judged(scope), JUDGED_TTL_S)
+            await pipe.execute()
 
 
 async def finish_pending(client: redis.asyncio.Redis, scope: str) -> None:

@@ -1,18 +1,21 @@
 """What the reactor remembers between evaluations, in Redis. GitHub stays the source of truth.
 
-- accepted statuses: the last status the reactor accepted per issue (SPEC §3: a transition is
-  checked from it to the status read now);
-- competitions: the competition each issue was first seen in (R3: it never changes), so
-  every change of an issue is judged in its own competition;
+- per issue, one hash: the last status the reactor accepted (SPEC §3: a transition is checked
+  from it to the status read now), and the competition and stage the issue belongs to (R3:
+  they never change, unless a maintainer moves the issue), so every change of an issue is
+  judged in its own competition;
 - reverts: when the reactor reverted each issue, for the revert-war cap;
 - comment markers: a comment is posted once per marker, retries and replays included;
-- expectations: the label writes the reactor is about to make, so their webhook echoes are
-  recognised as its own (R10) even where an agent shares the App's identity;
+- expectations: the writes the reactor is about to make, so their webhook echoes are
+  recognised as its own (R10) even where an agent shares the App's identity; an echo once
+  recognised stays recognised (a retried job, a replay);
 - creations: the issue the reactor created for an idempotency key, so a hand-off creates the
   next stage's issue at most once however many workers race.
 
-If Redis is wiped, ``reactor reconcile`` reseeds accepted statuses from GitHub; markers and
-creation keys are also written into the comment and issue bodies, where they can be found.
+Everything expires once it can no longer matter (:data:`ISSUE_TTL_S` after an issue's last
+judgement, markers after a month), so memory does not grow with a repository's history. What
+expires is rebuilt from GitHub: with no memory of an issue, what GitHub shows is taken as
+accepted; markers and creation keys are also written into the comment and issue bodies.
 """
 
 from __future__ import annotations
@@ -25,14 +28,20 @@ import redis.asyncio
 
 from reactor.store import keys
 
-REVERT_WINDOW_S = 3600
+ISSUE_TTL_S = 30 * 24 * 3600
 MARKER_TTL_S = 30 * 24 * 3600
 EXPECTATION_TTL_S = 600
+OWN_TTL_S = 7 * 24 * 3600  # longer than GitHub keeps deliveries for redelivery (3 days)
+CREATION_TTL_S = 90 * 24 * 3600
 PENDING_CREATION = b"pending"
 
+# Consume one expected echo, once per delivery: a retried job or a replay of the same
+# delivery finds it recognised already.
 _CONSUME = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
 if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then
   redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
   return 1
 end
 return 0
@@ -43,56 +52,65 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def accepted(
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    """What the reactor remembers of one issue (None: nothing)."""
+
+    status: str | None = None
+    comp: str | None = None
+    stage: str | None = None
+
+
+async def recall(
     client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int]
-) -> dict[int, str]:
-    """The last accepted status of each of ``issues`` that has one."""
-    return await _fields(client, keys.accepted(repo_id), issues)
-
-
-async def set_accepted(
-    client: redis.asyncio.Redis, repo_id: int, statuses: Mapping[int, str]
-) -> None:
-    if statuses:
-        await client.hset(keys.accepted(repo_id), mapping=dict(statuses))  # type: ignore[arg-type]
-
-
-async def competition_of(client: redis.asyncio.Redis, repo_id: int, issue: int) -> str | None:
-    key = keys.competitions(repo_id)
-    found: bytes | None = await client.hget(key, str(issue))  # type: ignore[assignment]
-    return None if found is None else found.decode()
-
-
-async def competitions(
-    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int]
-) -> dict[int, str]:
-    """The remembered competition of each of ``issues`` that has one."""
-    return await _fields(client, keys.competitions(repo_id), issues)
-
-
-async def _fields(client: redis.asyncio.Redis, key: str, issues: Iterable[int]) -> dict[int, str]:
+) -> dict[int, Recalled]:
+    """The memory of each of ``issues`` the reactor remembers anything of."""
     numbers = list(issues)
-    if not numbers:
-        return {}
-    found = await client.hmget(key, [str(n) for n in numbers])
-    return {n: _text(v) for n, v in zip(numbers, found, strict=True) if v is not None}
-
-
-async def remember_competition(
-    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int], comp: str
-) -> None:
-    """Record ``comp`` for issues not yet remembered (the first competition stays)."""
     async with client.pipeline(transaction=False) as pipe:
-        for number in issues:
-            pipe.hsetnx(keys.competitions(repo_id), str(number), comp)
+        for number in numbers:
+            pipe.hgetall(keys.issue(repo_id, number))
+        found = await pipe.execute()
+    out = {}
+    for number, fields in zip(numbers, found, strict=True):
+        if fields:
+            values = {_text(k): _text(v) for k, v in fields.items()}
+            out[number] = Recalled(values.get("status"), values.get("comp"), values.get("stage"))
+    return out
+
+
+async def remember(
+    client: redis.asyncio.Redis, repo_id: int, *, statuses: Mapping[int, str],
+    identities: Mapping[int, tuple[str, str]],
+) -> None:
+    """Record accepted statuses and (comp, stage) identities; each issue's memory then lives
+    :data:`ISSUE_TTL_S` from now."""
+    numbers = set(statuses) | set(identities)
+    if not numbers:
+        return
+    async with client.pipeline(transaction=False) as pipe:
+        for number in numbers:
+            fields: dict[str, str] = {}
+            if number in statuses:
+                fields["status"] = statuses[number]
+            if number in identities:
+                fields["comp"], fields["stage"] = identities[number]
+            key = keys.issue(repo_id, number)
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(key, ISSUE_TTL_S)
         await pipe.execute()
 
 
+async def competition_of(client: redis.asyncio.Redis, repo_id: int, issue: int) -> str | None:
+    found = await client.hget(keys.issue(repo_id, issue), "comp")
+    return None if found is None else _text(found)
+
+
 async def revert_counts(
-    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int], *, now: float | None = None
+    client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int], *, window_s: float,
+    now: float | None = None,
 ) -> dict[int, int]:
-    """How many times each issue was reverted within the window."""
-    since = (now if now is not None else time.time()) - REVERT_WINDOW_S
+    """How many times each issue was reverted within the last ``window_s`` seconds."""
+    since = (now if now is not None else time.time()) - window_s
     numbers = list(issues)
     async with client.pipeline(transaction=False) as pipe:
         for number in numbers:
@@ -102,16 +120,21 @@ async def revert_counts(
 
 
 async def record_revert(
-    client: redis.asyncio.Redis, repo_id: int, issue: int, *, delivery: str,
+    client: redis.asyncio.Redis, repo_id: int, issue: int, *, delivery: str, window_s: float,
     now: float | None = None,
 ) -> None:
     stamp = now if now is not None else time.time()
     key = keys.reverts(repo_id, issue)
     async with client.pipeline(transaction=True) as pipe:
         pipe.zadd(key, {delivery: stamp})
-        pipe.zremrangebyscore(key, "-inf", stamp - REVERT_WINDOW_S)
-        pipe.expire(key, REVERT_WINDOW_S)
+        pipe.zremrangebyscore(key, "-inf", stamp - window_s)
+        pipe.expire(key, max(1, int(window_s)))
         await pipe.execute()
+
+
+async def forget_reverts(client: redis.asyncio.Redis, repo_id: int, issue: int) -> None:
+    """A maintainer handed the issue back: the revert-war count starts afresh."""
+    await client.delete(keys.reverts(repo_id, issue))
 
 
 async def claim_marker(client: redis.asyncio.Redis, marker: str) -> bool:
@@ -124,21 +147,26 @@ async def release_marker(client: redis.asyncio.Redis, marker: str) -> None:
     await client.delete(keys.marker(marker))
 
 
-async def expect(client: redis.asyncio.Redis, repo_id: int, issue: int, echo: str) -> None:
-    """Record that the reactor's next write will come back as the webhook ``echo``."""
-    key = keys.expectations(repo_id, issue)
+async def expect(client: redis.asyncio.Redis, repo_id: int, target: int | str, *echoes: str
+                 ) -> None:
+    """Record that the reactor's next write will come back as the webhooks ``echoes``
+    (``labeled:<name>``, ``closed``, …) on issue ``target``, or on the issue it creates
+    for a key (``target`` = ``create:<key>``)."""
+    key = keys.expectations(repo_id, target)
     async with client.pipeline(transaction=True) as pipe:
-        pipe.hincrby(key, echo, 1)
+        for echo in echoes:
+            pipe.hincrby(key, echo, 1)
         pipe.expire(key, EXPECTATION_TTL_S)
         await pipe.execute()
 
 
 async def consume_expectation(
-    client: redis.asyncio.Redis, repo_id: int, issue: int, echo: str
+    client: redis.asyncio.Redis, repo_id: int, target: int | str, echo: str, *, delivery: str
 ) -> bool:
-    """True if ``echo`` was expected (and is now consumed): the webhook is the reactor's own."""
+    """True if the delivery ``delivery`` (webhook ``echo``) is an expected echo: consumed
+    now, or recognised before."""
     taken = await client.eval(
-        _CONSUME, 1, keys.expectations(repo_id, issue), echo
+        _CONSUME, 2, keys.expectations(repo_id, target), keys.own(delivery), echo, OWN_TTL_S
     )
     return bool(taken)
 
@@ -159,7 +187,7 @@ async def begin_creation(client: redis.asyncio.Redis, repo_id: int, key: str) ->
     caller looks for the creation marker in the competition's issues before creating anything.
     """
     redis_key = keys.created(repo_id, key)
-    if await client.set(redis_key, PENDING_CREATION, nx=True):
+    if await client.set(redis_key, PENDING_CREATION, nx=True, ex=CREATION_TTL_S):
         return CreationClaim(number=None, claimed=True)
     value = await client.get(redis_key)
     if value is None or value == PENDING_CREATION:
@@ -170,9 +198,9 @@ async def begin_creation(client: redis.asyncio.Redis, repo_id: int, key: str) ->
 async def finish_creation(
     client: redis.asyncio.Redis, repo_id: int, key: str, number: int
 ) -> None:
-    await client.set(keys.created(repo_id, key), number)
+    await client.set(keys.created(repo_id, key), number, ex=CREATION_TTL_S)
 
 
 async def abandon_creation(client: redis.asyncio.Redis, repo_id: int, key: str) -> None:
-    """The creation failed: let the next decision claim the key again."""
+    """The creation failed (or its issue is gone): let the next decision claim the key."""
     await client.delete(keys.created(repo_id, key))
