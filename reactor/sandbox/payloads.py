@@ -8,6 +8,7 @@ the account that made the change (https://docs.github.com/webhooks/webhook-event
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,30 @@ from reactor.sandbox.webhooks import Hub
 
 @dataclass(frozen=True)
 class Emitter:
-    """Sends the webhooks for changes made by ``sender`` through ``view``."""
+    """Sends the webhooks for changes made by ``sender`` through ``view``.
+
+    With ``held`` (one API request's emitter), webhooks wait for :meth:`flush` at the end of
+    the request, and an ``issues`` one then shows the issue as the request left it, as
+    GitHub's do: the webhooks of one request that adds several labels all show every label.
+    """
 
     view: View
     hub: Hub
     sender: str
+    held: list[tuple[str, Callable[[], Json]]] | None = None
+
+    def _emit(self, event: str, payload: Callable[[], Json]) -> None:
+        """Send now, or hold until :meth:`flush` (then ``payload`` is built at flush)."""
+        if self.held is not None:
+            self.held.append((event, payload))
+        else:
+            self.hub.emit(event, payload())
+
+    def flush(self) -> None:
+        """Send the held webhooks in order; an ``issues`` one shows the issue as it is now."""
+        while self.held:
+            event, payload = self.held.pop(0)
+            self.hub.emit(event, payload())
 
     def envelope(self, repo: Repo, **fields: Any) -> Json:
         """The common part of a repository event, plus ``fields``."""
@@ -41,8 +61,8 @@ class Emitter:
 
     def issue(self, repo: Repo, issue: Issue, action: str, **fields: Any) -> None:
         """``issues`` with ``action`` (opened, edited, closed, reopened, labeled, unlabeled)."""
-        body = self.view.issue(repo, issue)
-        self.hub.emit("issues", self.envelope(repo, action=action, issue=body, **fields))
+        self._emit("issues", lambda: self.envelope(
+            repo, action=action, issue=self.view.issue(repo, issue), **fields))
 
     def issue_label(self, repo: Repo, issue: Issue, label: Label, action: str) -> None:
         self.issue(repo, issue, action, label=self.view.label(repo, label))
@@ -58,14 +78,12 @@ class Emitter:
             comment=self.view.comment(repo, comment),
             **fields,
         )
-        self.hub.emit("issue_comment", payload)
+        self._emit("issue_comment", lambda: payload)
 
     def label(self, repo: Repo, label: Label, action: str, **fields: Any) -> None:
         """``label`` created, edited or deleted."""
-        self.hub.emit(
-            "label",
-            self.envelope(repo, action=action, label=self.view.label(repo, label), **fields),
-        )
+        payload = self.envelope(repo, action=action, label=self.view.label(repo, label), **fields)
+        self._emit("label", lambda: payload)
 
     def dependency(
         self, blocked: tuple[Repo, Issue], blocking: tuple[Repo, Issue], added: bool
@@ -80,36 +98,20 @@ class Emitter:
             "blocking_issue_id": blocking_issue.id,
             "blocking_issue": self.view.issue(*blocking),
         }
-        self.hub.emit(
-            "issue_dependencies",
-            self.envelope(
-                blocked_repo,
-                action=f"blocked_by_{suffix}",
-                **common,
-                blocking_issue_repo=self.view.repository(blocking_repo),
-            ),
-        )
-        self.hub.emit(
-            "issue_dependencies",
-            self.envelope(
-                blocking_repo,
-                action=f"blocking_{suffix}",
-                **common,
-                blocked_issue_repo=self.view.repository(blocked_repo),
-            ),
-        )
+        blocked_by = self.envelope(
+            blocked_repo, action=f"blocked_by_{suffix}", **common,
+            blocking_issue_repo=self.view.repository(blocking_repo))
+        blocking_payload = self.envelope(
+            blocking_repo, action=f"blocking_{suffix}", **common,
+            blocked_issue_repo=self.view.repository(blocked_repo))
+        self._emit("issue_dependencies", lambda: blocked_by)
+        self._emit("issue_dependencies", lambda: blocking_payload)
 
     def dispatch(self, repo: Repo, event_type: str, client_payload: Json | None) -> None:
         """``repository_dispatch``: the action is the caller's ``event_type``."""
-        self.hub.emit(
-            "repository_dispatch",
-            self.envelope(
-                repo,
-                action=event_type,
-                branch=repo.default_branch,
-                client_payload=client_payload,
-            ),
-        )
+        payload = self.envelope(repo, action=event_type, branch=repo.default_branch,
+                                client_payload=client_payload)
+        self._emit("repository_dispatch", lambda: payload)
 
     def installation(self, inst: Installation, repo: Repo, *, created: bool) -> None:
         """``installation`` created, or ``installation_repositories`` added for a later repo."""

@@ -140,7 +140,10 @@ def _respond(
         view=sandbox.view(_base(request)),
         sandbox=sandbox,
     )
-    reply = endpoint.handler(call)
+    try:
+        reply = endpoint.handler(call)
+    finally:
+        call.events.flush()
     body = orjson.dumps(reply.body) if reply.body is not None else b""
     headers = {"content-type": JSON_TYPE, **reply.headers}
     if is_get:

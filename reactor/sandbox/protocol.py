@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -115,10 +116,11 @@ class Call:
     view: View
     sandbox: Sandbox
 
-    @property
+    @cached_property
     def events(self) -> Emitter:
-        """Sends the webhooks for this call's changes, with the caller as ``sender``."""
-        return Emitter(self.view, self.sandbox.hub, self.actor.login)
+        """Sends the webhooks for this call's changes, with the caller as ``sender``; its
+        ``issues`` webhooks go out when the request ends (:meth:`Emitter.flush`)."""
+        return Emitter(self.view, self.sandbox.hub, self.actor.login, held=[])
 
     def repo(self) -> Repo:
         """The ``{owner}/{repo}`` of the path; 404 when unknown, 403 for a foreign installation."""

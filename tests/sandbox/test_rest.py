@@ -54,6 +54,22 @@ def test_set_labels_sends_only_the_deltas(
     assert tail == [("issues", "unlabeled"), ("label", "created"), ("issues", "labeled")]
 
 
+def test_the_webhooks_of_one_request_show_the_issue_as_the_request_left_it(
+    client: SandboxClient, repo: Repo, receiver: WebhookReceiver
+) -> None:
+    """As on GitHub, a request that changes several labels sends one webhook per change,
+    and each shows every label the request left, not the state halfway through."""
+    issue = new_issue(client, repo, labels=["status:starting"])
+    path = f"{repo.path}/issues/{issue['number']}/labels"
+    client.as_user("bob", "PUT", path, json={"labels": ["status:running"]})
+    client.as_user("bob", "POST", path, json={"labels": ["x"]})
+    assert client.drain() == 0
+    shown = [(w.payload["action"], sorted(lab["name"] for lab in w.payload["issue"]["labels"]))
+             for w in receiver.received if w.event == "issues"][-3:]
+    assert shown == [("unlabeled", ["status:running"]), ("labeled", ["status:running"]),
+                     ("labeled", ["status:running", "x"])]
+
+
 def test_label_names_are_case_insensitive_and_at_most_50_characters(
     client: SandboxClient, repo: Repo
 ) -> None:
