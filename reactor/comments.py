@@ -10,6 +10,7 @@ config excerpts) is quoted with :func:`reactor.words.code`, so it can mention no
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from reactor.actions import Comment, Rule
 from reactor.markers import comment_marker
@@ -101,3 +102,112 @@ def config_problem(*, issue: int, problem: str, key: str) -> Comment:
             f"last configuration that parsed (or the defaults) until `.github/reactor.yml` "
             f"is fixed.")
     return _comment(issue, Rule.R1, key, text, "config problem reported", tag="config")
+
+
+def handoff_failed(*, issue: int, problem: str, maintainers: Iterable[str], key: str) -> Comment:
+    """Posted on the completed issue when a hand-off failed for good and was undone (R9)."""
+    text = (f"{heading(Rule.R9)}: this stage completed, but the hand-off to the next stage "
+            f"failed for good ({code(problem, limit=200)}); the reactor undid the steps it had "
+            f"taken and labels this issue `reactor:needs-human`.\n\n{_hand_back(maintainers)}")
+    return _comment(issue, Rule.R9, key, text, "R9 hand-off failed and undone",
+                    tag="handoff-failed")
+
+
+def _path(members: Iterable[int]) -> str:
+    """``#a → #b → #a``: a cycle's members in order, back to the first."""
+    numbers = list(members)
+    return " → ".join(f"#{n}" for n in [*numbers, *numbers[:1]])
+
+
+def span(duration: timedelta) -> str:
+    """A duration in the config's units, to the second: ``4h``, ``1h 30m``, ``45s``."""
+    seconds = max(int(duration.total_seconds()), 0)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
+
+
+def dependency_link(*, waiter: int, waited: int, native: bool, phrase: str | None,
+                    order: tuple[str, str, str] | None) -> str:
+    """One line of a cycle comment: why ``waiter`` waits for ``waited``.
+
+    ``phrase`` is the body's own words (quoted); ``order`` is (competition, the waiter's
+    stage, the waited-for stage) when stage order makes it wait."""
+    reasons = []
+    if native:
+        reasons.append(f"GitHub lists #{waited} under its *blocked by* issues")
+    if phrase:
+        reasons.append(f"its body says {code(phrase)}")
+    if order:
+        comp, stage, earlier = order
+        reasons.append(f"stage {code(stage)} comes after {code(earlier)} in competition "
+                       f"{code(comp)}")
+    return f"- #{waiter} waits for #{waited}: {'; '.join(reasons)}"
+
+
+def reverse_dependency(*, waiter: int, stage: str, waited: int, later: str, comp: str) -> str:
+    """The sentence naming a reverse dependency (an earlier stage waiting on a later one)."""
+    return (f"#{waiter} ({code(stage)}) waits for #{waited} ({code(later)}), a later stage "
+            f"of competition {code(comp)}: a reverse dependency. Work flows forward only.")
+
+
+def _cycle_text(links: Iterable[str], reverse: str | None) -> str:
+    lines = "\n".join(links)
+    return f"{lines}\n\n{reverse}" if reverse else lines
+
+
+def cycle(*, issue: int, members: Iterable[int], links: Iterable[str], reverse: str | None,
+          actor: str, key: str) -> Comment:
+    """Posted on the issue whose change closed a dependency cycle (R7): the change is refused."""
+    numbers = list(members)
+    path = _path(numbers)
+    text = (f"{heading(Rule.R7)}: @{actor} changed #{issue}, and that closes a dependency "
+            f"cycle: {path}.\n\n{_cycle_text(links, reverse)}\n\n"
+            f"The reactor refuses the change and labels #{issue} `reactor:blocked`: issues "
+            f"that wait on each other never finish. Remove one of these dependencies (the "
+            f"`depends on` / `blocked by` line of a body, or the issue's *Relationships* on "
+            f"GitHub) and the reactor lifts the label.")
+    return _comment(issue, Rule.R7, key, text, f"R7 refused: cycle {path}")
+
+
+def cycle_broken(*, issue: int, members: Iterable[int], links: Iterable[str],
+                 reverse: str | None, status: str | None, since: datetime, moved: bool,
+                 key: str) -> Comment:
+    """Posted on the issue the periodic check picked to break a cycle that formed (R7).
+
+    ``moved``: it went to ``status:timeout``; otherwise its status (None: no single one)
+    cannot move there, and it was labelled ``reactor:blocked`` instead."""
+    numbers = list(members)
+    path = _path(numbers)
+    state = f"`status:{status}`" if status else "with no single status"
+    waited = (f"#{issue} has waited longest in the cycle ({state} since "
+              f"{since.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}), so")
+    if moved:
+        outcome = (f"{waited} the reactor moved it to `status:timeout` to break the cycle. "
+                   f"Remove one of these dependencies, then restart #{issue} with "
+                   f"`status:starting` (its agent or a maintainer).")
+    else:
+        outcome = (f"{waited} the reactor would move it to `status:timeout`, but from "
+                   f"{f'`{status}`' if status else 'there'} the lifecycle does not allow it; "
+                   f"it labels #{issue} `reactor:blocked` instead. Remove one of these "
+                   f"dependencies and the reactor lifts the label.")
+    text = (f"{heading(Rule.R7)}: these issues wait on each other: {path}.\n\n"
+            f"{_cycle_text(links, reverse)}\n\n{outcome}")
+    return _comment(issue, Rule.R7, key, text, f"R7 broke cycle {path} at #{issue}")
+
+
+def timed_out(*, issue: int, stage: str, status: str, waited: timedelta, limit: timedelta,
+              setting: str, key: str) -> Comment:
+    """Posted when an issue stayed in ``starting`` or ``running`` past its limit (R8).
+
+    ``setting`` is the config key that sets the limit (``timeouts.executor``,
+    ``start_timeout``)."""
+    text = (f"{heading(Rule.R8)}: #{issue} ({code(stage)}) stayed in `status:{status}` for "
+            f"{span(waited)}, past its limit of {span(limit)} ({code(setting)} in "
+            f"`.github/reactor.yml`). The reactor moved it to `status:timeout`.\n\n"
+            f"To go on, the agent restarts it with `status:starting`; a maintainer may do "
+            f"the same, or reset it to `status:idle`.")
+    return _comment(issue, Rule.R8, key, text, f"R8 {status} past {span(limit)}")
