@@ -161,6 +161,19 @@ class Note:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Saga:
+    """One hand-off's steps (R9), applied as a saga: journaled step by step, resumed after a
+    crash without repeating a step, compensated in reverse if a step fails for good.
+
+    ``source`` is the completed issue; ``key`` (the completion's delivery) names the journal.
+    """
+
+    source: int
+    key: str
+    steps: tuple[Action, ...]
+
+
 def _no_statuses() -> Mapping[int, Status]:
     return MappingProxyType({})
 
@@ -195,6 +208,7 @@ class Decision:
     - ``handed_back``: issues a maintainer handed back (removed ``reactor:needs-human``): the
       revert-war count starts afresh.
     - ``settling``: issues whose judgement waits for the settle window.
+    - ``sagas``: the hand-offs among ``actions``, each to be applied as a saga.
     """
 
     actions: tuple[Action, ...] = ()
@@ -206,6 +220,7 @@ class Decision:
     moved: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
     handed_back: frozenset[int] = frozenset()
     settling: frozenset[int] = frozenset()
+    sagas: tuple[Saga, ...] = ()
 
     @property
     def is_empty(self) -> bool:

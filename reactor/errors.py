@@ -9,6 +9,7 @@
     │   └── PayloadError            the payload does not parse into the typed event
     ├── StoreUnavailable            Redis cannot take or give what was asked
     ├── LeaseLost                   another worker holds the competition now: do not write
+    ├── Conflict                    an issue changed after it was read: decide again
     └── GitHubError                 a GitHub API call that did not succeed
         ├── RateLimited             primary or secondary limit; carries when to retry
         └── GitHubUnavailable       5xx or timeouts after every retry
@@ -24,6 +25,14 @@ from datetime import datetime
 
 class ReactorError(Exception):
     """Base of every error the reactor raises on purpose."""
+
+
+class Conflict(ReactorError):
+    """The issue changed after it was read: the decision must be taken again."""
+
+    def __init__(self, issue: int) -> None:
+        super().__init__(f"issue #{issue} changed while the reactor was deciding")
+        self.issue = issue
 
 
 class ConfigError(ReactorError):

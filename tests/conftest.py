@@ -142,6 +142,22 @@ class Stack:
     sandbox: RunningSandbox
     processes: list[subprocess.Popen[bytes]]
     logs: list[Path]
+    env: dict[str, str] | None = None
+    log_dir: Path | None = None
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        """Start one more ``reactor`` process (``args``: its subcommand and flags), with
+        ``env`` added to the stack's environment; it is stopped with the stack."""
+        assert self.env is not None and self.log_dir is not None
+        log = self.log_dir / f"proc{len(self.processes)}-{args[0]}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "reactor.cli", *args], env={**self.env, **env},
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        self.logs.append(log)
+        return process
 
     @property
     def webhook_url(self) -> str:
@@ -168,7 +184,7 @@ class Stack:
                 if predicate(record):
                     return record
             for process in self.processes:
-                assert process.poll() is None, f"{process.args} exited with {process.returncode}"
+                assert process.poll() is None, f"{process.args!r} exited with {process.returncode}"
             time.sleep(0.05)
         raise TimeoutError(f"no matching audit record after {timeout}s: {self.audit()[-5:]}")
 
@@ -185,15 +201,9 @@ def running_stack(redis_url: str, *, workers: int, log_dir: Path) -> Iterator[St
     commands += [["worker", "--name", f"w{i}-{port}"] for i in range(workers)]
     with run_sandbox(SandboxConfig.generate(webhook_urls=(webhook_url,))) as sandbox:
         env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
-        stack = Stack(f"http://127.0.0.1:{port}", redis_url, sandbox, [], [])
-        for i, args in enumerate(commands):
-            log = log_dir / f"proc{i}-{args[0]}.log"
-            with log.open("wb") as out:
-                stack.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "reactor.cli", *args], env=env, stdout=out,
-                    stderr=subprocess.STDOUT,
-                ))
-            stack.logs.append(log)
+        stack = Stack(f"http://127.0.0.1:{port}", redis_url, sandbox, [], [], env, log_dir)
+        for args in commands:
+            stack.start(*args)
         try:
             wait_for_port(port)
             yield stack

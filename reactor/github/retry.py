@@ -2,9 +2,12 @@
 
 Exponential backoff with full jitter, as the spec's seed figures and GitHub's best practices
 ask (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api):
-5 attempts, waits drawn uniformly from [0, 1 s], [0, 2 s], [0, 4 s], ... capped at 16 s. Every
-method is retried, writes included: a 502 may hide a write that happened, so callers whose
-writes are not idempotent (issue creation) check before writing again, as rule R5 does.
+5 attempts, waits drawn uniformly from [0, 1 s], [0, 2 s], [0, 4 s], ... capped at 16 s.
+
+Reads and idempotent writes (PUT, PATCH, DELETE, adding labels) are retried on any 5xx or
+transport error. A POST that creates something (a comment, an issue, a dispatch) is retried
+only when it cannot have reached GitHub (the connection was never made): GitHub sometimes
+answers 5xx after it wrote, so the caller, which can look for what it wrote, decides.
 
 Rate limits are not retried here: a limited call raises at once (see ``ratelimit``).
 """
@@ -22,7 +25,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     RetryError,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -43,6 +46,14 @@ class ServerError(Exception):
 
 
 RETRYABLE = (ServerError, httpx.TransportError)
+UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def retryable(method: str, url: str) -> Callable[[BaseException], bool]:
+    """Which failures of ``method url`` may be retried here (see the module docstring)."""
+    creates = method.upper() == "POST" and not urlsplit(url).path.endswith("/labels")
+    kinds = UNSENT if creates else RETRYABLE
+    return lambda failure: isinstance(failure, kinds)
 
 
 def full_jitter() -> Callable[[RetryCallState], float]:
@@ -70,7 +81,7 @@ async def with_retries(
         stop=stop_after_attempt(policy.attempts),
         wait=policy.wait,
         sleep=policy.sleep,
-        retry=retry_if_exception_type(RETRYABLE),
+        retry=retry_if_exception(retryable(method, url)),
         before_sleep=_log_retry(method, url, policy.attempts),
     )
     try:
@@ -78,6 +89,8 @@ async def with_retries(
     except RetryError as exc:
         last = exc.last_attempt.exception()
         raise _unavailable(last, method=method, url=url, attempts=policy.attempts) from last
+    except RETRYABLE as exc:  # not retried: a creating POST that may have been received
+        raise _unavailable(exc, method=method, url=url, attempts=1) from exc
     return response
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from reactor.actions import Action, Decision, Identity, Note, Rule
+from reactor.actions import Action, Decision, Identity, Note, Rule, Saga
 from reactor.config import RepoConfig
 from reactor.labels import LabelKind, Status, parse_label
 from reactor.rules import _assemble
@@ -65,6 +65,7 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     undone = _assemble.revert_actions([*reverts, *statuses.reverts], sit,
                                       fresh=back, forged=forged)
     handoff_actions: list[Action] = []
+    plans: list[tuple[Change, list[Action]]] = []
     accepted = dict(statuses.decided)
     shown = _assemble.labels_after(undone.actions, sit)
     for judged in statuses.completed:
@@ -72,11 +73,16 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
         result = hand_off(_issue(sit, judged.moved_by.issue), judged.moved_by, sit,
                           statuses.decided, closing, shown)
         handoff_actions += result.actions
+        plans.append((judged.moved_by, result.actions))
         accepted.update(result.accepted)
         notes += result.notes
+    actions = _assemble.cancel_pairs(
+        (*_assemble.closure_actions(closures), *undone.actions, *handoff_actions))
     return Decision(
-        actions=_assemble.cancel_pairs(
-            (*_assemble.closure_actions(closures), *undone.actions, *handoff_actions)),
+        actions=actions,
+        sagas=tuple(Saga(change.issue, change.delivery_id, steps)
+                    for change, planned in plans
+                    if (steps := tuple(a for a in actions if a in planned))),
         accepted=MappingProxyType(accepted),
         reverted=frozenset(undone.reverted),
         settle_until=max(statuses.settle, default=None),

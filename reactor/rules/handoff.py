@@ -21,13 +21,15 @@ competition is done.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reactor import comments
 from reactor.actions import (
     Action,
     AddLabel,
+    CloseIssue,
+    CloseReason,
     CreateIssue,
     Dispatch,
     Note,
@@ -208,3 +210,22 @@ def _dispatch(move: Move, target: IssueSnapshot | None) -> Dispatch:
     if target is not None:
         payload += (("issue", target.number),)
     return Dispatch(EVENT_TYPE, payload, Rule.R9, move.reason)
+
+
+def undo_steps(done: Sequence[Action], created: Mapping[str, int]) -> tuple[Action, ...]:
+    """The compensation of a hand-off's ``done`` steps, in reverse order: labels put back as
+    they were, a reopened issue closed again, a created issue closed as not planned.
+    Comments and dispatches stay (they say what happened)."""
+    undo: list[Action] = []
+    for step in reversed(done):
+        reason = f"undo: {step.reason}"
+        match step:
+            case AddLabel(issue=number, label=label):
+                undo.append(RemoveLabel(number, label, Rule.R9, reason))
+            case RemoveLabel(issue=number, label=label):
+                undo.append(AddLabel(number, label, Rule.R9, reason))
+            case ReopenIssue(issue=number):
+                undo.append(CloseIssue(number, CloseReason.COMPLETED, Rule.R9, reason))
+            case CreateIssue(key=key) if key in created:
+                undo.append(CloseIssue(created[key], CloseReason.NOT_PLANNED, Rule.R9, reason))
+    return tuple(undo)

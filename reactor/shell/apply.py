@@ -31,22 +31,16 @@ from reactor.actions import (
     RemoveLabel,
     ReopenIssue,
 )
-from reactor.errors import GitHubError, ReactorError
+from reactor.errors import Conflict, GitHubError, is_transient
 from reactor.labels import ReactorLabel
 from reactor.markers import creation_ref
 from reactor.model import Repo
+from reactor.shell import handoffs, reads
 from reactor.shell.reads import one_issue
+from reactor.shell.saga import Journal
 from reactor.store import memory
 from reactor.store.locks import Lease
 from reactor.view import CompetitionView
-
-
-class Conflict(ReactorError):
-    """The issue changed after it was read: the decision must be taken again."""
-
-    def __init__(self, issue: int) -> None:
-        super().__init__(f"issue #{issue} changed while the reactor was deciding")
-        self.issue = issue
 
 
 @dataclass
@@ -58,14 +52,29 @@ class Applier:
     repo: Repo
     lease: Lease
     view: CompetitionView
+    maintainers: frozenset[str] = frozenset()
     created: dict[str, int] = field(default_factory=dict)  # creation key -> issue number
+    failed: set[int] = field(default_factory=set)  # issues a failed hand-off meant to start
     _checked: set[int] = field(default_factory=set)
 
     async def apply(self, decision: Decision) -> None:
+        """Every action in order; the hand-offs among them as sagas (reactor.shell.handoffs)."""
+        in_sagas = {id(step) for saga in decision.sagas for step in saga.steps}
         for action in decision.actions:
-            await self._precondition(action)
-            await self.lease.check()
-            await self._perform(action)
+            if id(action) not in in_sagas:
+                await self.step(action)
+        for saga in decision.sagas:
+            await handoffs.carry_out(self, saga)
+
+    async def resume(self, journal: Journal) -> None:
+        """Finish a hand-off a worker began and did not finish."""
+        await handoffs.resume(self, journal)
+
+    async def step(self, action: Action) -> None:
+        """One write: its precondition read, the lease check, then the write."""
+        await self._precondition(action)
+        await self.lease.check()
+        await self.perform(action)
 
     async def _precondition(self, action: Action) -> None:
         """Read the issue again before the first write that depends on its labels or state."""
@@ -79,7 +88,7 @@ class Applier:
             raise Conflict(action.issue)
         self._checked.add(action.issue)
 
-    async def _perform(self, action: Action) -> None:
+    async def perform(self, action: Action) -> None:
         match action:
             case AddLabel(issue=number, label=label):
                 await self._add_label(number, label)
@@ -125,12 +134,19 @@ class Applier:
     @staticmethod
     async def post(gh: GitHubAPI, client: AsyncRedis, repo: Repo,
                    comment: Comment) -> None:
-        """Post ``comment`` unless its marker was claimed before (retries, replays)."""
+        """Post ``comment`` unless its marker was claimed before (retries, replays). GitHub
+        sometimes answers 5xx after it wrote: then the comment is looked for before the
+        claim is given up, so a retry never posts it twice."""
         if not await memory.claim_marker(client, comment.marker):
             return
         try:
             await gh.post(f"/repos/{repo.full_name}/issues/{comment.issue}/comments",
                           data={"body": comment.body})
+        except GitHubError as exc:
+            if is_transient(exc) and await _written_anyway(gh, repo, comment):
+                return
+            await memory.release_marker(client, comment.marker)
+            raise
         except BaseException:
             await memory.release_marker(client, comment.marker)
             raise
@@ -142,20 +158,28 @@ class Applier:
             return
         adopted = next((i.number for i in self.view.issues if i.creation_key == action.key
                         and self.view.created_by_reactor(i.number)), None)
+        if adopted is None and not claim.claimed:  # an earlier attempt may have written it
+            adopted = await reads.find_created(self.gh, self.repo, action.labels[:1], action.key)
         if adopted is None:
-            # Its echoes (opened, one labeled per label) are the reactor's own (R10).
-            await memory.expect(self.redis, self.repo.id, f"create:{action.key}", "opened",
-                                *(f"labeled:{name.casefold()}" for name in action.labels))
-            try:
-                item = await self.gh.post(f"/repos/{self.repo.full_name}/issues", data={
-                    "title": action.title, "body": action.body, "labels": list(action.labels),
-                })
-            except BaseException:
-                await memory.abandon_creation(self.redis, self.repo.id, action.key)
-                raise
-            adopted = int(item["number"])
+            adopted = await self._post_issue(action)
         await memory.finish_creation(self.redis, self.repo.id, action.key, adopted)
         self.created[action.key] = adopted
+
+    async def _post_issue(self, action: CreateIssue) -> int:
+        """Create the issue. On a 5xx the claim stays pending (GitHub may have created it:
+        the retry looks for it first); on a refusal it is given up."""
+        # Its echoes (opened, one labeled per label) are the reactor's own (R10).
+        await memory.expect(self.redis, self.repo.id, f"create:{action.key}", "opened",
+                            *(f"labeled:{name.casefold()}" for name in action.labels))
+        try:
+            item = await self.gh.post(f"/repos/{self.repo.full_name}/issues", data={
+                "title": action.title, "body": action.body, "labels": list(action.labels),
+            })
+        except GitHubError as exc:
+            if not is_transient(exc):
+                await memory.abandon_creation(self.redis, self.repo.id, action.key)
+            raise
+        return int(item["number"])
 
     async def _still_there(self, number: int, key: str) -> bool:
         """The issue once created for ``key`` still exists here (not deleted or moved away)."""
@@ -173,3 +197,14 @@ class Applier:
         if action.duplicate_issue_id is not None:
             data["duplicate_issue_id"] = action.duplicate_issue_id
         await self.gh.patch(f"/repos/{self.repo.full_name}/issues/{action.issue}", data=data)
+
+
+
+async def _written_anyway(gh: GitHubAPI, repo: Repo, comment: Comment) -> bool:
+    try:
+        return await reads.has_comment(gh, repo, comment.issue, comment.marker)
+    except GitHubError:
+        return False
+
+
+__all__ = ["Applier", "Conflict"]

@@ -28,7 +28,7 @@ from reactor.errors import GitHubError, is_transient
 from reactor.labels import LabelKind, LabelSet, Status, parse_label
 from reactor.model import Event
 from reactor.rules import evaluate
-from reactor.shell import burst, reads, repoconfig
+from reactor.shell import burst, reads, repoconfig, saga
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import record_decision, record_problem
 from reactor.shell.burst import Scope
@@ -133,8 +133,12 @@ async def _decide_and_apply(
 ) -> Decision:
     for attempt in range(CONFLICT_ATTEMPTS):
         view = await _read_view(ctx, gh, scope, changes, config)
+        for journal in await saga.pending(ctx.redis, scope.key):  # a worker died mid-hand-off
+            await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers
+                          ).resume(journal)
+            view = await _read_view(ctx, gh, scope, changes, config)
         decision = evaluate(changes, view, config, now=datetime.now(UTC))
-        applier = Applier(gh, ctx.redis, scope.repo, lease, view)
+        applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers)
         try:
             await applier.apply(decision)
         except Conflict as conflict:
@@ -144,7 +148,7 @@ async def _decide_and_apply(
             pause = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not secrecy
             continue
-        await _remember(ctx, scope, decision, applier.created, config)
+        await _remember(ctx, scope, decision, applier, config)
         return decision
     raise AssertionError("unreachable")
 
@@ -167,13 +171,16 @@ async def _read_view(
 
 
 async def _remember(
-    ctx: Context, scope: Scope, decision: Decision, created: dict[str, int], config: RepoConfig,
+    ctx: Context, scope: Scope, decision: Decision, applier: Applier, config: RepoConfig,
 ) -> None:
-    statuses = {n: s.value for n, s in decision.accepted.items()}
+    created = applier.created
+    statuses = {n: s.value for n, s in decision.accepted.items() if n not in applier.failed}
     identities = {n: (i.comp, i.stage) for n, i in decision.identities.items()}
     for action in decision.actions:
         if isinstance(action, CreateIssue) and action.key in created:
             number = created[action.key]
+            if number in applier.failed:
+                continue
             statuses[number] = action.status.value
             tags = LabelSet.parse(action.labels)
             comp, stage = tags.values(LabelKind.COMP), tags.values(LabelKind.AGENT)
@@ -202,7 +209,7 @@ async def _escalate(
     ))
     # The conflicting issue is written to as it is now: no further precondition read.
     applier = Applier(failed_on.gh, failed_on.redis, failed_on.repo, failed_on.lease,
-                      failed_on.view, _checked={conflict.issue})
+                      failed_on.view, failed_on.maintainers, _checked={conflict.issue})
     await applier.apply(decision)
     return decision
 

@@ -15,6 +15,7 @@ from typing import Any
 from gidgethub.abc import GitHubAPI
 
 from reactor.errors import GitHubError
+from reactor.markers import creation_key
 from reactor.model import Repo, parse_issue
 from reactor.view import IssueSnapshot
 
@@ -66,5 +67,28 @@ async def newest_agent_issue(gh: GitHubAPI, repo: Repo) -> int | None:
     items: Any = await gh.getitem(url, params)
     for item in items if isinstance(items, list) else ():
         if "pull_request" not in item and parse_issue(item).stage is not None:
+            return int(item["number"])
+    return None
+
+
+async def has_comment(gh: GitHubAPI, repo: Repo, issue: int, marker: str) -> bool:
+    """Whether a comment on ``issue`` carries ``marker`` (a POST answered 5xx may have
+    written it all the same)."""
+    url = f"/repos/{repo.full_name}/issues/{issue}/comments{{?per_page}}"
+    async for item in gh.getiter(url, {"per_page": 100}):
+        if marker in str(item.get("body") or ""):
+            return True
+    return False
+
+
+async def find_created(gh: GitHubAPI, repo: Repo, labels: Iterable[str], key: str) -> int | None:
+    """The issue carrying the creation marker of ``key`` among those with ``labels``, newest
+    first: one a creation answered 5xx (or a worker killed mid-creation) may have made."""
+    url = f"/repos/{repo.full_name}/issues{{?labels,state,sort,direction,per_page}}"
+    params: dict[str, str | int] = {"labels": ",".join(labels), "state": "all",
+                                    "sort": "created", "direction": "desc", "per_page": 100}
+    items: Any = await gh.getitem(url, params)
+    for item in items if isinstance(items, list) else ():
+        if "pull_request" not in item and creation_key(str(item.get("body") or "")) == key:
             return int(item["number"])
     return None

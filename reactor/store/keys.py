@@ -32,6 +32,7 @@ PENDING = PREFIX + "pending:{scope}"
 INFLIGHT = PREFIX + "inflight:{scope}"
 SETTLING = PREFIX + "settling:{scope}"  # changes parked until a settle window ends
 JUDGED = PREFIX + "judged:{scope}"  # deliveries already judged (a retried job's change)
+SAGAS = PREFIX + "sagas:{scope}"  # hand-off journals in progress (reactor/shell/saga.py)
 # Everything kept per scope expires once the scope has been quiet this long.
 SCOPE_TTL_S = 7 * 24 * 3600
 
@@ -98,6 +99,10 @@ def issue(repo_id: int, number: int) -> str:
 
 def judged(scope: str) -> str:
     return JUDGED.format(scope=scope)
+
+
+def sagas(scope: str) -> str:
+    return SAGAS.format(scope=scope)
 
 
 def own(guid: str) -> str:

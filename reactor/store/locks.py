@@ -29,7 +29,7 @@ import redis.asyncio
 from reactor.errors import LeaseLost
 from reactor.store import keys
 
-LEASE_TTL_MS = 30_000
+LEASE_TTL_MS = 15_000  # renewed before every write; a killed holder blocks this long
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

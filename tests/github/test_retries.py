@@ -130,3 +130,31 @@ async def test_writes_are_retried_too(
 
     assert labels == [{"name": "status:running"}]
     assert len(stand_in.calls("POST", path)) == 2
+
+
+async def test_a_creating_post_answered_5xx_is_not_retried_here(
+    make_client: MakeClient, stand_in: StandIn, sleeps: Sleeps
+) -> None:
+    """GitHub sometimes answers 5xx after it wrote: the caller, which can look for its
+    comment or issue, decides whether to write again."""
+    path = f"{REPO}/issues/7/comments"
+    stand_in.script("POST", path, Reply(502), Reply(201, {"id": 1}))
+    client = await make_client()
+
+    with pytest.raises(GitHubUnavailable) as caught:
+        await client.for_installation(1).post(path, data={"body": "hi"})
+
+    assert caught.value.status == 502
+    assert len(stand_in.calls("POST", path)) == 1 and sleeps.waits == []
+
+
+async def test_adding_labels_answered_5xx_is_retried_as_it_is_idempotent(
+    make_client: MakeClient, stand_in: StandIn, sleeps: Sleeps
+) -> None:
+    path = f"{REPO}/issues/7/labels"
+    stand_in.script("POST", path, Reply(502), Reply(200, [{"name": "status:starting"}]))
+    client = await make_client()
+
+    await client.for_installation(1).post(path, data={"labels": ["status:starting"]})
+
+    assert [c.status for c in stand_in.calls("POST", path)] == [502, 200]

@@ -1,0 +1,94 @@
+"""Carrying out hand-offs (R9) as sagas: journaled, resumed after a crash, compensated.
+
+A hand-off's steps — find or create the next issue, label it ``status:starting``, comment on
+both, send ``repository_dispatch`` — run under the competition's lease like any write, but
+through a journal (:mod:`reactor.shell.saga`): each step done is recorded, so a worker killed
+at any step leaves work another worker resumes without repeating done steps. A step GitHub
+refuses for good (403 permission removed, 404 repository or issue gone, 410, 422) ends the
+saga: the done steps are undone in reverse order (:func:`reactor.rules.handoff.undo_steps`)
+and the completed issue gets ``reactor:needs-human`` with one comment saying what failed.
+Undoing is best effort: what GitHub refuses then is logged, never retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from reactor import comments
+from reactor.actions import Action, CreateIssue, Escalate, Rule, Saga
+from reactor.errors import Conflict, GitHubError, is_transient
+from reactor.rules.handoff import undo_steps
+from reactor.shell import saga as journals
+
+if TYPE_CHECKING:
+    from reactor.shell.apply import Applier
+
+log = logging.getLogger(__name__)
+
+# A crash point for the tests that kill a worker at each step of a hand-off: with
+# REACTOR_TEST_CRASH_AFTER_STEP=N, the process exits right after performing step N (0-based),
+# before the journal records it — the worst moment, which makes the next worker repeat it.
+_CRASH_AFTER_STEP = os.environ.get("REACTOR_TEST_CRASH_AFTER_STEP")
+
+
+async def carry_out(applier: Applier, saga: Saga) -> bool:
+    """Run ``saga`` from its journal; False when it failed for good and was undone."""
+    journal = await journals.begin(applier.redis, applier.lease.scope, saga)
+    return await resume(applier, journal)
+
+
+async def resume(applier: Applier, journal: journals.Journal) -> bool:
+    """Run the steps of ``journal`` not done yet; False when one failed for good."""
+    applier.created.update(dict(journal.created))
+    steps = journal.saga.steps
+    for index in range(journal.done, len(steps)):
+        try:
+            await applier.step(steps[index])
+        except Conflict:
+            if index == 0:  # nothing done: the plan is stale, the caller decides again
+                await journals.finish(applier.redis, journal)
+            raise
+        except GitHubError as exc:
+            if is_transient(exc):
+                raise  # the journal stays: the next evaluation resumes here
+            await _compensate(applier, journal, index, exc)
+            await journals.finish(applier.redis, journal)
+            return False
+        if _CRASH_AFTER_STEP == str(index):
+            os._exit(137)  # as if killed: see _CRASH_AFTER_STEP
+        journal = await journals.advance(applier.redis, journal, done=index + 1,
+                                         created=applier.created)
+    await journals.finish(applier.redis, journal)
+    return True
+
+
+async def _compensate(applier: Applier, journal: journals.Journal, failed: int,
+                      exc: GitHubError) -> None:
+    """Undo the done steps in reverse, then hand the completed issue to a human."""
+    saga = journal.saga
+    log.warning("hand-off from #%d failed for good at step %d: %s", saga.source, failed, exc)
+    for step in undo_steps(saga.steps[:failed], applier.created):
+        await _best_effort(applier, step)
+    maintainers = tuple(sorted(applier.maintainers))
+    problem = f"{type(saga.steps[failed]).__name__} answered {exc.status}: {exc}"
+    await _best_effort(applier, Escalate(saga.source, maintainers, Rule.R9, problem))
+    await _best_effort(applier, comments.handoff_failed(
+        issue=saga.source, problem=problem, maintainers=maintainers, key=saga.key))
+    applier.failed.update(_touched(saga, applier.created))
+
+
+async def _best_effort(applier: Applier, step: Action) -> None:
+    try:
+        await applier.perform(step)
+    except GitHubError as exc:
+        log.warning("could not %s: %s", type(step).__name__, exc)
+
+
+def _touched(saga: Saga, created: dict[str, int]) -> set[int]:
+    """The issues a saga meant to start (their accepted status must not be recorded)."""
+    numbers = {getattr(s, "issue", None) for s in saga.steps} - {None, saga.source}
+    numbers |= {created[s.key] for s in saga.steps if isinstance(s, CreateIssue)
+                and s.key in created}
+    return {n for n in numbers if isinstance(n, int)}

@@ -1,0 +1,181 @@
+"""The hand-off as a saga (R9): a worker killed at any step, GitHub answering 5xx after it
+wrote, and a step refused for good.
+
+The crash tests run the completion on a worker started with REACTOR_TEST_CRASH_AFTER_STEP=N,
+which exits as if killed right after performing step N and before its journal records it —
+the worst moment. A normal worker then takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack, running_stack
+from tests.scenarios.conftest import (
+    AGENTS,
+    Scenario,
+    agent_labels,
+    make_scenario,
+    move_one_request,
+    names,
+    next_issue,
+    run_planner,
+    stays,
+    title,
+    wait_until,
+)
+
+
+@pytest.fixture
+def stack1(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """web + one worker, so a test decides which worker handles the hand-off."""
+    with running_stack(redis_url, workers=1, log_dir=tmp_path) as stack:
+        yield stack
+
+
+@pytest.fixture
+def solo(stack1: Stack, request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    yield from make_scenario(stack1, request)
+
+
+def crash_on_completion(s: Scenario, step: int, complete: Callable[[], None]) -> None:
+    """Stop the normal worker, let a crashing one take the completion, then resume normally."""
+    normal = s.stack.processes.pop(1)
+    normal.terminate()
+    normal.wait(timeout=10)
+    crashing = s.stack.start("worker", REACTOR_TEST_CRASH_AFTER_STEP=str(step))
+    complete()
+    assert crashing.wait(timeout=30) == 137, "the worker did not crash at the hand-off step"
+    s.stack.processes.remove(crashing)
+    s.stack.start("worker")
+
+
+def handed_off_once(s: Scenario, comp: str, planner: int, expected: tuple[int, int, int]
+                    ) -> None:
+    """The dead worker's lease expires (locks.LEASE_TTL_MS), the new worker resumes the
+    journal; then the counts hold and stay (its RQ job waits in the started registry until
+    RQ's maintenance finds it abandoned, so the reactor is not waited idle here)."""
+    wait_until(lambda: hand_off_counts(s, comp, planner) == expected, timeout=60,
+               what=f"the hand-off done once {expected}",
+               describe=lambda: hand_off_counts(s, comp, planner))
+    stays(lambda: hand_off_counts(s, comp, planner) == expected, for_s=3,
+          what="no second hand-off", describe=lambda: hand_off_counts(s, comp, planner))
+
+
+def hand_off_counts(s: Scenario, comp: str, planner: int) -> tuple[int, int, int]:
+    """(analyzer issues, hand-off comments on the planner issue, on the analyzer issue)."""
+    analyzers = s.agent_issues(comp, "analyzer")
+    on_analyzer = sum(len([b for b in s.app_comments(i["number"]) if "R9 hand-off" in b])
+                      for i in analyzers)
+    on_planner = len([b for b in s.app_comments(planner) if "R9 hand-off" in b])
+    return len(analyzers), on_planner, on_analyzer
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
+    solo: Scenario, step: int
+) -> None:
+    s, comp = solo, "titanic"
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "running")
+    s.idle()
+    crash_on_completion(s, step, lambda: move_one_request(s, login, planner, comp, "planner",
+                                                          "completed"))
+    handed_off_once(s, comp, planner, (1, 1, 0))
+    assert "status:starting" in names(next_issue(s, comp, "analyzer"))
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_a_worker_killed_while_starting_an_existing_issue_starts_it_once(
+    solo: Scenario, step: int
+) -> None:
+    s, comp = solo, "titanic"
+    analyzer = s.open_issue(AGENTS["analyzer"], title(comp, "analyzer"),
+                            sorted(agent_labels(comp, "analyzer")))
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "running")
+    s.idle()
+    crash_on_completion(s, step, lambda: move_one_request(s, login, planner, comp, "planner",
+                                                          "completed"))
+    handed_off_once(s, comp, planner, (1, 0, 1))
+    assert s.labels(analyzer) == agent_labels(comp, "analyzer", "status:starting")
+
+
+def test_a_comment_github_wrote_before_answering_502_is_not_posted_again(
+    scenario: Scenario,
+) -> None:
+    s, comp = scenario, "titanic"
+    s.client.control("POST", "faults", {"routes": {
+        "POST /repos/.*/comments$": {"status": 502, "after": True}}})
+    try:
+        planner = run_planner(s, comp)
+        analyzer = next_issue(s, comp, "analyzer")
+        s.settle()
+    finally:
+        s.client.control("POST", "faults", {})
+    s.settle()
+    bodies = [b for b in s.app_comments(planner) if "R9 hand-off" in b]
+    assert len(bodies) == 1, bodies
+    assert len(s.agent_issues(comp, "analyzer")) == 1 and analyzer["state"] == "open"
+
+
+def test_an_issue_github_created_before_answering_502_is_not_created_again(
+    scenario: Scenario,
+) -> None:
+    s, comp = scenario, "titanic"
+    planner = s.open_issue(AGENTS["planner"], title(comp, "planner"),
+                           sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.client.control("POST", "faults", {"routes": {
+        r"POST /repos/[^/]+/[^/]+/issues$": {"status": 502, "after": True}}})
+    try:
+        login = AGENTS["planner"]
+        s.add_labels(login, planner, "status:starting")
+        s.idle()
+        move_one_request(s, login, planner, comp, "planner", "running")
+        s.idle()
+        move_one_request(s, login, planner, comp, "planner", "completed")
+        next_issue(s, comp, "analyzer")
+        s.settle()
+    finally:
+        s.client.control("POST", "faults", {})
+    s.settle()
+    stays(lambda: len(s.agent_issues(comp, "analyzer")) == 1, what="one analyzer issue",
+          describe=lambda: [(i["number"], i["title"]) for i in s.issues()])
+    assert len([b for b in s.app_comments(planner) if "R9 hand-off" in b]) == 1
+
+
+def test_a_hand_off_refused_for_good_is_undone_and_handed_to_a_human(
+    scenario: Scenario,
+) -> None:
+    """The comment on the next issue answers 403 (it was locked): the done steps (its label
+    swap) are undone, the completed issue gets reactor:needs-human and one comment saying
+    what failed."""
+    s, comp = scenario, "titanic"
+    analyzer = s.open_issue(AGENTS["analyzer"], title(comp, "analyzer"),
+                            sorted(agent_labels(comp, "analyzer", "status:idle")))
+    s.idle()
+    s.client.control("POST", "faults", {"routes": {
+        f"POST /repos/.*/issues/{analyzer}/comments$": {"status": 403}}})
+    try:
+        planner = run_planner(s, comp)
+        wait_until(lambda: "reactor:needs-human" in s.labels(planner),
+                   what="the completed issue handed to a human",
+                   describe=lambda: s.state(planner))
+        s.settle()
+    finally:
+        s.client.control("POST", "faults", {})
+    assert s.labels(analyzer) == agent_labels(comp, "analyzer", "status:idle")
+    failed = [b for b in s.app_comments(planner) if "hand-off to the next stage failed" in b]
+    assert len(failed) == 1 and "403" in failed[0]
