@@ -82,3 +82,14 @@ async def record_problem(ctx: Context, scope: Scope, problem: str, changes: list
     await ctx.audit_log.record(_record(
         scope, changes, outcome=Outcome.REJECTED, rule="config", issue=None, detail=problem,
     ))
+
+
+async def record_timer(ctx: Context, scope: Scope, decision: Decision, issue: int) -> None:
+    """Records of what a scheduled check did (no delivery: it answers the clock)."""
+    comp = f"comp:{scope.comp} " if scope.comp else ""
+    for action in decision.actions:
+        await ctx.audit_log.record(AuditRecord(
+            at=now_iso(), delivery="timer", event="timer", action="timeout",
+            outcome=Outcome.APPLIED.value, installation=str(scope.installation_id),
+            repo=scope.repo.full_name, issue=str(issue), rule=action.rule.value,
+            detail=f"{comp}{_describe(action)}".strip()))

@@ -27,8 +27,8 @@ from reactor.context import Context
 from reactor.errors import GitHubError, is_transient
 from reactor.labels import LabelKind, LabelSet, Status, parse_label
 from reactor.model import Event
-from reactor.rules import evaluate
-from reactor.shell import burst, reads, repoconfig, saga
+from reactor.rules import evaluate, timeouts
+from reactor.shell import burst, reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import record_decision, record_problem
 from reactor.shell.burst import Scope
@@ -183,9 +183,19 @@ async def _remember(
                 continue
             statuses[number] = action.status.value
             tags = LabelSet.parse(action.labels)
-            comp, stage = tags.values(LabelKind.COMP), tags.values(LabelKind.AGENT)
-            identities[number] = (next(iter(comp)), next(iter(stage)))
-    await memory.remember(ctx.redis, scope.repo.id, statuses=statuses, identities=identities)
+            comps, stages = tags.values(LabelKind.COMP), tags.values(LabelKind.AGENT)
+            identities[number] = (next(iter(comps)), next(iter(stages)))
+    now = datetime.now(UTC)
+    entered = {n: now.isoformat() for n, s in statuses.items()
+               if applier.view.accepted.get(n) is not Status(s)}
+    await memory.remember(ctx.redis, scope.repo.id, statuses=statuses, identities=identities,
+                          entered=entered)
+    for number in entered:
+        status = Status(statuses[number])
+        stage = identities.get(number, ("", ""))[1]
+        deadline = timeouts.deadline(status, stage=stage, entered=now, config=config)
+        if deadline is not None:
+            timers.schedule(ctx.sync_redis, scope, number, status, entered=now, at=deadline)
     window = config.revert_window.total_seconds()
     for number in decision.reverted:
         await memory.record_revert(ctx.redis, scope.repo.id, number,

@@ -1,7 +1,8 @@
 """What the reactor remembers between evaluations, in Redis. GitHub stays the source of truth.
 
 - per issue, one hash: the last status the reactor accepted (SPEC §3: a transition is checked
-  from it to the status read now), and the competition and stage the issue belongs to (R3:
+  from it to the status read now) and when the issue entered it (R8 timeouts count from
+  then), and the competition and stage the issue belongs to (R3:
   they never change, unless a maintainer moves the issue), so every change of an issue is
   judged in its own competition;
 - reverts: when the reactor reverted each issue, for the revert-war cap;
@@ -54,11 +55,13 @@ def _text(value: bytes | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Recalled:
-    """What the reactor remembers of one issue (None: nothing)."""
+    """What the reactor remembers of one issue (None: nothing); ``since`` is when it entered
+    ``status`` (an ISO 8601 time)."""
 
     status: str | None = None
     comp: str | None = None
     stage: str | None = None
+    since: str | None = None
 
 
 async def recall(
@@ -74,16 +77,18 @@ async def recall(
     for number, fields in zip(numbers, found, strict=True):
         if fields:
             values = {_text(k): _text(v) for k, v in fields.items()}
-            out[number] = Recalled(values.get("status"), values.get("comp"), values.get("stage"))
+            out[number] = Recalled(values.get("status"), values.get("comp"), values.get("stage"),
+                                   values.get("since"))
     return out
 
 
 async def remember(
     client: redis.asyncio.Redis, repo_id: int, *, statuses: Mapping[int, str],
-    identities: Mapping[int, tuple[str, str]],
+    identities: Mapping[int, tuple[str, str]], entered: Mapping[int, str] | None = None,
 ) -> None:
-    """Record accepted statuses and (comp, stage) identities; each issue's memory then lives
-    :data:`ISSUE_TTL_S` from now."""
+    """Record accepted statuses (``entered``: when the issues entered them) and (comp, stage)
+    identities; each issue's memory then lives :data:`ISSUE_TTL_S` from now."""
+    entered = entered or {}
     numbers = set(statuses) | set(identities)
     if not numbers:
         return
@@ -92,6 +97,8 @@ async def remember(
             fields: dict[str, str] = {}
             if number in statuses:
                 fields["status"] = statuses[number]
+            if number in entered:
+                fields["since"] = entered[number]
             if number in identities:
                 fields["comp"], fields["stage"] = identities[number]
             key = keys.issue(repo_id, number)
