@@ -2,8 +2,9 @@
 
 from gidgethub.routing import Router
 
-from handlers import installation, issues, labels, repository
+from handlers import dependencies, installation, issues, labels, repository
 
-router = Router(issues.router, labels.router, installation.router, repository.router)
+router = Router(issues.router, labels.router, installation.router, repository.router,
+                dependencies.router)
 
 __all__ = ["router"]

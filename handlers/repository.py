@@ -1,4 +1,4 @@
-"""``push`` (``.github/reactor.yml`` may have changed) and ``issue_dependencies``.
+"""``push``: ``.github/reactor.yml`` may have changed.
 
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#push
 """
@@ -26,8 +26,3 @@ async def forget_config(raw: sansio.Event, event: Event, ctx: Context) -> None:
     else:
         await ctx.audit(event, Outcome.OBSERVED, detail="not the default branch")
 
-
-@router.register("issue_dependencies")
-async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
-    """Audited; dependency cycles (R7) are not checked yet."""
-    await ctx.audit(event, Outcome.OBSERVED)

@@ -17,7 +17,7 @@ from reactor.markers import creation_key
 from reactor.view import Change, ChangeKind, IssueSnapshot, IssueState
 
 # Events whose payload must name an issue, and those that must name a label.
-_ISSUE_EVENTS = frozenset({"issues", "issue_comment", "issue_dependencies"})
+_ISSUE_EVENTS = frozenset({"issues", "issue_comment"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,8 @@ class Event:
     received_at: float = 0.0
     # The reactor's creation key, when the payload's issue body carries its marker.
     issue_creation_key: str | None = None
+    # ``issue_dependencies``: the blocking issue, when it is in the same repository.
+    blocking: int | None = None
 
     @property
     def comps(self) -> frozenset[str]:
@@ -72,6 +74,8 @@ def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float
     """Build an :class:`Event` from a decoded payload, or raise PayloadError."""
     reader = _Reader(payload, delivery_id)
     issue = reader.mapping("issue", required=name in _ISSUE_EVENTS)
+    if name == "issue_dependencies":  # the blocked issue is the one that changed
+        issue = reader.mapping("blocked_issue", required=True)
     label = reader.mapping("label", required=name == "label")
     return Event(
         name=name,
@@ -86,6 +90,7 @@ def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float
         issue_author=reader.author(issue) if issue is not None else None,
         label_renamed_from=reader.renamed_from() if name == "label" else None,
         received_at=received_at,
+        blocking=reader.blocking() if name == "issue_dependencies" else None,
         issue_creation_key=creation_key(reader.optional_str(issue, "body") or "")
         if issue is not None else None,
     )
@@ -96,16 +101,22 @@ def change_from_event(event: Event, *, now: datetime) -> Change | None:
 
     Its time is when the web process received it (``now`` for a delivery without one), and
     it keeps the ``status:`` labels the payload showed, which order a burst's changes."""
-    if event.name != "issues" or event.issue is None or event.sender is None:
+    if event.name not in ("issues", "issue_dependencies") or event.issue is None \
+            or event.sender is None:
         return None
     try:
         kind = ChangeKind(event.action or "")
     except ValueError:
         return None
+    if event.name == "issue_dependencies" and (
+            kind not in (ChangeKind.BLOCKED_BY_ADDED, ChangeKind.BLOCKED_BY_REMOVED)
+            or event.blocking is None):
+        return None
     label = event.label if kind in (ChangeKind.LABELED, ChangeKind.UNLABELED) else None
     at = datetime.fromtimestamp(event.received_at, UTC) if event.received_at else now
     shown = frozenset(n for n in event.issue_labels if parse_label(n).kind is LabelKind.STATUS)
-    return Change(kind, event.issue, event.sender, event.delivery_id, at, label, shown)
+    return Change(kind, event.issue, event.sender, event.delivery_id, at, label, shown,
+                  event.blocking)
 
 
 def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:
@@ -221,6 +232,14 @@ class _Reader:
             return datetime.fromisoformat(text)
         except ValueError:
             raise self.fail(f"{where}.{key}", "an ISO 8601 time") from None
+
+    def blocking(self) -> int | None:
+        """The blocking issue's number; None when it lives in another repository."""
+        if self.payload.get("blocking_issue_repo") not in (None, self.payload.get("repository")):
+            return None
+        other = self.mapping("blocking_issue", required=True)
+        assert other is not None
+        return self.integer(other, "number", "blocking_issue")
 
     def renamed_from(self) -> str | None:
         changes = self.payload.get("changes")

@@ -35,6 +35,9 @@ class ChangeKind(StrEnum):
     REOPENED = "reopened"
     TRANSFERRED = "transferred"
     DELETED = "deleted"
+    # ``issue_dependencies``: the issue (blocked) now waits, or no longer waits, for ``other``.
+    BLOCKED_BY_ADDED = "blocked_by_added"
+    BLOCKED_BY_REMOVED = "blocked_by_removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class Change:
     at: datetime
     label: str | None = None  # for labeled / unlabeled
     shown: frozenset[str] | None = None
+    other: int | None = None  # for blocked_by_*: the blocking issue
 
 
 class IssueState(StrEnum):
@@ -150,7 +154,8 @@ class CompetitionView:
     ``competitions`` and ``stages`` are each issue's competition and stage as the reactor first
     saw them (or as a maintainer last set them), so a ``comp:`` or ``agent:`` swap split over
     two bursts is still undone. ``app_login`` is the App's bot account: a creation marker
-    counts only in an issue that account wrote.
+    counts only in an issue that account wrote. ``native`` holds, per issue, the issues of
+    this repository GitHub lists as blocking it (R7), as its webhooks reported them.
     """
 
     repo: str
@@ -162,6 +167,7 @@ class CompetitionView:
     competitions: Mapping[int, str] = field(default_factory=_empty)  # type: ignore[arg-type]
     stages: Mapping[int, str] = field(default_factory=_empty)  # type: ignore[arg-type]
     app_login: str = ""
+    native: Mapping[int, frozenset[int]] = field(default_factory=_empty)  # type: ignore[arg-type]
 
     def issue(self, number: int) -> IssueSnapshot | None:
         return next((i for i in self.issues if i.number == number), None)

@@ -10,6 +10,8 @@ Order of work, and why:
 3. Status verdicts in stage order, so R2 on a later stage sees what was just decided for
    an earlier one.
 4. Hand-offs (R9) for each issue accepted into ``completed`` in this burst.
+5. Dependency cycles (R7): a change that closes one is refused with ``reactor:blocked``, and
+   ``reactor:blocked`` is lifted where no cycle runs any more.
 
 The reactor's own writes never reach the rules: their echoes are set aside as they arrive
 (R10). The result is idempotent by construction: every finding is computed from the fresh
@@ -20,7 +22,7 @@ markers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -28,7 +30,7 @@ from types import MappingProxyType
 from reactor.actions import Action, Decision, Identity, Note, Rule, Saga
 from reactor.config import RepoConfig
 from reactor.labels import LabelKind, Status, parse_label
-from reactor.rules import _assemble
+from reactor.rules import _assemble, cycles
 from reactor.rules._base import Closure, Revert, Situation
 from reactor.rules.duplicates import duplicate_closures
 from reactor.rules.handoff import hand_off
@@ -36,7 +38,7 @@ from reactor.rules.isolation import creation_closures, label_reverts
 from reactor.rules.lifecycle import Judged, Leave, Settle, judge
 from reactor.rules.reserved import forged_needs_human, handed_back, reserved_revert
 from reactor.rules.reverse import reverse_closure
-from reactor.view import Change, CompetitionView, IssueSnapshot
+from reactor.view import Change, ChangeKind, CompetitionView, IssueSnapshot
 
 
 @dataclass
@@ -76,8 +78,11 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
         plans.append((judged.moved_by, result.actions))
         accepted.update(result.accepted)
         notes += result.notes
+    blocked = _cycles(sit, {**view.accepted, **accepted})
+    notes += blocked.notes
     actions = _assemble.cancel_pairs(
-        (*_assemble.closure_actions(closures), *undone.actions, *handoff_actions))
+        (*_assemble.closure_actions(closures), *undone.actions, *handoff_actions,
+         *blocked.actions))
     return Decision(
         actions=actions,
         sagas=tuple(Saga(change.issue, change.delivery_id, steps)
@@ -104,6 +109,37 @@ def _issue(sit: Situation, number: int) -> IssueSnapshot:
     found = sit.view.issue(number)
     assert found is not None  # only issues present in the view are ever judged
     return found
+
+
+def _cycles(sit: Situation, statuses: Mapping[int, Status]) -> Decision:
+    """R7 on the burst: refuse the changes that close a cycle, lift what none justifies."""
+    triggers = [t for c in sit.changes if (t := _trigger(c, sit)) is not None]
+    blocked = any(i.tags.has(LabelKind.REACTOR, "blocked") for i in sit.view.issues)
+    if not triggers and not blocked:
+        return Decision()
+    deps = cycles.Deps.build(sit.view.issues, sit.config, native=sit.view.native,
+                             accepted=statuses, stage_of=sit.stage_of, comp_of=sit.comp_of)
+    return cycles.refuse(deps, triggers)
+
+
+def _trigger(change: Change, sit: Situation) -> cycles.Trigger | None:
+    """The dependency a change may add: a body written or edited, an issue given its stage
+    or competition, a "blocked by" link (R7)."""
+    issue, actor, key = sit.view.issue(change.issue), change.actor.login, change.delivery_id
+    if issue is None:
+        return None
+    if change.kind in (ChangeKind.OPENED, ChangeKind.EDITED):
+        before = "" if change.kind is ChangeKind.OPENED else None
+        return cycles.body_trigger(issue.number, actor=actor, key=key, before=before,
+                                   after=issue.body)
+    if change.kind is ChangeKind.BLOCKED_BY_ADDED and change.other is not None:
+        return cycles.dependency_trigger(change.kind.value, blocked=issue.number,
+                                         blocking=change.other, actor=actor, key=key)
+    parsed = parse_label(change.label) if change.label else None
+    if change.kind is ChangeKind.LABELED and parsed and parsed.kind in (LabelKind.AGENT,
+                                                                        LabelKind.COMP):
+        return cycles.Trigger(issue.number, actor, key)
+    return None
 
 
 def _label_reverts(issue: IssueSnapshot, sit: Situation) -> list[Revert]:

@@ -65,6 +65,7 @@ def encode(change: Change) -> bytes:
         "delivery": change.delivery_id, "at": change.at.isoformat(),
         "actor": {"login": change.actor.login, "id": change.actor.id, "type": change.actor.type},
         "shown": None if change.shown is None else sorted(change.shown),
+        "other": change.other,
     })
 
 
@@ -74,7 +75,7 @@ def decode(raw: bytes) -> Change:
     shown = data.get("shown")
     return Change(ChangeKind(data["kind"]), data["issue"], actor, data["delivery"],
                   datetime.fromisoformat(data["at"]), data["label"],
-                  None if shown is None else frozenset(shown))
+                  None if shown is None else frozenset(shown), data.get("other"))
 
 
 async def park(client: redis.asyncio.Redis, scope: Scope, changes: list[Change]) -> None:

@@ -167,6 +167,7 @@ async def _read_view(
         competitions={n: r.comp for n, r in recalled.items() if r.comp},
         stages={n: r.stage for n, r in recalled.items() if r.stage},
         app_login=ctx.app_login,
+        native=await memory.dependencies(ctx.redis, scope.repo.id, numbers),
     )
 
 

@@ -92,3 +92,14 @@ async def find_created(gh: GitHubAPI, repo: Repo, labels: Iterable[str], key: st
         if "pull_request" not in item and creation_key(str(item.get("body") or "")) == key:
             return int(item["number"])
     return None
+
+
+async def blocked_by(gh: GitHubAPI, repo: Repo, issue: int) -> frozenset[int]:
+    """The issues of this repository GitHub lists as blocking ``issue``.
+    https://docs.github.com/en/rest/issues/issue-dependencies"""
+    url = f"/repos/{repo.full_name}/issues/{issue}/dependencies/blocked_by{{?per_page}}"
+    found = set()
+    async for item in gh.getiter(url, {"per_page": 100}):
+        if str(item.get("repository_url", "")).endswith(f"/repos/{repo.full_name}"):
+            found.add(int(item["number"]))
+    return frozenset(found)

@@ -39,6 +39,7 @@ SCOPE_TTL_S = 7 * 24 * 3600
 # The reactor's memory between evaluations (reactor/store/memory.py), one hash per issue.
 ISSUE = PREFIX + "issue:{repo_id}:{issue}"  # accepted status, competition, stage
 REVERTS = PREFIX + "reverts:{repo_id}:{issue}"
+DEPENDENCIES = PREFIX + "deps:{repo_id}:{issue}"  # issues GitHub lists as blocking it (R7)
 MARKER = PREFIX + "marker:{marker}"
 EXPECTATIONS = PREFIX + "expect:{repo_id}:{target}"  # an issue number, or create:<key>
 OWN = PREFIX + "own:{guid}"  # a delivery recognised as the reactor's own echo (R10)
@@ -95,6 +96,10 @@ def inflight(scope: str) -> str:
 
 def issue(repo_id: int, number: int) -> str:
     return ISSUE.format(repo_id=repo_id, issue=number)
+
+
+def dependencies(repo_id: int, issue: int) -> str:
+    return DEPENDENCIES.format(repo_id=repo_id, issue=issue)
 
 
 def judged(scope: str) -> str:

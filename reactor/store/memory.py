@@ -5,6 +5,8 @@
   then), and the competition and stage the issue belongs to (R3:
   they never change, unless a maintainer moves the issue), so every change of an issue is
   judged in its own competition;
+- dependencies: the issues GitHub lists as blocking each issue, as its ``issue_dependencies``
+  webhooks said (R7);
 - reverts: when the reactor reverted each issue, for the revert-war cap;
 - comment markers: a comment is posted once per marker, retries and replays included;
 - expectations: the writes the reactor is about to make, so their webhook echoes are
@@ -105,6 +107,40 @@ async def remember(
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(key, ISSUE_TTL_S)
         await pipe.execute()
+
+
+async def record_dependency(client: redis.asyncio.Redis, repo_id: int, blocked: int,
+                            blocking: int, *, added: bool) -> None:
+    """GitHub now lists (or no longer lists) ``blocking`` among ``blocked``'s blockers."""
+    key = keys.dependencies(repo_id, blocked)
+    async with client.pipeline(transaction=True) as pipe:
+        (pipe.sadd if added else pipe.srem)(key, blocking)
+        pipe.expire(key, ISSUE_TTL_S)
+        await pipe.execute()
+
+
+async def set_dependencies(client: redis.asyncio.Redis, repo_id: int, blocked: int,
+                           blockers: frozenset[int]) -> None:
+    """What GitHub lists now, read afresh (``reactor reconcile``), replaces what was recorded."""
+    key = keys.dependencies(repo_id, blocked)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        if blockers:
+            pipe.sadd(key, *blockers)
+            pipe.expire(key, ISSUE_TTL_S)
+        await pipe.execute()
+
+
+async def dependencies(client: redis.asyncio.Redis, repo_id: int, issues: Iterable[int]
+                       ) -> dict[int, frozenset[int]]:
+    """The blockers recorded for each of ``issues`` that has any."""
+    numbers = list(issues)
+    async with client.pipeline(transaction=False) as pipe:
+        for number in numbers:
+            pipe.smembers(keys.dependencies(repo_id, number))
+        found = await pipe.execute()
+    return {n: frozenset(int(m) for m in members)
+            for n, members in zip(numbers, found, strict=True) if members}
 
 
 async def competition_of(client: redis.asyncio.Redis, repo_id: int, issue: int) -> str | None:
