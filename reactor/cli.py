@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import redis
 
+from reactor.commands import reconcile
 from reactor.errors import ReactorError
 from reactor.settings import Settings
 from reactor.store import audit
@@ -173,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, metavar="N",
                        help="newest N records (default 50; every record with --delivery)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    reconcile.register(commands)
     return parser
 
 

@@ -42,8 +42,10 @@ def group_key(issue: IssueSnapshot, sit: Situation) -> GroupKey | None:
     return comp, stage, normalise_title(issue.title)
 
 
-def duplicate_closures(sit: Situation, closing: Iterable[int]) -> tuple[Closure, ...]:
-    """Closures for the newer members of every duplicate group the burst touched."""
+def duplicate_closures(sit: Situation, closing: Iterable[int], *,
+                       every: bool = False) -> tuple[Closure, ...]:
+    """Closures for the newer members of every duplicate group the burst touched (with
+    ``every``, of every group: ``reactor reconcile``)."""
     skip = frozenset(closing)
     touched = {c.issue for c in sit.changes if c.kind in TRIGGERS}
     groups: dict[GroupKey, list[IssueSnapshot]] = defaultdict(list)
@@ -53,7 +55,7 @@ def duplicate_closures(sit: Situation, closing: Iterable[int]) -> tuple[Closure,
             groups[key].append(issue)
     found: list[Closure] = []
     for members in groups.values():
-        if len(members) > 1 and touched & {m.number for m in members}:
+        if len(members) > 1 and (every or touched & {m.number for m in members}):
             found.extend(_close_newer(members, sit))
     return tuple(sorted(found, key=lambda c: c.violation.issue))
 

@@ -84,12 +84,16 @@ async def record_problem(ctx: Context, scope: Scope, problem: str, changes: list
     ))
 
 
-async def record_timer(ctx: Context, scope: Scope, decision: Decision, issue: int) -> None:
-    """Records of what a scheduled check did (no delivery: it answers the clock)."""
+async def record_unprompted(ctx: Context, scope: Scope, decision: Decision, *,
+                            event: str) -> None:
+    """Records of what the reactor did unprompted by a delivery — a scheduled timeout check
+    (``timer``) or a reconcile run (``reconcile``) — one per action and note."""
     comp = f"comp:{scope.comp} " if scope.comp else ""
-    for action in decision.actions:
+    entries = [(Outcome.APPLIED, a.rule.value, _issue_of(a), _describe(a))
+               for a in decision.actions]
+    entries += [(Outcome.NOTED, n.rule.value, n.issue, n.reason) for n in decision.notes]
+    for outcome, rule, issue, detail in entries:
         await ctx.audit_log.record(AuditRecord(
-            at=now_iso(), delivery="timer", event="timer", action="timeout",
-            outcome=Outcome.APPLIED.value, installation=str(scope.installation_id),
-            repo=scope.repo.full_name, issue=str(issue), rule=action.rule.value,
-            detail=f"{comp}{_describe(action)}".strip()))
+            at=now_iso(), delivery=event, event=event, outcome=outcome.value,
+            installation=str(scope.installation_id), repo=scope.repo.full_name,
+            issue=str(issue or ""), rule=rule, detail=f"{comp}{detail}".strip()))

@@ -3,11 +3,11 @@
 
 Entering a timed status schedules one RQ job at the deadline (:func:`schedule`), named after
 the issue, the status, the moment it was entered and the time it is due, so it is scheduled
-once however often the entry is remembered. RQ keeps scheduled jobs in Redis, so they survive worker restarts
-and, with Redis's append-only file, Redis restarts; nothing polls. When the job runs
-(:func:`check_timeout`), it takes the competition's lease, reads the issue afresh, and
-:func:`reactor.rules.timeouts.check` decides: a later move (the reactor remembers another
-entry time, or the issue shows another status) makes it do nothing.
+once however often the entry is remembered. RQ keeps scheduled jobs in Redis, so they
+survive worker restarts and, with Redis's append-only file, Redis restarts; nothing polls.
+When the job runs (:func:`check_timeout`), it takes the competition's lease, reads the issue
+afresh, and :func:`reactor.rules.timeouts.check` decides: a later move (the reactor
+remembers another entry time, or the issue shows another status) makes it do nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from reactor.labels import Status
 from reactor.rules import timeouts
 from reactor.shell import repoconfig
 from reactor.shell.apply import Applier
-from reactor.shell.audit import record_timer
+from reactor.shell.audit import record_unprompted
 from reactor.shell.burst import Scope
 from reactor.shell.reads import one_issue
 from reactor.store import keys, locks, memory
@@ -101,5 +101,5 @@ async def _check(ctx: Context, scope: Scope, lease: locks.Lease, number: int, st
     await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers).apply(decision)
     await memory.remember(ctx.redis, scope.repo.id, statuses={number: Status.TIMEOUT.value},
                           identities={}, entered={number: now.isoformat()})
-    await record_timer(ctx, scope, decision, number)
+    await record_unprompted(ctx, scope, decision, event="timer")
     return f"moved #{number} to timeout"

@@ -1,0 +1,127 @@
+"""Reconciling a competition with no change to judge: what the rules require of its state.
+
+``reactor reconcile`` and the periodic sweep read every open agent issue afresh and ask
+:func:`reconcile` what to repair, with the same decisions as the webhook path, so a wiped
+Redis, missed deliveries or a long outage end in the correct state:
+
+- memory: every agent issue's status, competition and stage is remembered as GitHub shows
+  it where the reactor remembers nothing (GitHub is the source of truth), and a status that
+  moved validly while its webhooks were lost (remembered ``running``, read ``completed``) is
+  caught up with;
+- missed hand-offs (R9): a completed stage whose next stage has no issue, or only issues
+  never started (``idle``), is handed off — the completion's webhook was lost;
+- duplicates (R5): a group of open agent issues with one competition, stage and title keeps
+  only its original;
+- cycles (R7): a cycle that formed anyway (racing edits) is broken at its longest-waiting
+  issue.
+
+Violations left by changes whose webhooks never came are not guessed at here: GitHub keeps
+those deliveries for three days, and the catch-up job redelivers them to the webhook path.
+Comment markers are keyed by the issue and the moment its status was entered, so a sweep
+run again repeats nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+
+from reactor.actions import Action, Decision, Identity, Note, Rule, Saga
+from reactor.config import RepoConfig
+from reactor.labels import Status
+from reactor.lifecycle import is_allowed
+from reactor.model import Actor
+from reactor.rules import cycles
+from reactor.rules._assemble import closure_actions
+from reactor.rules._base import Situation
+from reactor.rules.duplicates import duplicate_closures
+from reactor.rules.engine import seed_accepted
+from reactor.rules.handoff import hand_off
+from reactor.rules.order import GUARDED, blocker
+from reactor.view import Change, ChangeKind, CompetitionView, IssueSnapshot
+
+RECONCILE_ACTOR = Actor(login="reactor reconcile", id=0, type="Bot")
+
+
+def reconcile(view: CompetitionView, config: RepoConfig, *, now: datetime,
+              entered: Mapping[int, datetime]) -> Decision:
+    """What the competition's state calls for (``entered``: when each issue entered the
+    status the reactor remembers). Pure: no I/O, no clock."""
+    sit = Situation.build((), view, config, now=now)
+    seeded = {n: s for n, s in seed_accepted(view).items() if n not in view.accepted}
+    accepted: dict[int, Status] = {**seeded, **_caught_up(sit)}
+    statuses = {**view.accepted, **accepted}
+    closures = duplicate_closures(sit, (), every=True)
+    closing = frozenset(c.violation.issue for c in closures)
+    actions: list[Action] = list(closure_actions(closures))
+    sagas: list[Saga] = []
+    notes: list[Note] = []
+    for issue in _stalled(sit, statuses):
+        key = f"reconcile:{issue.number}:{_stamp(entered.get(issue.number), issue)}"
+        change = Change(ChangeKind.EDITED, issue.number, RECONCILE_ACTOR, key, now)
+        result = hand_off(issue, change, sit, statuses, closing, {})
+        if result.actions:
+            actions += result.actions
+            sagas.append(Saga(issue.number, key, tuple(result.actions)))
+        accepted.update(result.accepted)
+        notes += result.notes
+        if result.actions:
+            notes.append(Note(Rule.R9, issue.number, "missed hand-off repaired"))
+    swept = cycles.sweep(cycles.Deps.build(view.issues, config, native=view.native,
+                                           accepted=statuses, stage_of=sit.stage_of,
+                                           comp_of=sit.comp_of), entered=entered)
+    return Decision(
+        actions=(*actions, *swept.actions), accepted=MappingProxyType(
+            {**accepted, **swept.accepted}),
+        notes=(*notes, *swept.notes), sagas=tuple(sagas),
+        identities=MappingProxyType(_identities(sit)))
+
+
+def _caught_up(sit: Situation) -> dict[int, Status]:
+    """Issues read in a status the lifecycle (and the stage order) allows from the one
+    remembered: the move was valid, only its webhooks were lost."""
+    found: dict[int, Status] = {}
+    for issue in sorted(sit.view.issues, key=lambda i: i.number):
+        before, now = sit.view.accepted.get(issue.number), issue.status
+        comp, stage = sit.comp_of(issue), sit.stage_of(issue)
+        if before is None or now is None or now is before or comp is None or stage is None:
+            continue
+        if is_allowed(before, now) and (now not in GUARDED
+                                        or blocker(comp, stage, sit, found) is None):
+            found[issue.number] = now
+    return found
+
+
+def _stalled(sit: Situation, statuses: Mapping[int, Status]) -> list[IssueSnapshot]:
+    """Completed issues whose next stage has no issue, or only issues never started."""
+    found = []
+    for issue in sorted(sit.view.issues, key=lambda i: i.number):
+        comp, stage = sit.comp_of(issue), sit.stage_of(issue)
+        index = sit.config.stage_index(stage)
+        done = statuses.get(issue.number) is Status.COMPLETED or issue.closed_as_completed
+        if comp is None or index is None or not done or index + 1 >= len(sit.config.stages):
+            continue
+        following = [i for i in sit.in_stage(comp, sit.config.stages[index + 1])
+                     if not i.dismissed]
+        if all(statuses.get(i.number, i.status) is Status.IDLE and i.is_open
+               for i in following):
+            found.append(issue)
+    return _latest_per_stage(sit, found)
+
+
+def _latest_per_stage(sit: Situation, issues: list[IssueSnapshot]) -> list[IssueSnapshot]:
+    """One completion per (competition, stage) hands off: the newest issue."""
+    latest: dict[tuple[str | None, str | None], IssueSnapshot] = {}
+    for issue in issues:
+        latest[(sit.comp_of(issue), sit.stage_of(issue))] = issue
+    return list(latest.values())
+
+
+def _stamp(entered: datetime | None, issue: IssueSnapshot) -> str:
+    return (entered or issue.created_at).isoformat()
+
+
+def _identities(sit: Situation) -> dict[int, Identity]:
+    return {i.number: Identity(comp, stage) for i in sit.view.issues
+            if (comp := sit.comp_of(i)) is not None and (stage := sit.stage_of(i)) is not None}

@@ -1,0 +1,91 @@
+"""``reactor reconcile`` on the real stack: after a wiped Redis it repairs nothing and
+duplicates nothing (GitHub is the source of truth, and the competition carries on); a
+hand-off whose webhooks were lost is repaired, once, however often it runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import redis
+
+from tests.scenarios.conftest import (
+    AGENTS,
+    Scenario,
+    agent_labels,
+    move_one_request,
+    next_issue,
+    run_planner,
+    stays,
+    title,
+    wait_until,
+)
+
+
+def reconcile(s: Scenario) -> str:
+    """Run the real command; it must succeed. Returns its summary line."""
+    assert s.stack.env is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "reactor.cli", "reconcile", "--repo", f"{s.owner}/{s.name}"],
+        env=s.stack.env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    return done.stdout.strip()
+
+
+def snapshot(s: Scenario) -> list[tuple[int, str, tuple[str, ...], int]]:
+    """Every issue's number, state, labels and App comment count."""
+    return [(i["number"], i["state"], tuple(sorted(lab["name"] for lab in i["labels"])),
+             len(s.app_comments(i["number"]))) for i in s.issues()]
+
+
+def test_after_a_wiped_redis_reconcile_changes_nothing_and_the_competition_carries_on(
+    scenario: Scenario,
+) -> None:
+    s, comp = scenario, "titanic"
+    run_planner(s, comp)
+    analyzer = next_issue(s, comp, "analyzer")["number"]
+    s.settle()
+    before = snapshot(s)
+    client = redis.Redis.from_url(s.stack.redis_url)
+    client.flushall()
+    summary = reconcile(s)
+    assert "repaired: nothing" in summary, summary
+    assert snapshot(s) == before
+    assert len(list(client.scan_iter("reactor:issue:*"))) == 2  # memory rebuilt from GitHub
+    login = AGENTS["analyzer"]
+    move_one_request(s, login, analyzer, comp, "analyzer", "running")
+    s.idle()
+    move_one_request(s, login, analyzer, comp, "analyzer", "completed")
+    next_issue(s, comp, "executor")
+    s.settle()
+    stays(lambda: len(s.agent_issues(comp, "executor")) == 1, what="one executor issue")
+    assert [b for b in s.app_comments(analyzer) if "R1" in b or "R2" in b] == []
+
+
+def test_a_hand_off_whose_webhooks_were_lost_is_repaired_once(scenario: Scenario) -> None:
+    s, comp = scenario, "titanic"
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "running")
+    s.idle()
+    s.client.control("POST", "faults", {"webhooks": {"drop": 1.0}})
+    try:
+        move_one_request(s, login, planner, comp, "planner", "completed")
+        s.client.drain()
+    finally:
+        s.client.control("POST", "faults", {})
+    s.settle()
+    assert s.agent_issues(comp, "analyzer") == []  # nothing heard of the completion
+    assert "1 CreateIssue" in reconcile(s)
+    analyzer = wait_until(lambda: s.agent_issues(comp, "analyzer"),
+                          what="the analyzer issue created")[0]
+    assert "status:starting" in {lab["name"] for lab in analyzer["labels"]}
+    s.settle()
+    assert "repaired: nothing" in reconcile(s)
+    s.settle()
+    assert len(s.agent_issues(comp, "analyzer")) == 1
+    assert len([b for b in s.app_comments(planner) if "R9 hand-off" in b]) == 1
