@@ -43,7 +43,7 @@ CONFLICT_BASE_S, CONFLICT_CAP_S = 0.2, 3.2
 # died (its lease expires after locks.LEASE_TTL_MS).
 CHECK_AFTER = timedelta(seconds=2)
 
-__all__ = ["Scope", "run", "scope_of", "submit"]
+__all__ = ["Scope", "read_view", "run", "scope_of", "submit"]
 
 
 async def scope_of(client: redis.asyncio.Redis, event: Event) -> Scope | None:
@@ -132,11 +132,11 @@ async def _decide_and_apply(
     config: RepoConfig,
 ) -> Decision:
     for attempt in range(CONFLICT_ATTEMPTS):
-        view = await _read_view(ctx, gh, scope, changes, config)
+        view = await read_view(ctx, gh, scope, changes, config)
         for journal in await saga.pending(ctx.redis, scope.key):  # a worker died mid-hand-off
             await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers
                           ).resume(journal)
-            view = await _read_view(ctx, gh, scope, changes, config)
+            view = await read_view(ctx, gh, scope, changes, config)
         decision = evaluate(changes, view, config, now=datetime.now(UTC))
         applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers)
         try:
@@ -153,9 +153,10 @@ async def _decide_and_apply(
     raise AssertionError("unreachable")
 
 
-async def _read_view(
+async def read_view(
     ctx: Context, gh: GitHubAPI, scope: Scope, changes: list[Change], config: RepoConfig,
 ) -> CompetitionView:
+    """The competition read afresh, with the reactor's memory of it (nothing written)."""
     issues = await reads.competition_issues(gh, scope.repo, scope.comp, {c.issue for c in changes})
     numbers = [i.number for i in issues]
     recalled = await memory.recall(ctx.redis, scope.repo.id, numbers)

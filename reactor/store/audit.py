@@ -47,6 +47,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # no handler for this event or action
     SKIPPED = "skipped"  # the reactor's own write echoed back (R10)
     PARKED = "parked"  # not decidable yet: judged again when the settle window ends
+    REPLAYED = "replayed"  # an operator ran the delivery through the handlers again
     REJECTED = "rejected"  # the payload could not be parsed
     FAILED = "failed"  # a handler raised; the job is retried or lands in the failed registry
 

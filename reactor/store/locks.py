@@ -113,6 +113,11 @@ async def judged(client: redis.asyncio.Redis, scope: str, guids: list[str]) -> s
     return {guid for guid, seen in zip(guids, found, strict=True) if seen}
 
 
+async def unjudge(client: redis.asyncio.Redis, scope: str, guid: str) -> None:
+    """Let the scope judge the delivery ``guid`` again (``reactor replay``)."""
+    await client.srem(keys.judged(scope), guid)
+
+
 async def mark_judged(client: redis.asyncio.Redis, scope: str, guids: list[str]) -> None:
     if guids:
         async with client.pipeline(transaction=True) as pipe:

@@ -1,0 +1,97 @@
+"""``reactor replay``: run a webhook delivery through the handlers again, for debugging.
+
+``reactor replay GUID`` takes a delivery the reactor stored (kept 7 days);
+``reactor replay --file F --event E`` a payload saved from GitHub's "Recent deliveries" page.
+``--dry-run`` prints the decision the rules take — each action with its rule, the actor and
+the state it relied on — and writes nothing (:mod:`reactor.shell.replay`); ``--json`` prints
+it as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import orjson
+
+from reactor.errors import ConfigError
+from reactor.settings import Settings
+from reactor.shell import replay as replaying
+from reactor.terminal import json_document, printable
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add ``replay`` to ``reactor``'s subcommands."""
+    about = "run a stored (or saved) webhook delivery through the handlers again"
+    parser = subparsers.add_parser("replay", help=about, description=about)
+    parser.add_argument("guid", nargs="?", metavar="GUID", help="the X-GitHub-Delivery")
+    parser.add_argument("--file", type=Path, metavar="F",
+                        help="a payload saved from GitHub's Recent deliveries page")
+    parser.add_argument("--event", metavar="E", help="its X-GitHub-Event (with --file)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the decision; write nothing to GitHub or to Redis")
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.set_defaults(run=replay)
+    return parser
+
+
+def replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``reactor replay`` (the parser's ``run``)."""
+    if (args.guid is None) == (args.file is None):
+        raise ConfigError("give either a GUID or --file F --event E")
+    if args.file is not None and not args.event:
+        raise ConfigError("--file needs --event (the X-GitHub-Event the payload came with)")
+    settings.require_app()
+    return asyncio.run(_run(args, settings))
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from reactor.worker import open_context
+
+    ctx = await open_context(settings)
+    try:
+        guid = args.guid or await replaying.store(ctx, args.event, _read(args.file))
+        event = await replaying.load_event(ctx, guid)
+        if args.dry_run:
+            report = await replaying.dry_run(ctx, event)
+            print(json_document(orjson.dumps(report.as_json()).decode()) if args.json
+                  else _text(report))
+        else:
+            outcome = await replaying.live(ctx, event)
+            print(json_document(orjson.dumps({"delivery": guid, "outcome": outcome}).decode())
+                  if args.json else printable(f"replayed {guid}: {outcome}"))
+    finally:
+        await ctx.aclose()
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _text(report: replaying.Report) -> str:
+    """The dry run, readably: what happened, what was read, what the rules decide."""
+    data = report.as_json()
+    what = f"{data['event']}.{data['action']}" if data["action"] else data["event"]
+    lines = [f"delivery {data['delivery']}: {what} by @{data['actor']}"
+             + (f" on #{data['issue']}" if data["issue"] else "")]
+    if report.change is None:
+        lines.append("no rules decision: the handler only records or maintains labels")
+    else:
+        lines.append(f"scope {data['scope']}; read {', '.join(data['read'] or []) or '-'}; "
+                     f"accepted before: {data['accepted'] or 'nothing remembered'}")
+        lines += [f"  {a['rule']} {a['kind']} #{a['issue']}: {a['reason']}"
+                  for a in data["actions"]]
+        lines += [f"  {n['rule']} note #{n['issue']}: {n['reason']}" for n in data["notes"]]
+        if not data["actions"] and not data["notes"]:
+            lines.append("  nothing to do")
+        if data["settle_until"]:
+            lines.append(f"  waits for the settle window until {data['settle_until']}")
+    lines.append("(dry run: nothing written)")
+    return "\n".join(printable(line) for line in lines)
