@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import redis
 
-from reactor.commands import reconcile, replay
+from reactor.commands import deliveries, reconcile, replay
 from reactor.errors import ReactorError
 from reactor.settings import Settings
 from reactor.store import audit
@@ -176,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     reconcile.register(commands)
     replay.register(commands)
+    deliveries.register(commands)
     return parser
 
 

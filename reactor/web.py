@@ -31,8 +31,6 @@ from urllib.parse import parse_qs
 
 import orjson
 import redis.asyncio
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,7 +40,7 @@ from starlette.types import Receive, Scope, Send
 from reactor.errors import StoreUnavailable
 from reactor.settings import Settings
 from reactor.store.deliveries import Delivery
-from reactor.store.ingest import Ingest
+from reactor.store.ingest import Ingest, reconnect_retry
 
 log = logging.getLogger(__name__)
 
@@ -375,10 +373,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        # One immediate retry and no backoff: with Redis down, GitHub gets its 503 at once.
+        # A pooled connection broken by a Redis restart is retried on a fresh one (asyncio's
+        # Retry: the synchronous one never retries an awaited call); Redis down is still a
+        # prompt 503.
         client = redis.asyncio.Redis.from_url(
             redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
-            retry=Retry(NoBackoff(), 1),
+            retry=reconnect_retry(),
         )
         try:
             async with Ingest(client) as ingest:

@@ -6,21 +6,63 @@ jobs are short, I/O-bound and idempotent, so the worker (RQ's ``SimpleWorker``) 
 its own process on a persistent event loop, keeping connection pools, the installation-token
 cache and the App's identity warm across jobs. RQ still enforces each
 job's timeout, retries failures and keeps the failed registry.
+
+A worker never exits for a condition that passes (SPEC §6):
+
+- **At start-up**, ``GET /app`` is tried until it answers: a rate limit is waited out until
+  its end, a network error, a 5xx or an unreachable Redis with backoff. Only what waiting
+  cannot fix (a wrong App id or key: 401) stops the worker, with one line.
+- **A Redis restart.** Every Redis call rides out a short restart (redis-py's ``Retry``, about
+  five seconds of backoff). A longer outage ends RQ's work loop; :func:`work_until_stopped`
+  starts it again, under the same name, once Redis answers. A job whose outcome could not be
+  recorded stays in RQ's StartedJobRegistry: RQ's maintenance (every
+  ``MAINTENANCE_INTERVAL_S``, and at once after an outage) finds it once its heartbeat has
+  lapsed (job timeout + ``ABANDONED_AFTER_S``) and retries it, or keeps it in the failed
+  registry once its retries are spent.
+- **The scheduler** (:class:`Scheduler`) runs in every worker, as a standby in all but the
+  one holding RQ's lock, and retries through Redis outages instead of exiting, so scheduled
+  jobs run on time after a restart; the lock holder also enqueues the :data:`PERIODIC` jobs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Coroutine
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Any, TypeVar
+from uuid import uuid4
 
 import redis
 import redis.asyncio
 import uvloop
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.scheduler import RQScheduler
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_random_exponential,
+)
 
 from reactor.context import Context
-from reactor.github import GitHubClient, get_app
+from reactor.errors import GitHubError, RateLimited, is_transient
+from reactor.github import AppInfo, GitHubClient, get_app
 from reactor.observability import configure_logging, init_sentry
 from reactor.settings import Settings
 from reactor.store import keys
@@ -28,6 +70,26 @@ from reactor.store.audit import AuditLog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+RIDE_THROUGH_RETRIES = 5  # 0.2 + 0.4 + 0.8 + 1.6 + 2 s: a Redis restart of ~5 s goes unnoticed
+MAINTENANCE_INTERVAL_S = 30  # RQ's default, 10 minutes, would leave abandoned jobs that long
+ABANDONED_AFTER_S = 15  # past a job's timeout, its execution counts as abandoned
+START_BACKOFF = wait_random_exponential(multiplier=1, max=30)
+REDIS_BACKOFF = wait_random_exponential(multiplier=0.5, max=5)
+
+
+def redis_retry() -> Retry:
+    """Backoff for a synchronous client's connection errors (RQ's, the scheduler's)."""
+    return Retry(ExponentialBackoff(cap=2.0, base=0.1), RIDE_THROUGH_RETRIES,
+                 supported_errors=(redis.ConnectionError,))
+
+
+def async_redis_retry() -> AsyncRetry:
+    """The same backoff for the jobs' asyncio client."""
+    return AsyncRetry(ExponentialBackoff(cap=2.0, base=0.1), RIDE_THROUGH_RETRIES,
+                      supported_errors=(redis.ConnectionError,))
 
 
 class Runtime:
@@ -58,14 +120,172 @@ def runtime() -> Runtime:
 
 
 async def open_context(settings: Settings) -> Context:
-    client = redis.asyncio.Redis.from_url(settings.require_redis_url(), socket_timeout=10)
+    url = settings.require_redis_url()
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=10, retry=async_redis_retry())
     github = GitHubClient.from_settings(settings, redis=client)
-    app = await get_app(github.app)
-    sync_client = redis.Redis.from_url(settings.require_redis_url())
+    app = await identify_app(github)
+    sync_client = redis.Redis.from_url(url, retry=redis_retry())
     return Context(
         settings=settings, redis=client, sync_redis=sync_client, audit_log=AuditLog(client),
         github=github, app_login=app.bot_login,
     )
+
+
+async def identify_app(github: GitHubClient) -> AppInfo:
+    """The App (``GET /app``), waiting out whatever passes by itself (see the module doc)."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_passes), wait=_until_it_may_pass,
+        before_sleep=_say_why_waiting, reraise=True,
+    )
+    app: AppInfo = await retrying(get_app, github.app)
+    return app
+
+
+def _passes(exc: BaseException) -> bool:
+    """Whether ``exc`` is a condition that ends by itself: a rate limit, GitHub or Redis away."""
+    return isinstance(exc, REDIS_DOWN) or (isinstance(exc, GitHubError) and is_transient(exc))
+
+
+def _until_it_may_pass(state: RetryCallState) -> float:
+    """A rate limit's end (and a second, GitHub's clock is not ours), else backoff."""
+    failure = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(failure, RateLimited):
+        left = failure.retry_at.timestamp() - time.time()
+        return max(0.0, left) + 1.0 + random.random()  # noqa: S311 - jitter, not a secret
+    return float(START_BACKOFF(state))
+
+
+def _say_why_waiting(state: RetryCallState) -> None:
+    failure = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("worker cannot start yet (%s); trying again in %.0f s", failure, wait)
+
+
+class Worker(SimpleWorker):
+    """RQ's in-process worker, quick to find Redis again and to give up abandoned jobs."""
+
+    max_connection_wait_time = 5.0  # RQ's default waits up to a minute between reconnections
+    stopping = False  # a stop was asked for (SIGTERM, SIGINT)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long a running job's execution stays registered without news from the worker.
+
+        RQ allows a job's timeout plus 60 s; an in-process job cannot outlive its timeout
+        (RQ interrupts it), so a shorter margin lets RQ's maintenance retry the job of a worker
+        that died, or lost Redis, sooner.
+        """
+        if job.timeout is None or job.timeout <= 0:
+            return super().get_heartbeat_ttl(job, working_time)
+        return int(job.timeout) + ABANDONED_AFTER_S
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job enqueued every ``every`` by whichever scheduler holds RQ's lock."""
+
+    name: str
+    func: str
+    every: timedelta
+    timeout: timedelta
+    queue: str = keys.QUEUE_EVENTS
+
+    def enqueue_if_due(self, queue: Queue, *, now: datetime) -> Job | None:
+        """Enqueue the job unless its period is still running (a key that lives as long)."""
+        period = int(self.every.total_seconds())
+        if not queue.connection.set(keys.periodic(self.name), now.isoformat(), nx=True,
+                                    ex=period):
+            return None
+        return queue.enqueue(
+            self.func, job_id=f"{self.name}-{int(now.timestamp())}",
+            job_timeout=int(self.timeout.total_seconds()), result_ttl=period * 10,
+            failure_ttl=7 * 24 * 3600,
+        )
+
+
+# Catch-up of missed deliveries: often enough that nothing ages out of GitHub's log. The
+# sweep (reactor reconcile over every repository) runs on its own queue, which workers take
+# only when no webhook waits, so fan-out work never delays a delivery.
+PERIODIC = (
+    Periodic("catchup", "reactor.catchup.run_job", every=timedelta(minutes=1),
+             timeout=timedelta(minutes=10)),
+    Periodic("sweep", "reactor.shell.reconciler.sweep_job", every=timedelta(minutes=10),
+             timeout=timedelta(minutes=30), queue=keys.QUEUE_SWEEP),
+)
+
+
+WORKED_QUEUES = (keys.QUEUE_EVENTS, keys.QUEUE_SWEEP)  # in order: a sweep waits for webhooks
+
+
+class Scheduler(RQScheduler):
+    """RQ's scheduler (its own process), standing by in every worker and outliving outages.
+
+    RQ's exits on the first Redis error, and a worker without the lock tries to take it only
+    every 10 minutes, so after a restart scheduled jobs ran a minute or more late. This one
+    retries each round with backoff, tries for the lock every round it lacks it, and stops
+    (releasing the lock) when its worker is gone.
+    """
+
+    def __init__(
+        self, queues: Sequence[str], connection: redis.Redis, *,
+        periodic: Sequence[Periodic] = (),
+    ) -> None:
+        super().__init__(queues, connection=connection, logging_level="WARNING")
+        self.periodic = tuple(periodic)
+        self.worker_pid = os.getpid()  # read before the fork: the worker may die before it
+
+    def ending(self) -> bool:
+        """Whether to stop: asked to (SIGTERM, SIGINT), or the worker is gone."""
+        return self._stop_requested or os.getppid() != self.worker_pid
+
+    @property
+    def should_reacquire_locks(self) -> bool:
+        return bool(self._queue_names - self.acquired_locks)
+
+    def work(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.request_stop)
+        retrying = Retrying(
+            retry=retry_if_exception_type(REDIS_DOWN), wait=wait_random_exponential(max=2),
+            stop=lambda state: self.ending(), before_sleep=_log_failure("scheduler"),
+        )
+        while not self.ending():
+            try:
+                retrying(self._round)
+            except RetryError:
+                break
+            time.sleep(self.interval)
+        with contextlib.suppress(*REDIS_DOWN):
+            self.stop()  # type: ignore[no-untyped-call]
+
+    def _round(self) -> None:
+        """One round: hold (or try for) the lock; the holder enqueues what is due."""
+        if not self.pid:
+            self.register_birth()
+        if self.should_reacquire_locks:
+            self.acquire_locks()  # type: ignore[no-untyped-call]
+        self.heartbeat()  # type: ignore[no-untyped-call]
+        if not self.acquired_locks:
+            return
+        self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+        for job in self.periodic:
+            job.enqueue_if_due(Queue(job.queue, connection=self.connection),
+                               now=datetime.now(UTC))
+
+
+def stop_scheduler(scheduler: Scheduler, *, timeout: float = 30.0) -> None:
+    """Ask the scheduler's process to stop (it releases its lock), then wait for it."""
+    process = scheduler._process
+    if process is None or not process.is_alive():
+        return
+    process.terminate()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
@@ -74,13 +294,83 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     configure_logging(settings.log_level)
     init_sentry(settings, component="worker")
     _runtime = Runtime(settings)
-    connection = redis.Redis.from_url(settings.require_redis_url())
-    queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-    worker = SimpleWorker([queue], connection=connection, name=name)
+    connection = redis.Redis.from_url(settings.require_redis_url(), retry=redis_retry())
+    scheduler = Scheduler([keys.QUEUE_EVENTS], connection, periodic=PERIODIC)
     log.info("worker started; the App acts as %s", _runtime.context.app_login)
     try:
-        return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
+        if not burst:  # a burst worker enqueues due jobs once, as RQ's own does
+            scheduler.start()  # type: ignore[no-untyped-call]
+        return work_until_stopped(connection, name=name, burst=burst)
     finally:
+        stop_scheduler(scheduler)
         _runtime.close()
         _runtime = None
 
+
+def work_until_stopped(
+    connection: redis.Redis, *, name: str | None = None, burst: bool = False
+) -> bool:
+    """RQ's work loop, started again under the same name whenever it ends unasked.
+
+    RQ ends it on a Redis error it does not retry itself (outside waiting for a job); once
+    Redis answers again, a new worker object takes over, with the old one's registration
+    retired, and runs RQ's maintenance at once. Returns whether any job was done.
+    """
+    name = name or uuid4().hex
+    stop = threading.Event()
+    worker: Worker | None = None
+    worked = False
+    while _redis_answers(connection, stop):
+        try:
+            if worker is not None:
+                _retire(worker)
+            worker = Worker(
+                [Queue(name, connection=connection) for name in WORKED_QUEUES],
+                connection=connection,
+                name=name, maintenance_interval=MAINTENANCE_INTERVAL_S,
+            )
+            if stop.is_set():
+                break
+            worked = bool(worker.work(burst=burst, with_scheduler=burst,
+                                      logging_level="WARNING")) or worked
+        except REDIS_DOWN as exc:  # gone again, or RQ could not record the worker's death
+            log.warning("worker %s: Redis went away: %s", name, exc)
+        if burst or (worker is not None and worker.stopping):
+            break
+        log.warning("worker %s: RQ's work loop ended unasked (Redis away?); it starts again "
+                    "once Redis answers", name)
+    return worked
+
+
+def _redis_answers(connection: redis.Redis, stop: threading.Event) -> bool:
+    """Wait, with backoff, until Redis answers (True) or SIGTERM or SIGINT arrives (False)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stop.set())
+
+    def sleep(seconds: float) -> None:  # a stop ends the wait at once
+        stop.wait(seconds)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(REDIS_DOWN), wait=REDIS_BACKOFF,
+        stop=stop_when_event_set(stop), sleep=sleep, before_sleep=_log_failure("worker"),
+    )
+    try:
+        retrying(connection.ping)
+    except RetryError:
+        return False
+    return not stop.is_set()
+
+
+def _log_failure(who: str) -> Callable[[RetryCallState], None]:
+    def log_failure(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        log.warning("%s waits for Redis: %s", who, failure)
+
+    return log_failure
+
+
+def _retire(worker: Worker) -> None:
+    """Free the name of a worker whose loop ended with Redis away (RQ could not)."""
+    if worker.pubsub_thread is not None and worker.pubsub_thread.is_alive():
+        worker.unsubscribe()
+    worker.register_death()  # type: ignore[no-untyped-call]

@@ -167,3 +167,11 @@ async def _remember(ctx: Context, scope: Scope, view: CompetitionView, decision:
         if status is not None and due is not None:
             timers.schedule(ctx.sync_redis, scope, issue.number, status, entered=since,
                             at=max(due, now))
+
+
+def sweep_job() -> str:
+    """The periodic sweep (an RQ job on its own queue): reconcile every repository."""
+    from reactor.worker import runtime
+
+    current = runtime()
+    return current.run(run(current.context)).line()

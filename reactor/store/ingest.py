@@ -42,6 +42,8 @@ from typing import Any
 import redis
 import redis.asyncio
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoScriptError, ResponseError
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
@@ -60,6 +62,7 @@ JOB_FAILURE_TTL_S = 7 * 24 * 3600
 JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
 UNACCEPTED_TTL_S = 600  # a record whose script never ran (503, crash) expires this soon
 STORE_TIMEOUT_S = 5.0  # GitHub gives up on a delivery after 10 s
+RECONNECT_RETRIES = 2  # fresh connections tried after one broke (see reconnect_retry)
 _UNACCEPTED_TTL = b"%d" % UNACCEPTED_TTL_S
 
 MAX_BATCH = 64  # deliveries per script call: bounds how long one call holds Redis
@@ -90,6 +93,21 @@ if #queued > 0 then
 end
 return answers
 """
+
+
+def reconnect_retry() -> RedisRetry:
+    """The web process's policy for a Redis connection that broke (a restart, a failover).
+
+    A connection idle across a Redis restart fails on first use ("Connection closed by
+    server"); trying again on a fresh connection, after at most 50 then 100 ms, gets the
+    delivery its 202 once Redis is back, well within ``STORE_TIMEOUT_S``. Only connection
+    errors are retried (a timeout already spent the budget), and so few times that a Redis
+    that is down is still answered 503 within a fraction of a second.
+    """
+    return RedisRetry(
+        ExponentialWithJitterBackoff(base=0.025, cap=0.1), RECONNECT_RETRIES,
+        supported_errors=(redis.ConnectionError,),
+    )
 
 
 class JobTemplate:
@@ -176,6 +194,7 @@ class Ingest:
         self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._reconnect = reconnect_retry()
 
     async def __aenter__(self) -> Ingest:
         self._start()
@@ -233,15 +252,13 @@ class Ingest:
     async def _store(self, batch: list[Delivery]) -> list[bool | StoreUnavailable]:
         """Each delivery's outcome: True, False (a duplicate) or a StoreUnavailable."""
         records, script = [self._record(d) for d in batch], self._script_call(batch)
-        was_connected = self._conn.is_connected
-        try:
-            answers = await self._round_trip(records, script)
-        except redis.ConnectionError:
-            if not was_connected:
-                raise
-            # A connection idle across a Redis restart fails on first use: one fresh try.
-            # Any delivery the lost attempt did accept now answers "duplicate": still once.
-            await self._conn.disconnect()
+        if self._conn.is_connected:
+            # A connection idle across a Redis restart fails on first use: fresh tries.
+            # Any delivery a lost attempt did accept then answers "duplicate": still once.
+            answers = await self._reconnect.call_with_retry(
+                lambda: self._round_trip(records, script), self._drop_connection
+            )
+        else:  # not connected: Redis was unreachable a moment ago, so fail fast if it still is
             answers = await self._round_trip(records, script)
         if isinstance(answers, NoScriptError):  # Redis restarted without its script cache
             await self._redis.script_load(self._script)  # (or this is the first batch)
@@ -249,6 +266,9 @@ class Ingest:
         if not isinstance(answers, list) or len(answers) != len(batch):
             return [StoreUnavailable(f"Redis refused the deliveries: {answers}") for _ in batch]
         return [_outcome(answer) for answer in answers]
+
+    async def _drop_connection(self, error: Exception) -> None:
+        await self._conn.disconnect()
 
     def _record(self, delivery: Delivery) -> bytes:
         """The delivery's ``SET`` of its record, packed."""

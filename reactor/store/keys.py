@@ -50,8 +50,20 @@ CONFIG = PREFIX + "config:{repo_id}"
 CONFIG_GOOD = PREFIX + "config-good:{repo_id}"
 CONFIG_REPORTED = PREFIX + "config-reported:{repo_id}:{digest}"
 
+# Catch-up of missed deliveries (reactor/catchup.py): where the next run starts reading the
+# App's delivery log, the lock that keeps runs one at a time, and per GUID the redeliveries
+# asked for and the hold before the next may be.
+CATCHUP_CURSOR = PREFIX + "catchup:since"
+CATCHUP_LOCK = PREFIX + "catchup:lock"
+REDELIVERIES = PREFIX + "redeliveries:{guid}"
+REDELIVERY_HOLD = PREFIX + "redelivery-hold:{guid}"
+
+# Periodic jobs (reactor/worker.py): present while a job's period has not yet run out.
+PERIODIC = PREFIX + "periodic:{name}"
+
 # RQ queue names.
 QUEUE_EVENTS = "reactor-events"
+QUEUE_SWEEP = "reactor-sweep"  # the periodic reconcile: taken only when no webhook waits
 
 
 def delivery(guid: str) -> str:
@@ -145,3 +157,14 @@ def config_reported(repo_id: int, digest: str) -> str:
 def settling(scope: str) -> str:
     return SETTLING.format(scope=scope)
 
+
+def redeliveries(guid: str) -> str:
+    return REDELIVERIES.format(guid=guid)
+
+
+def redelivery_hold(guid: str) -> str:
+    return REDELIVERY_HOLD.format(guid=guid)
+
+
+def periodic(name: str) -> str:
+    return PERIODIC.format(name=name)
