@@ -7,6 +7,7 @@ The public face of the package; the modules behind it are
 - ``client``    ``GitHubClient``: one per process; gidgethub API objects per installation
 - ``transport`` the request path: rate-limit gate, ETag cache, retries, errors, metrics
 - ``ratelimit`` reading primary and secondary limits; the per-installation pause in Redis
+- ``pacing``    each installation's budget of content writes (issues, comments) in Redis
 - ``cache``     conditional GETs shared in Redis
 - ``retry``     exponential backoff with full jitter (tenacity)
 - ``app``       typed App-level calls: ``/app``, installations, the webhook delivery log
@@ -32,6 +33,7 @@ from reactor.github.auth import AppSigner, app_jwt
 from reactor.github.cache import CachedResponse, ETagCache
 from reactor.github.client import AppAPI, GitHubClient, InstallationAPI, ReactorAPI
 from reactor.github.metrics import CallRecord, OnResponse, route_of
+from reactor.github.pacing import ContentPacer, Window, creates_content
 from reactor.github.ratelimit import Limit, LimitKind, RateBudget
 from reactor.github.retry import RetryPolicy, full_jitter
 from reactor.github.tokens import InstallationToken, TokenCache
@@ -42,6 +44,7 @@ __all__ = [
     "AppSigner",
     "CachedResponse",
     "CallRecord",
+    "ContentPacer",
     "ETagCache",
     "GitHubClient",
     "HookDelivery",
@@ -55,7 +58,9 @@ __all__ = [
     "ReactorAPI",
     "RetryPolicy",
     "TokenCache",
+    "Window",
     "app_jwt",
+    "creates_content",
     "find_delivery",
     "full_jitter",
     "get_app",

@@ -1,7 +1,9 @@
 """The path every GitHub call takes, between gidgethub and the HTTP connection.
 
-In order: refuse at once if the installation is rate limited; add ``If-None-Match`` when a
-cached answer exists; authenticate; send with retries (``retry``); on a 401 from a token
+In order: refuse at once if the installation is rate limited; a call that creates content
+(an issue, a comment) spends one write of the installation's budget (``pacing``), which
+refuses with :class:`~reactor.errors.RateLimited` once it is spent; add ``If-None-Match`` when
+a cached answer exists; authenticate; send with retries (``retry``); on a 401 from a token
 GitHub no longer accepts, drop it and send once more with a fresh one; record metrics and
 the remaining budget; turn a rate-limited answer into a pause plus
 :class:`~reactor.errors.RateLimited`; answer a 304 from the cache; turn any other failure into
@@ -26,6 +28,7 @@ from reactor.errors import GitHubError
 from reactor.github._shared import Clock, RedisClient, utc_now
 from reactor.github.cache import CachedResponse, ETagCache
 from reactor.github.metrics import CallRecord, OnResponse, route_of
+from reactor.github.pacing import ContentPacer, creates_content
 from reactor.github.ratelimit import (
     Limit,
     RateBudget,
@@ -71,9 +74,11 @@ class Transport:
         clock: Clock = utc_now,
         etags: ETagCache | None = None,
         on_response: OnResponse | None = None,
+        pacer: ContentPacer | None = None,
     ) -> None:
         self.base_url = base_url
         self.gate = RateGate(redis, clock=clock)
+        self.pacer = pacer if pacer is not None else ContentPacer(redis, clock=clock)
         self.etags = etags if etags is not None else ETagCache(redis)
         self._retry = retry
         self._clock = clock
@@ -97,6 +102,8 @@ class Transport:
         """Send one logical call; return a successful answer or raise a GitHubError."""
         installation_id = credentials.installation_id
         await self.gate.check(installation_id, method=method, url=url)
+        if installation_id is not None and creates_content(method, url):
+            await self.pacer.take(installation_id, method=method, url=url)
         request = {**headers, "x-github-api-version": API_VERSION}
         accept = request.get("accept", "")
         cached = None

@@ -24,6 +24,7 @@ INSTALLATION_TOKEN = PREFIX + "token:{installation_id}"
 INSTALLATION_TOKEN_LOCK = PREFIX + "token-lock:{installation_id}"
 ETAG = PREFIX + "etag:{installation_id}:{digest}"
 RATE_LIMITED_UNTIL = PREFIX + "ratelimit:{installation_id}"
+CONTENT_WRITES = PREFIX + "content-writes:{installation_id}"  # paced issue/comment creation
 
 # Serialising work per competition ("scope": "<repo id>:comp:<name>" or "<repo id>:issue:<n>").
 LEASE = PREFIX + "lease:{scope}"
@@ -65,6 +66,10 @@ PERIODIC = PREFIX + "periodic:{name}"
 QUEUE_EVENTS = "reactor-events"
 QUEUE_SWEEP = "reactor-sweep"  # the periodic reconcile: taken only when no webhook waits
 
+# RQ rate-limit names (RQ keeps each under rq:rl:<name>): an installation's deliveries queued
+# or running at once are bounded by one, so a flood of one installation waits its turns.
+INSTALLATION_TURNS = "reactor-installation:{installation_id}"
+
 
 def delivery(guid: str) -> str:
     return DELIVERY.format(guid=guid)
@@ -88,6 +93,14 @@ def etag(installation_id: int | str, digest: str) -> str:
 
 def rate_limited_until(installation_id: int | str) -> str:
     return RATE_LIMITED_UNTIL.format(installation_id=installation_id)
+
+
+def content_writes(installation_id: int) -> str:
+    return CONTENT_WRITES.format(installation_id=installation_id)
+
+
+def installation_turns(installation_id: int) -> str:
+    return INSTALLATION_TURNS.format(installation_id=installation_id)
 
 
 def lease(scope: str) -> str:
@@ -156,6 +169,7 @@ def config_reported(repo_id: int, digest: str) -> str:
 
 def settling(scope: str) -> str:
     return SETTLING.format(scope=scope)
+
 
 
 def redeliveries(guid: str) -> str:
