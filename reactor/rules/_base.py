@@ -190,10 +190,10 @@ class Situation:
     def became_agent(self, issue: IssueSnapshot) -> bool:
         """The issue turned into an agent issue in this burst: opened, or given its first
         ``agent:`` label, with no stage remembered from before."""
-        if self.remembered(issue, LabelKind.AGENT) is not None:
-            return False
         if any(c.kind is ChangeKind.OPENED for c in self.of(issue.number)):
             return True
+        if self.remembered(issue, LabelKind.AGENT) is not None:
+            return False
         return not self.identity_before(issue, LabelKind.AGENT) and self.stage_of(issue) is not None
 
     def status_before(self, issue: IssueSnapshot, changes: Sequence[Change], *,

@@ -92,7 +92,8 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
         reverted=frozenset(undone.reverted),
         settle_until=max(statuses.settle, default=None),
         notes=(*notes, *statuses.notes, *undone.notes),
-        identities=MappingProxyType(_identities(sit)),
+        identities=MappingProxyType(
+            {n: i for n, i in _identities(sit).items() if n not in statuses.settling}),
         moved=MappingProxyType(_moved(sit)),
         handed_back=back,
         settling=frozenset(statuses.settling),

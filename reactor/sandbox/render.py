@@ -26,7 +26,12 @@ from reactor.sandbox.model import (
 Json = dict[str, Any]
 # The App's subscribed events as GitHub lists them; ``issue_dependencies`` is delivered to
 # Apps with issues permission but is not yet in the schemas' list of subscribable events.
-APP_EVENTS = ["issues", "issue_comment", "label", "push", "repository_dispatch"]
+APP_EVENTS = ["issues", "issue_comment", "issue_dependencies", "label", "push",
+              "repository_dispatch"]
+# The webhook schemas (@octokit/openapi-webhooks) list an App's events from an older list
+# that lacks issue_dependencies; the App shown inside a webhook (performed_via_github_app)
+# keeps to them, while GET /app and the installations list it, as GitHub's REST schema does.
+WEBHOOK_APP_EVENTS = [e for e in APP_EVENTS if e != "issue_dependencies"]
 APP_PERMISSIONS = {"issues": "write", "contents": "write", "metadata": "read"}
 EPOCH = "2024-01-01T00:00:00Z"
 

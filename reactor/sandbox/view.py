@@ -39,6 +39,10 @@ class View:
         out["installations_count"] = len(self.world.installations)
         return out
 
+    def app_in_webhooks(self) -> Json:
+        """The App as an issue's or comment's ``performed_via_github_app`` shows it."""
+        return {**self.app(), "events": list(render.WEBHOOK_APP_EVENTS)}
+
     def installation(self, inst: Installation) -> Json:
         account = self.world.account(inst.account)
         return render.installation(
@@ -71,7 +75,7 @@ class View:
             author=self.user(issue.author),
             labels=self.issue_labels(repo, issue),
             closed_by=self.user(issue.closed_by) if issue.closed_by else None,
-            app=self.app() if issue.via_app else None,
+            app=self.app_in_webhooks() if issue.via_app else None,
             blocking=blocking,
         )
 
@@ -81,7 +85,7 @@ class View:
             repo,
             comment,
             author=self.user(comment.author),
-            app=self.app() if comment.via_app else None,
+            app=self.app_in_webhooks() if comment.via_app else None,
         )
 
     def content_file(self, repo: Repo, file: File, *, with_content: bool = True) -> Json:
