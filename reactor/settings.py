@@ -2,7 +2,8 @@
 
 The names are Probot's where Probot has one (``APP_ID``, ``PRIVATE_KEY``, ``PRIVATE_KEY_PATH``,
 ``WEBHOOK_SECRET``, ``WEBHOOK_PROXY_URL``, ``GITHUB_API_URL``, ``LOG_LEVEL``, ``PORT``), so a
-GitHub App developer's existing ``.env`` works unchanged. Variables already in the environment
+GitHub App developer's existing ``.env`` works unchanged; ``DASHBOARD_TOKEN`` (SPEC §4) opens
+the dashboard and ``/metrics`` beyond loopback. Variables already in the environment
 win over the file, as with Probot and python-dotenv's defaults.
 
 A malformed value raises :class:`~reactor.errors.ConfigError` whose message is one line naming
@@ -30,6 +31,7 @@ DEFAULT_API_URL = "https://api.github.com"
 _HTTP = ("http", "https")
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#]*)@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]pass(?:word)?=)[^&#]*")
+MIN_DASHBOARD_TOKEN = 16
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 
 
@@ -44,9 +46,14 @@ class Settings:
     github_api_url: str = DEFAULT_API_URL
     redis_url: str | None = None
     sentry_dsn: str | None = field(default=None, repr=False)
+    # Opens the dashboard and /metrics to requests that do not come over loopback.
+    dashboard_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 3000
     log_level: str = "info"
+    # Content writes (issues, comments) each installation may make (GitHub: 80/min, 500/h).
+    content_writes_per_minute: int = 70
+    content_writes_per_hour: int = 450
 
     def __repr__(self) -> str:
         """The dataclass's repr without the secrets, and with every URL's credentials masked."""
@@ -106,9 +113,14 @@ class Settings:
             ).rstrip("/"),
             redis_url=_url("REDIS_URL", get("REDIS_URL"), ("redis", "rediss", "unix")),
             sentry_dsn=get("SENTRY_DSN"),
+            dashboard_token=_dashboard_token(get("DASHBOARD_TOKEN")),
             host=get("HOST") or "127.0.0.1",
             port=_port(get("PORT")),
             log_level=_log_level(get("LOG_LEVEL")),
+            content_writes_per_minute=_count("CONTENT_WRITES_PER_MINUTE",
+                                             get("CONTENT_WRITES_PER_MINUTE"), 70),
+            content_writes_per_hour=_count("CONTENT_WRITES_PER_HOUR",
+                                           get("CONTENT_WRITES_PER_HOUR"), 450),
         )
 
 
@@ -178,6 +190,28 @@ def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
     if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
         raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL, got {mask_url(raw)!r}")
     return raw
+
+
+def _dashboard_token(raw: str | None) -> str | None:
+    """The token, or ConfigError when it is short enough to guess or cannot travel in an
+    ``Authorization`` header: it opens the dashboard and /metrics to whoever presents it."""
+    if raw is None:
+        return None
+    if len(raw) < MIN_DASHBOARD_TOKEN or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise ConfigError(
+            f"DASHBOARD_TOKEN must be at least {MIN_DASHBOARD_TOKEN} printable ASCII characters "
+            "without spaces (e.g. the output of `openssl rand -hex 32`)"
+        )
+    return raw
+
+
+def _count(name: str, raw: str | None, default: int) -> int:
+    """A positive whole number, or ConfigError naming the variable."""
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
 
 
 def _port(raw: str | None) -> int:

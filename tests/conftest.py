@@ -190,7 +190,8 @@ class Stack:
 
 
 @contextmanager
-def running_stack(redis_url: str, *, workers: int, log_dir: Path) -> Iterator[Stack]:
+def running_stack(redis_url: str, *, workers: int, log_dir: Path,
+                  env: dict[str, str] | None = None) -> Iterator[Stack]:
     """``reactor serve`` and ``workers`` × ``reactor worker`` against an in-thread sandbox.
 
     Each process writes its output to a file in ``log_dir`` (see :meth:`Stack.log_tails`).
@@ -200,7 +201,8 @@ def running_stack(redis_url: str, *, workers: int, log_dir: Path) -> Iterator[St
     commands = [["serve", "--port", str(port)]]
     commands += [["worker", "--name", f"w{i}-{port}"] for i in range(workers)]
     with run_sandbox(SandboxConfig.generate(webhook_urls=(webhook_url,))) as sandbox:
-        env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
+        env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning",
+               **(env or {})}
         stack = Stack(f"http://127.0.0.1:{port}", redis_url, sandbox, [], [], env, log_dir)
         for args in commands:
             stack.start(*args)

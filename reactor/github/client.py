@@ -29,6 +29,7 @@ from reactor.github._shared import Clock, RedisClient, utc_now
 from reactor.github.auth import AppSigner
 from reactor.github.cache import ETagCache
 from reactor.github.metrics import OnResponse
+from reactor.github.pacing import WINDOWS, ContentPacer, Window
 from reactor.github.ratelimit import RateBudget
 from reactor.github.retry import Response, RetryPolicy
 from reactor.github.tokens import InstallationToken, TokenCache
@@ -135,6 +136,7 @@ class GitHubClient:
         etag_ttl: timedelta = timedelta(hours=1),
         timeout: float = 10.0,
         user_agent: str = DEFAULT_USER_AGENT,
+        content_windows: tuple[Window, ...] = WINDOWS,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._owns_http = http is None
@@ -147,6 +149,7 @@ class GitHubClient:
             clock=clock,
             etags=ETagCache(redis, ttl=etag_ttl),
             on_response=on_response,
+            pacer=ContentPacer(redis, clock=clock, windows=content_windows),
         )
         self.tokens = TokenCache(redis, self._fetch_token, clock=clock, margin=token_margin)
         self.app = AppAPI(
@@ -168,6 +171,8 @@ class GitHubClient:
             private_key=private_key,
             redis=redis,
             api_url=settings.github_api_url,
+            content_windows=(Window(settings.content_writes_per_minute, 60),
+                             Window(settings.content_writes_per_hour, 3600)),
             **options,
         )
 

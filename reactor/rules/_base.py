@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from reactor.actions import CloseReason, Rule
@@ -20,6 +20,8 @@ from reactor.labels import LabelKind, ParsedLabel, Status, parse_label
 from reactor.view import Change, ChangeKind, CompetitionView, IssueSnapshot
 
 LABEL_CHANGES = (ChangeKind.LABELED, ChangeKind.UNLABELED)
+BACKLOG_PATIENCE = timedelta(seconds=30)
+BACKLOG_RECHECK = timedelta(seconds=1)
 LabelKey = tuple[LabelKind, str]
 
 
@@ -88,17 +90,18 @@ class Situation:
     config: RepoConfig
     now: datetime
     changes: tuple[Change, ...]
+    backlog: bool = False  # deliveries received earlier still wait in the queue
     # Memo of identities: rules ask for every issue's stage and comp many times per burst.
     _identities: dict[tuple[int, LabelKind], str | None] = field(
         default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
-              now: datetime) -> Situation:
+              now: datetime, backlog: bool = False) -> Situation:
         """A delivery seen twice (redelivered, retried, parked and taken again) counts once."""
         unique = {c.delivery_id: c for c in reversed(changes)}
         ordered = tuple(sorted(unique.values(), key=lambda c: (c.at, c.delivery_id)))
-        return cls(view, config, now, ordered)
+        return cls(view, config, now, ordered, backlog)
 
     @cached_property
     def _by_issue(self) -> dict[int, tuple[Change, ...]]:
@@ -224,9 +227,16 @@ class Situation:
         return next(iter(earlier), Status.IDLE) or Status.IDLE, False
 
     def settle_until(self, issue: IssueSnapshot) -> datetime:
-        """The end of the settle window: ``config.settle`` after the issue's latest change."""
+        """The end of the settle window: ``config.settle`` after the issue's latest change.
+
+        While deliveries received earlier still wait in the queue (a backlog), the burst may
+        lack some of this issue's changes, so the window stays open — a re-check a moment
+        later — for at most :data:`BACKLOG_PATIENCE` past its end."""
         latest = max((c.at for c in self.of(issue.number)), default=self.now)
-        return latest + self.config.settle
+        end = latest + self.config.settle
+        if self.backlog and self.now < end + BACKLOG_PATIENCE:
+            return max(end, self.now + BACKLOG_RECHECK)
+        return end
 
     def in_stage(self, comp: str, stage: str) -> tuple[IssueSnapshot, ...]:
         """Issues of ``comp`` owned by ``stage`` (by identity), open and closed, oldest first."""

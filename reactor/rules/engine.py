@@ -52,9 +52,13 @@ class _Statuses:
 
 
 def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
-             now: datetime) -> Decision:
-    """Decide what the burst ``changes`` on ``view`` call for. Pure: no I/O, no clock."""
-    sit = Situation.build(changes, view, config, now=now)
+             now: datetime, backlog: bool = False) -> Decision:
+    """Decide what the burst ``changes`` on ``view`` call for. Pure: no I/O, no clock.
+
+    ``backlog``: deliveries received earlier still wait in the queue, so this burst may lack
+    some changes: anything not plainly valid waits a little longer (see
+    :meth:`~reactor.rules._base.Situation.settle_until`)."""
+    sit = Situation.build(changes, view, config, now=now, backlog=backlog)
     notes = _label_notes(sit)
     closures = _closures(sit)
     closing = frozenset(c.violation.issue for c in closures)

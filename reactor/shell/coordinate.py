@@ -32,7 +32,7 @@ from reactor.shell import burst, reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import record_decision, record_problem
 from reactor.shell.burst import Scope
-from reactor.store import locks, memory
+from reactor.store import keys, locks, memory
 from reactor.view import Change, CompetitionView
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ CONFLICT_BASE_S, CONFLICT_CAP_S = 0.2, 3.2
 # A busy lease's holder takes the changes left for it; this check only covers a holder that
 # died (its lease expires after locks.LEASE_TTL_MS).
 CHECK_AFTER = timedelta(seconds=2)
+SETTLE_RECHECK_MIN = timedelta(milliseconds=500)  # a parked burst is never re-checked at once
 
 __all__ = ["Scope", "read_view", "run", "scope_of", "submit"]
 
@@ -120,7 +121,8 @@ async def _evaluate_pending(ctx: Context, scope: Scope, lease: locks.Lease) -> N
     parked = [c for c in changes if c.issue in decision.settling]
     if decision.settle_until is not None:
         await burst.park(ctx.redis, scope, parked)
-        burst.schedule(ctx.sync_redis, scope, at=decision.settle_until, kind="settle")
+        at = max(decision.settle_until, datetime.now(UTC) + SETTLE_RECHECK_MIN)
+        burst.schedule(ctx.sync_redis, scope, at=at, kind="settle")
     await locks.mark_judged(ctx.redis, scope.key,
                             [c.delivery_id for c in changes if c not in parked])
     await _send_moved(ctx, scope, decision, changes)
@@ -137,7 +139,8 @@ async def _decide_and_apply(
             await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers
                           ).resume(journal)
             view = await read_view(ctx, gh, scope, changes, config)
-        decision = evaluate(changes, view, config, now=datetime.now(UTC))
+        decision = evaluate(changes, view, config, now=datetime.now(UTC),
+                            backlog=await _backlog(ctx))
         applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers)
         try:
             await applier.apply(decision)
@@ -151,6 +154,25 @@ async def _decide_and_apply(
         await _remember(ctx, scope, decision, applier, config)
         return decision
     raise AssertionError("unreachable")
+
+
+async def _backlog(ctx: Context) -> bool:
+    """Whether deliveries still wait to be handled — in the events queue, or held back by an
+    installation's limiter — so the burst being judged may lack some of its changes. A
+    delivery the burst lacks is never judged missing: a verdict that is not plainly valid
+    waits for the queue (reactor.rules._base.Situation.settle_until)."""
+    connection = ctx.redis
+    async with connection.pipeline(transaction=False) as pipe:
+        pipe.llen(f"rq:queue:{keys.QUEUE_EVENTS}")
+        pipe.smembers("rq:rl-keys")
+        queued, limiters = await pipe.execute()
+    if queued:
+        return True
+    async with connection.pipeline(transaction=False) as pipe:
+        for name in limiters:
+            pipe.zcard(f"rq:rl:{name.decode() if isinstance(name, bytes) else name}:rate_limited")
+        held = await pipe.execute()
+    return any(held)
 
 
 async def read_view(

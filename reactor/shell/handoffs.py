@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from reactor import comments
 from reactor.actions import Action, CreateIssue, Escalate, Rule, Saga
 from reactor.errors import Conflict, GitHubError, is_transient
+from reactor.labels import Status
 from reactor.rules.handoff import undo_steps
 from reactor.shell import saga as journals
+from reactor.store import memory
 
 if TYPE_CHECKING:
     from reactor.shell.apply import Applier
@@ -60,8 +63,22 @@ async def resume(applier: Applier, journal: journals.Journal) -> bool:
             os._exit(137)  # as if killed: see _CRASH_AFTER_STEP
         journal = await journals.advance(applier.redis, journal, done=index + 1,
                                          created=applier.created)
+    await _remember(applier, journal.saga)
     await journals.finish(applier.redis, journal)
     return True
+
+
+async def _remember(applier: Applier, saga: Saga) -> None:
+    """The saga's effect, remembered as soon as it is done: the source completed, the issue
+    it started in ``starting``. Were the decision's memory lost after the saga (the job
+    retried, the worker killed), the completion would otherwise be judged — and handed off —
+    again, re-running a next stage that may have finished meanwhile."""
+    started = _touched(saga, applier.created)
+    statuses = {saga.source: Status.COMPLETED.value,
+                **{n: Status.STARTING.value for n in started}}
+    now = datetime.now(UTC).isoformat()
+    await memory.remember(applier.redis, applier.repo.id, statuses=statuses, identities={},
+                          entered={n: now for n in started})
 
 
 async def _compensate(applier: Applier, journal: journals.Journal, failed: int,

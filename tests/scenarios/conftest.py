@@ -435,3 +435,63 @@ def next_issue(s: Scenario, comp: str, stage: str) -> dict[str, Any]:
     return wait_until(found, what=f"the {stage} issue of {comp} in status:starting",
                       describe=lambda: [(i["number"], i["title"], sorted(names(i)))
                                         for i in s.issues()])
+
+
+# -- many agents at once (test_concurrency.py, test_race.py) -----------------------------------
+
+
+def is_handoff(body: str) -> bool:
+    """An App comment of the R9 hand-off (the only kind a valid flow may show)."""
+    return body.startswith("**R9 ")
+
+
+def open_planners(s: Scenario, comps: list[str]) -> dict[str, int]:
+    """The planner agent opens one planner issue per competition; then the reactor is idle."""
+    numbers = {comp: s.open_issue(AGENTS["planner"], title(comp, "planner"),
+                                  sorted(agent_labels(comp, "planner"))) for comp in comps}
+    s.idle()
+    return numbers
+
+
+def start_planners(s: Scenario, comps: list[str]) -> dict[str, int]:
+    """One planner issue per competition, each moved idle → starting and accepted."""
+    numbers = open_planners(s, comps)
+    for number in numbers.values():
+        s.add_labels(AGENTS["planner"], number, "status:starting")
+    s.idle()
+    for comp, number in numbers.items():
+        assert s.labels(number) == agent_labels(comp, "planner", "status:starting"), \
+            s.state(number)
+    return numbers
+
+
+def move_fast(s: Scenario, login: str, number: int, comp: str, stage: str, *,
+              gap_s: float = 0.0) -> None:
+    """An agent quicker than the reactor: ``starting → running`` in one ``PUT``, then
+    ``running → completed`` as add-then-remove, ``gap_s`` apart, never waiting for the reactor."""
+    move_one_request(s, login, number, comp, stage, "running")
+    time.sleep(gap_s)
+    s.add_labels(login, number, "status:completed")
+    time.sleep(gap_s)
+    s.remove_label(login, number, "status:running")
+
+
+def drive_to_completed(s: Scenario, number: int, comp: str, stage: str, *,
+                       login: str | None = None) -> None:
+    """The stage's agent drives its issue idle → starting → running → completed, waiting for
+    the reactor after each move (as a real agent, which works between moves, would)."""
+    who = login or AGENTS[stage]
+    s.add_labels(who, number, "status:starting")
+    s.idle()
+    move_two_requests(s, who, number, "starting", "running")
+    s.idle()
+    move_one_request(s, who, number, comp, stage, "completed")
+
+
+def repo_id(s: Scenario) -> int:
+    """The repository's id, as the App's webhooks name it."""
+    for item in s.deliveries():
+        payload = s.delivery(item["id"])["request"]["payload"]
+        if payload.get("repository", {}).get("full_name") == f"{s.owner}/{s.name}":
+            return int(payload["repository"]["id"])
+    raise AssertionError("no delivery names the repository")
