@@ -37,6 +37,7 @@ from rq.rate_limit import RateLimit, RateLimitRegistry
 import handlers
 from reactor.context import Context
 from reactor.errors import GitHubError, PayloadError, RateLimited, is_transient
+from reactor.metrics import observe_latency
 from reactor.model import Event, parse_event
 from reactor.store import deliveries, keys, memory
 from reactor.store.audit import AuditRecord, Outcome, now_iso
@@ -93,9 +94,12 @@ def _handle(guid: str) -> str:
 
     current = runtime()
     try:
-        return current.run(handle_delivery(current.context, guid)).value
+        outcome = current.run(handle_delivery(current.context, guid)).value
     except RateLimited as exc:
         return _defer(guid, exc)
+    # Handled (a deferred delivery is observed when its later job handles it): GET /metrics.
+    observe_latency(current.context.sync_redis, guid, now=time.time())
+    return outcome
 
 
 def _installation_of(connection: SyncRedis, guid: str) -> int | None:

@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from reactor import dashboard, metrics
 from reactor.errors import StoreUnavailable
 from reactor.settings import Settings
 from reactor.store.deliveries import Delivery
@@ -391,5 +392,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *metrics.routes(settings),
+        *dashboard.routes(settings),
     ]
     return WebApp(webhook=webhook, routes=routes, lifespan=lifespan)

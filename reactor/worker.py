@@ -63,6 +63,7 @@ from tenacity import (
 from reactor.context import Context
 from reactor.errors import GitHubError, RateLimited, is_transient
 from reactor.github import AppInfo, GitHubClient, get_app
+from reactor.github.metrics import CallCounter
 from reactor.observability import configure_logging, init_sentry
 from reactor.settings import Settings
 from reactor.store import keys
@@ -122,7 +123,7 @@ def runtime() -> Runtime:
 async def open_context(settings: Settings) -> Context:
     url = settings.require_redis_url()
     client = redis.asyncio.Redis.from_url(url, socket_timeout=10, retry=async_redis_retry())
-    github = GitHubClient.from_settings(settings, redis=client)
+    github = GitHubClient.from_settings(settings, redis=client, on_response=CallCounter(client))
     app = await identify_app(github)
     sync_client = redis.Redis.from_url(url, retry=redis_retry())
     return Context(

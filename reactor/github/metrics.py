@@ -2,14 +2,24 @@
 
 The client calls an optional ``on_response(CallRecord)`` once per HTTP attempt, retries
 included, with the route as a template (``/repos/{owner}/{repo}/issues/{id}``) so metric
-labels stay few whatever the repositories and issue numbers.
+labels stay few whatever the repositories and issue numbers. :class:`CallCounter` is such a
+hook: it counts the attempts in Redis, where ``GET /metrics`` reads them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from redis.exceptions import RedisError
+
+from reactor.github._shared import RedisClient, scope
+
+log = logging.getLogger(__name__)
 
 # The segment after one of these names a thing, not a route.
 _NAMED_BY_PREVIOUS = {
@@ -56,3 +66,65 @@ def route_of(url: str, *, base_url: str) -> str:
         else:
             route.append(part)
     return "/" + "/".join(route)
+
+
+# Where :class:`CallCounter` keeps its counts, for ``GET /metrics`` in the web process
+# (reactor/metrics.py) to read whichever process made the calls.
+CALLS_KEY = "reactor:metrics:github-calls"  # hash: "<method> <route> <status>" → attempts
+REMAINING_KEY = "reactor:metrics:rate-remaining"  # hash: installation id or "app" → remaining
+# Every metrics key lives this long after its last write, as everything the reactor keeps
+# expires: a reactor idle for that long starts its counters afresh (Prometheus reads a reset).
+METRICS_TTL_S = 90 * 24 * 3600
+
+
+def call_field(record: CallRecord) -> str:
+    """The counter field of one attempt: method, route template and status (0: no answer)."""
+    return f"{record.method} {record.route} {record.status}"
+
+
+class CallCounter:
+    """An ``on_response`` hook that counts every attempt, and keeps the latest
+    ``x-ratelimit-remaining`` per installation, in Redis: every process's calls add up.
+
+    ``on_response`` is synchronous and must not raise, so the counts gather in memory and a
+    task on the running loop writes them in one pipeline at its next turn (a job's calls are
+    written while it still awaits Redis or GitHub). Counts a write could not take stay here
+    for the next one: a Redis restart loses none.
+    """
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._calls: Counter[str] = Counter()
+        self._remaining: dict[str, int] = {}
+        self._writing: asyncio.Task[None] | None = None
+
+    def __call__(self, record: CallRecord) -> None:
+        self._calls[call_field(record)] += 1
+        if record.rate_remaining is not None:
+            self._remaining[str(scope(record.installation_id))] = record.rate_remaining
+        if self._writing is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: the next call's task writes these too
+                return
+            self._writing = loop.create_task(self.flush())
+
+    async def flush(self) -> None:
+        """Write the counts gathered so far (a no-op when there are none)."""
+        calls, remaining = self._calls, self._remaining
+        self._calls, self._remaining, self._writing = Counter(), {}, None
+        if not calls and not remaining:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for field, count in calls.items():
+                    pipe.hincrby(CALLS_KEY, field, count)
+                if remaining:
+                    pipe.hset(REMAINING_KEY, mapping=remaining)  # type: ignore[arg-type]
+                for key in (CALLS_KEY, REMAINING_KEY):
+                    pipe.expire(key, METRICS_TTL_S)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("GitHub call counts not written, kept for the next write: %s", exc)
+            self._calls.update(calls)
+            self._remaining = {**remaining, **self._remaining}

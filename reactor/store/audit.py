@@ -22,6 +22,7 @@ from enum import StrEnum
 import redis
 import redis.asyncio
 
+from reactor.metrics import count_record
 from reactor.model import Event
 from reactor.store import keys
 
@@ -121,9 +122,14 @@ class AuditLog:
         self._redis = client
 
     async def record(self, record: AuditRecord) -> None:
-        await self._redis.xadd(
-            keys.AUDIT, record.to_fields(), maxlen=keys.AUDIT_MAXLEN, approximate=True  # type: ignore[arg-type]
-        )
+        """Append ``record`` and, in the same round trip, add it to the counters ``GET
+        /metrics`` reports (deliveries by outcome, violations, hand-offs, ...)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(
+                keys.AUDIT, record.to_fields(), maxlen=keys.AUDIT_MAXLEN, approximate=True  # type: ignore[arg-type]
+            )
+            count_record(pipe, record)
+            await pipe.execute()
 
 
 @dataclass(frozen=True, slots=True)

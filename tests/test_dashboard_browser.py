@@ -1,0 +1,128 @@
+"""The dashboard in a real headless Chromium, during a run of the real stack.
+
+Web + two worker processes judge agents working in the sandbox: two competitions flow
+(planner → analyzer hand-offs), an executor starts before its analyzer completed (R2 revert)
+and a "blocked by" link closes a cycle (R7). Chromium then loads the dashboard, its DOM is
+checked, and its screenshot is saved as ``docs/dashboard.png`` (the README shows it).
+
+Needs Debian's ``chromium`` package (``apt-get install -y chromium``); skipped without it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack
+from tests.scenarios.conftest import (
+    AGENTS,
+    Scenario,
+    agent_labels,
+    next_issue,
+    run_planner,
+    title,
+)
+from tests.test_dashboard import operator_app, serving, settings_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Debian's chromium is not installed (apt-get install -y chromium): the dashboard "
+           "is checked in a real browser",
+)
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
+WINDOW = (1280, 900)
+# Headless, and quiet: no background connections this machine's closed network would refuse.
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}")
+
+
+def chromium(tmp_path: Path, *args: str) -> str:
+    """Run Chromium once with a new, empty profile; its standard output."""
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    assert CHROMIUM is not None
+    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, timeout=90, check=True)
+    return done.stdout.decode()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+@pytest.fixture
+def scenario(stack: Stack) -> Iterator[Scenario]:
+    """``demo/agents`` (the repository ``reactor dev`` shows) with the App and config."""
+    with stack.sandbox.client() as client:
+        created = client.create_repo("demo", "agents")
+        s = Scenario(stack, client, "demo", "agents", int(created["installation_id"]))
+        try:
+            s.write_config()
+            s.idle()
+            yield s
+            assert s.failed_jobs() == [], s.failed_jobs()
+        finally:
+            s._rq.close()
+
+
+def play(s: Scenario) -> dict[str, int]:
+    """Two competitions at work, one R2 mistake and one R7 cycle; returns issue numbers."""
+    found = {"titanic planner": run_planner(s, "titanic")}
+    found["titanic analyzer"] = next_issue(s, "titanic", "analyzer")["number"]
+    s.add_labels(AGENTS["analyzer"], found["titanic analyzer"], "status:running")
+    s.remove_label(AGENTS["analyzer"], found["titanic analyzer"], "status:starting")
+    s.idle()
+    found["house planner"] = run_planner(s, "house", task="price the house")
+    found["house analyzer"] = next_issue(s, "house", "analyzer")["number"]
+    found["house executor"] = s.open_issue(AGENTS["executor"], title("house", "executor"),
+                                           sorted(agent_labels("house", "executor")))
+    s.idle()
+    s.add_labels(AGENTS["executor"], found["house executor"], "status:starting")  # R2
+    analyzer_id = s.issue(found["house analyzer"])["id"]
+    s.call(AGENTS["planner"], "POST", f"/issues/{found['house planner']}/dependencies/"
+           "blocked_by", json={"issue_id": analyzer_id})  # R7: the planner waits on its analyzer
+    s.settle()
+    return found
+
+
+def test_the_dashboard_renders_in_chromium_and_is_screenshotted(
+        scenario: Scenario, tmp_path: Path) -> None:
+    found = play(scenario)
+    repo = f"{scenario.owner}/{scenario.name}"
+    with serving(operator_app(settings_for(scenario.stack.redis_url))) as url:
+        dom = chromium(tmp_path, "--dump-dom", f"{url}/")
+        shot = tmp_path / "dashboard.png"
+        chromium(tmp_path, f"--screenshot={shot}", f"{url}/")
+    assert f">{repo}<" in dom
+    grid = dom[dom.index('<table class="grid">'): dom.index("</table>")]
+    for text in ("titanic", "house", ">planner<", ">analyzer<", ">executor<",
+                 f">#{found['titanic planner']} completed<",
+                 f">#{found['titanic analyzer']} running<",
+                 f">#{found['house analyzer']} starting<",
+                 f">#{found['house executor']} idle<"):
+        assert text in grid, (text, grid)
+    link = f'{scenario.stack.sandbox.url}/{repo}/issues/{found["house executor"]}'
+    assert f'href="{link}"' in grid or f"/{repo}/issues/{found['house executor']}" in grid
+    audit = dom[dom.index('<table class="audit">'):]
+    assert re.search(r"<td>R2</td><td>executor-bot</td><td>applied</td><td[^>]*>[^<]*R2 "
+                     r"revert", audit), audit[:2000]
+    assert "R7 refused: cycle" in audit
+    drawn = dom[dom.index("<svg"): dom.index("</svg>")]
+    assert len(re.findall(r'<rect class="issue"', drawn)) == len(found)
+    for number in found.values():
+        assert f">#{number}</text>" in drawn
+    assert drawn.count('stroke="#cf222e"') >= 3  # the cycle: two boxes and a line, in red
+    assert png_size(shot) == WINDOW and shot.stat().st_size > 20_000
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, SCREENSHOT)
