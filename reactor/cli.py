@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import redis
 
-from reactor.commands import deliveries, reconcile, replay
+from reactor.commands import deliveries, doctor, graph, reconcile, replay, status
 from reactor.errors import ReactorError
 from reactor.settings import Settings
 from reactor.store import audit
@@ -175,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="newest N records (default 50; every record with --delivery)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     reconcile.register(commands)
+    status.register(commands)
+    graph.register(commands)
+    doctor.register(commands)
     replay.register(commands)
     deliveries.register(commands)
     return parser
