@@ -129,21 +129,22 @@ class Applier:
         body = action.body
         for key, number in self.created.items():
             body = body.replace(creation_ref(key), f"#{number}")
-        await self.post(self.gh, self.redis, self.repo, replace(action, body=body))
+        await self.post(self.gh, self.redis, self.repo, replace(action, body=body),
+                        author=self.view.app_login)
 
     @staticmethod
     async def post(gh: GitHubAPI, client: AsyncRedis, repo: Repo,
-                   comment: Comment) -> None:
+                   comment: Comment, *, author: str) -> None:
         """Post ``comment`` unless its marker was claimed before (retries, replays). GitHub
-        sometimes answers 5xx after it wrote: then the comment is looked for before the
-        claim is given up, so a retry never posts it twice."""
+        sometimes answers 5xx after it wrote: then the comment (by ``author``, the App's bot)
+        is looked for before the claim is given up, so a retry never posts it twice."""
         if not await memory.claim_marker(client, comment.marker):
             return
         try:
             await gh.post(f"/repos/{repo.full_name}/issues/{comment.issue}/comments",
                           data={"body": comment.body})
         except GitHubError as exc:
-            if is_transient(exc) and await _written_anyway(gh, repo, comment):
+            if is_transient(exc) and await _written_anyway(gh, repo, comment, author):
                 return
             await memory.release_marker(client, comment.marker)
             raise
@@ -159,7 +160,8 @@ class Applier:
         adopted = next((i.number for i in self.view.issues if i.creation_key == action.key
                         and self.view.created_by_reactor(i.number)), None)
         if adopted is None and not claim.claimed:  # an earlier attempt may have written it
-            adopted = await reads.find_created(self.gh, self.repo, action.labels[:1], action.key)
+            adopted = await reads.find_created(self.gh, self.repo, action.labels[:1], action.key,
+                                                author=self.view.app_login)
         if adopted is None:
             adopted = await self._post_issue(action)
         await memory.finish_creation(self.redis, self.repo.id, action.key, adopted)
@@ -200,9 +202,9 @@ class Applier:
 
 
 
-async def _written_anyway(gh: GitHubAPI, repo: Repo, comment: Comment) -> bool:
+async def _written_anyway(gh: GitHubAPI, repo: Repo, comment: Comment, author: str) -> bool:
     try:
-        return await reads.has_comment(gh, repo, comment.issue, comment.marker)
+        return await reads.has_comment(gh, repo, comment.issue, comment.marker, author=author)
     except GitHubError:
         return False
 

@@ -260,7 +260,7 @@ async def _report(ctx: Context, gh: GitHubAPI, scope: Scope, problem: repoconfig
         if newest is not None:
             comment = comments.config_problem(issue=newest, problem=problem.text,
                                               key=problem.digest)
-            await Applier.post(gh, ctx.redis, scope.repo, comment)
+            await Applier.post(gh, ctx.redis, scope.repo, comment, author=ctx.app_login)
     except BaseException:
         await repoconfig.release_report(ctx.redis, scope.repo, problem.digest)
         raise

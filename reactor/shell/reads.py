@@ -71,25 +71,39 @@ async def newest_agent_issue(gh: GitHubAPI, repo: Repo) -> int | None:
     return None
 
 
-async def has_comment(gh: GitHubAPI, repo: Repo, issue: int, marker: str) -> bool:
-    """Whether a comment on ``issue`` carries ``marker`` (a POST answered 5xx may have
-    written it all the same)."""
+def _written_by(item: Any, author: str) -> bool:
+    """Whether ``author`` (the App's bot) wrote the issue or comment ``item``: anyone can
+    paste a marker into a text of their own."""
+    user = item.get("user") if isinstance(item, dict) else None
+    login = user.get("login") if isinstance(user, dict) else None
+    return isinstance(login, str) and login.casefold() == author.casefold()
+
+
+async def has_comment(
+    gh: GitHubAPI, repo: Repo, issue: int, marker: str, *, author: str
+) -> bool:
+    """Whether a comment by ``author`` on ``issue`` carries ``marker`` (a POST answered 5xx
+    may have written it all the same)."""
     url = f"/repos/{repo.full_name}/issues/{issue}/comments{{?per_page}}"
     async for item in gh.getiter(url, {"per_page": 100}):
-        if marker in str(item.get("body") or ""):
+        if _written_by(item, author) and marker in str(item.get("body") or ""):
             return True
     return False
 
 
-async def find_created(gh: GitHubAPI, repo: Repo, labels: Iterable[str], key: str) -> int | None:
-    """The issue carrying the creation marker of ``key`` among those with ``labels``, newest
-    first: one a creation answered 5xx (or a worker killed mid-creation) may have made."""
+async def find_created(
+    gh: GitHubAPI, repo: Repo, labels: Iterable[str], key: str, *, author: str
+) -> int | None:
+    """The issue ``author`` wrote with the creation marker of ``key`` among those with
+    ``labels``, newest first: one a creation answered 5xx (or a worker killed mid-creation)
+    may have made."""
     url = f"/repos/{repo.full_name}/issues{{?labels,state,sort,direction,per_page}}"
     params: dict[str, str | int] = {"labels": ",".join(labels), "state": "all",
                                     "sort": "created", "direction": "desc", "per_page": 100}
     items: Any = await gh.getitem(url, params)
     for item in items if isinstance(items, list) else ():
-        if "pull_request" not in item and creation_key(str(item.get("body") or "")) == key:
+        if "pull_request" not in item and _written_by(item, author) \
+                and creation_key(str(item.get("body") or "")) == key:
             return int(item["number"])
     return None
 
