@@ -67,4 +67,6 @@ def test_an_agent_that_never_reports_is_timed_out_from_starting(scenario: Scenar
     wait_until(lambda: "status:timeout" in s.labels(number), timeout=30,
                what="the planner moved from starting to timeout",
                describe=lambda: s.state(number))
-    assert "`start_timeout`" in next(b for b in s.app_comments(number) if "R8" in b)
+    comment = wait_until(lambda: next((b for b in s.app_comments(number) if "R8" in b), None),
+                         what="the R8 comment posted after the labels")
+    assert "`start_timeout`" in comment
