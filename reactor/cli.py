@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
 import redis
@@ -20,8 +21,10 @@ import redis
 from reactor.commands import deliveries, doctor, graph, reconcile, replay, status
 from reactor.errors import ReactorError
 from reactor.settings import Settings
-from reactor.store import audit
 from reactor.terminal import json_document, printable
+
+if TYPE_CHECKING:  # imported when used: `reactor worker` and `serve` start without them
+    from reactor.store.audit import AuditRecord, Query
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -87,8 +90,10 @@ def parse_since(text: str, *, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _audit_query(args: argparse.Namespace, *, now: datetime) -> audit.Query:
-    return audit.Query(
+def _audit_query(args: argparse.Namespace, *, now: datetime) -> Query:
+    from reactor.store.audit import Query
+
+    return Query(
         repo=args.repo, issue=args.issue, comp=args.comp, delivery=args.delivery,
         rule=args.rule, since=None if args.since is None else parse_since(args.since, now=now),
     )
@@ -103,7 +108,7 @@ def _audit_limit(args: argparse.Namespace) -> int | None:
     return int(args.limit)
 
 
-def _audit_line(record: audit.AuditRecord, *, as_json: bool) -> str:
+def _audit_line(record: AuditRecord, *, as_json: bool) -> str:
     """One record as a line for the terminal, user text escaped (or as one JSON object)."""
     if as_json:
         return json_document(orjson.dumps(record).decode())
@@ -117,6 +122,8 @@ def _audit_line(record: audit.AuditRecord, *, as_json: bool) -> str:
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     """Print the selection oldest first; with ``--follow``, then every new match until Ctrl-C."""
+    from reactor.store import audit
+
     query = _audit_query(args, now=datetime.now(UTC))
     limit = _audit_limit(args)
     client = redis.Redis.from_url(

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from reactor.errors import ConfigError
 from reactor.settings import Settings
-from reactor.shell import replay as replaying
 from reactor.terminal import json_document, printable
+
+if TYPE_CHECKING:
+    from reactor.shell.replay import Report
 
 
 def register(
@@ -49,6 +52,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from reactor.shell import replay as replaying
     from reactor.worker import open_context
 
     ctx = await open_context(settings)
@@ -75,7 +79,7 @@ def _read(path: Path) -> bytes:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _text(report: replaying.Report) -> str:
+def _text(report: Report) -> str:
     """The dry run, readably: what happened, what was read, what the rules decide."""
     data = report.as_json()
     what = f"{data['event']}.{data['action']}" if data["action"] else data["event"]
