@@ -9,6 +9,7 @@ import redis.asyncio
 from redis import Redis as SyncRedis
 
 from reactor.github import GitHubClient
+from reactor.github.metrics import CallCounter
 from reactor.model import Actor, Event
 from reactor.settings import Settings
 from reactor.store.audit import AuditLog, Outcome, for_event
@@ -22,6 +23,7 @@ class Context:
     audit_log: AuditLog
     github: GitHubClient
     app_login: str  # "<app-slug>[bot]": the account the reactor's own writes come from
+    calls: CallCounter | None = None  # GitHub calls counted for /metrics, written on close
 
     def is_self(self, actor: Actor | None) -> bool:
         """True for the App's own account (R10). Other bots are agents, not the reactor."""
@@ -34,6 +36,8 @@ class Context:
         await self.audit_log.record(for_event(event, outcome, now=now, rule=rule, detail=detail))
 
     async def aclose(self) -> None:
+        if self.calls is not None:
+            await self.calls.drain()
         await self.github.aclose()
         await self.redis.aclose()
         self.sync_redis.close()

@@ -123,12 +123,13 @@ def runtime() -> Runtime:
 async def open_context(settings: Settings) -> Context:
     url = settings.require_redis_url()
     client = redis.asyncio.Redis.from_url(url, socket_timeout=10, retry=async_redis_retry())
-    github = GitHubClient.from_settings(settings, redis=client, on_response=CallCounter(client))
+    calls = CallCounter(client)
+    github = GitHubClient.from_settings(settings, redis=client, on_response=calls)
     app = await identify_app(github)
     sync_client = redis.Redis.from_url(url, retry=redis_retry())
     return Context(
         settings=settings, redis=client, sync_redis=sync_client, audit_log=AuditLog(client),
-        github=github, app_login=app.bot_login,
+        github=github, app_login=app.bot_login, calls=calls,
     )
 
 

@@ -109,6 +109,12 @@ class CallCounter:
                 return
             self._writing = loop.create_task(self.flush())
 
+    async def drain(self) -> None:
+        """Finish the write in flight and write what is left: before the Redis client closes."""
+        if self._writing is not None:
+            await self._writing
+        await self.flush()
+
     async def flush(self) -> None:
         """Write the counts gathered so far (a no-op when there are none)."""
         calls, remaining = self._calls, self._remaining
