@@ -147,6 +147,10 @@ class _Formatter(logging.Formatter):
         return redact(" ".join(parts))
 
 
+# Libraries that log every HTTP call or job at INFO: heard only at LOG_LEVEL=debug.
+CHATTY_LOGGERS = ("httpx", "httpcore", "rq.worker", "rq.scheduler", "rq.queue")
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
@@ -154,6 +158,9 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel({"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}.get(
         level.lower(), level.upper()))
+    chatty = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)
 
 
 def init_sentry(settings: Settings, *, component: str) -> bool:
