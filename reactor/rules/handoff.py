@@ -179,7 +179,7 @@ def _create(move: Move, sit: Situation) -> list[Action]:
               Status.STARTING.label)
     create = CreateIssue(title=issue_title(move.comp, move.next, task), body=body,
                          labels=labels, key=key, status=Status.STARTING, rule=Rule.R9,
-                         reason=f"{move.reason}: no open {move.next} issue")
+                         reason=f"{move.reason}, in a new issue (none was open)")
     comment = comments.handoff(issue=number, completed=number, stage=move.done,
                                target=f"{creation_ref(key)} (a new {move.next} issue)",
                                key=move.culprit.delivery_id)

@@ -26,12 +26,16 @@ class Blocker:
 
     stage: str
     issue: IssueSnapshot | None
+    status: Status | None = None  # the status the rule trusted for ``issue``
 
     def describe(self, comp: str) -> str:
         if self.issue is None:
             return f"stage {self.stage} of {comp} has no issue yet"
-        status = self.issue.status or "ambiguous"
-        return f"stage {self.stage} has not completed: #{self.issue.number} is `{status}`"
+        trusted = self.status or "ambiguous"
+        said = f"#{self.issue.number} is `{trusted}`"
+        if self.issue.status is not None and self.issue.status != self.status:
+            said += f" (its `{self.issue.status}` label not yet accepted)"
+        return f"stage {self.stage} has not completed: {said}"
 
 
 def blocker(comp: str, stage: str, sit: Situation,
@@ -42,7 +46,8 @@ def blocker(comp: str, stage: str, sit: Situation,
         issues = sit.in_stage(comp, earlier)
         if not any(sit.completed(i, decided) for i in issues):
             shown = next((i for i in issues if i.is_open), issues[0] if issues else None)
-            return Blocker(earlier, shown)
+            trusted = None if shown is None else sit.effective_status(shown, decided)
+            return Blocker(earlier, shown, trusted)
     return None
 
 
