@@ -50,7 +50,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, *, timeout: float = 30.0) -> None:
+    """Wait for a server to listen. Generous: with four test workers on two cores, a web
+    process that imports everything and reads GitHub at start-up can take several seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
