@@ -59,7 +59,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
     from reactor.dev import run_dev
 
-    return run_dev(settings, port=args.port or settings.port, workers=args.workers)
+    return run_dev(settings, port=args.port or settings.port, workers=args.workers,
+                   demo=not args.no_demo)
 
 
 def _sandbox(argv: list[str]) -> int:
@@ -155,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
                                "when no App is configured)")
     dev.add_argument("--port", type=int, help="web port (default: PORT or 3000)")
     dev.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
+    dev.add_argument("--no-demo", action="store_true",
+                     help="no demo agents: the sandbox stays quiet for your own agents")
 
     serve = command("serve", _serve, "run the web process (webhook ingress)")
     serve.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")

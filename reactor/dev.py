@@ -16,22 +16,27 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import httpx
+import redis
 
+from reactor.console import Console
 from reactor.errors import ConfigError
 from reactor.processes import free_port, private_redis, wait_for_port
 from reactor.settings import Settings, mask_url
+from reactor.store import audit
 
 DEMO_OWNER, DEMO_REPO = "demo", "agents"
 
 
-def run_dev(settings: Settings, *, port: int, workers: int) -> int:
+def run_dev(settings: Settings, *, port: int, workers: int, demo: bool = True) -> int:
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     with ExitStack() as stack:
@@ -50,10 +55,20 @@ def run_dev(settings: Settings, *, port: int, workers: int) -> int:
         procs += [_spawn(["worker", "--name", f"dev-{i}"], env) for i in range(workers)]
         stack.callback(_stop, procs)
         wait_for_port(port, procs[0])
+        demo = demo and not settings.has_app
+        if demo:
+            procs.append(_spawn(["--sandbox", env["GITHUB_API_URL"]], env, module="reactor.demo"))
         print("reactor dev is running", *lines,
+              f"  dashboard  http://127.0.0.1:{port}/",
               f"  webhooks   http://127.0.0.1:{port}/api/github/webhooks",
-              f"  workers    {workers}",
-              "Press Ctrl-C to stop.", sep="\n", flush=True)
+              f"  workers    {workers}" + ("; demo agents play two competitions" if demo
+                                           else ""),
+              "Press Ctrl-C to stop. What the reactor decides follows, one line each:",
+              sep="\n", flush=True)
+        stop = threading.Event()
+        stack.callback(stop.set)
+        threading.Thread(target=_print_decisions, args=(env["REDIS_URL"], stop),
+                         daemon=True).start()
         return _supervise(procs)
 
 
@@ -70,12 +85,35 @@ def _redis_lines(url: str, workdir: Path, *, private: bool) -> list[str]:
             f"  audit log  REDIS_URL=$(cat {url_file}) reactor audit"]
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _print_decisions(url: str, stop: threading.Event) -> None:
+    """The console's live log: each new decision in the audit log, one readable line."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    console = Console()
+    try:
+        last = audit.newest_id(client)
+        while not stop.is_set():
+            records, last = audit.read_after(client, last, block_ms=300)
+            lines = [line for record in records for line in console.feed(record)]
+            for line in lines + console.due(datetime.now(UTC)):
+                print(line, flush=True)
+    except redis.RedisError:
+        return  # Redis stopped: reactor dev is shutting down
+    finally:
+        client.close()
+
+
+def _spawn(args: list[str], env: dict[str, str], *, module: str = "reactor.cli",
+           log: Path | None = None) -> subprocess.Popen[bytes]:
     """A child in its own session: Ctrl-C reaches only ``reactor dev``, which then stops the
-    children in order (web and workers, the sandbox, Redis last)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "reactor.cli", *args], env=env, start_new_session=True
-    )
+    children in order (web and workers, the sandbox, Redis last). With ``log``, its output
+    goes to that file instead of the console."""
+    output = None if log is None else log.open("ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", module, *args], env=env,
+                                start_new_session=True, stdout=output, stderr=output)
+    finally:
+        if output is not None:
+            output.close()
 
 
 @contextmanager
@@ -83,7 +121,8 @@ def _sandbox(port: int, workdir: Path) -> Iterator[str]:
     sandbox_port = free_port()
     webhook = f"http://127.0.0.1:{port}/api/github/webhooks"
     proc = _spawn(["sandbox", "--port", str(sandbox_port), "--webhook-url", webhook,
-                   "--state-dir", str(workdir / "sandbox")], dict(os.environ))
+                   "--state-dir", str(workdir / "sandbox")], dict(os.environ),
+                  log=workdir / "sandbox.log")
     try:
         wait_for_port(sandbox_port, proc)
         yield f"http://127.0.0.1:{sandbox_port}"

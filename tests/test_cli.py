@@ -84,10 +84,13 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_reactor_dev_runs_the_whole_reactor_against_the_sandbox(tmp_path: Path) -> None:
+def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
+    tmp_path: Path,
+) -> None:
     port = free_port()
-    dev = subprocess.Popen([sys.executable, "-m", "reactor.cli", "dev", "--port", str(port)],
-                           stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=tmp_path)
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "reactor.cli", "dev", "--no-demo", "--port", str(port)],
+        stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=tmp_path)
     try:
         banner = _read_until(_lines(dev.stdout), "Press Ctrl-C to stop.")
         sandbox_url = re.search(r"sandbox\s+(http://\S+)", banner)
@@ -107,6 +110,9 @@ def test_reactor_dev_runs_the_whole_reactor_against_the_sandbox(tmp_path: Path) 
             assert time.monotonic() < deadline, "the worker did not audit the sandbox's webhook"
             time.sleep(0.1)
         client.close()
+        issues = httpx.get(f"{sandbox_url[1]}/repos/demo/agents/issues?state=all",
+                           headers={"Authorization": "token user:alice"}).json()
+        assert [i["user"]["login"] for i in issues] == ["alice"]  # no demo agents at work
     finally:
         dev.send_signal(signal.SIGINT)
         code = dev.wait(timeout=30)

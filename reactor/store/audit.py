@@ -292,15 +292,21 @@ def follow(
     """
     last = after
     while True:
-        reply: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] = client.xread(  # type: ignore[assignment]
-            {keys.AUDIT: last}, count=PAGE, block=block_ms
-        )
-        for _stream, entries in reply or ():
-            for entry_id, fields in entries:
-                last = entry_id.decode()
-                record = AuditRecord.from_stream(entry_id, fields)
-                if query.matches(record):
-                    yield record
+        records, last = read_after(client, last, block_ms=block_ms)
+        yield from (record for record in records if query.matches(record))
+
+
+def read_after(
+    client: redis.Redis, after: str, *, block_ms: int
+) -> tuple[list[AuditRecord], str]:
+    """The records written after ``after`` (waiting at most ``block_ms`` for one), oldest
+    first, and the id to read after next time."""
+    reply: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] = client.xread(  # type: ignore[assignment]
+        {keys.AUDIT: after}, count=PAGE, block=block_ms
+    )
+    entries = [entry for _stream, found in reply or () for entry in found]
+    last = entries[-1][0].decode() if entries else after
+    return [AuditRecord.from_stream(entry_id, fields) for entry_id, fields in entries], last
 
 
 def for_event(

@@ -1,0 +1,84 @@
+"""``reactor dev`` as a newcomer first runs it: the demo agents play two competitions, make
+one mistake of each kind, and the console says in plain lines what the reactor undid.
+
+The checks read the console (as the newcomer does) and the sandbox's final state (as GitHub
+would show it): both competitions complete stage by stage, and every mistake is undone.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from reactor.demo.script import COMPETITIONS, STAGES
+from tests.conftest import free_port
+from tests.test_cli import _lines, _listening, _read_until, clean_env
+
+FINISHED = "both competitions finished"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One ``reactor dev`` run to the end of the demo: (console text, issues, sandbox URL)."""
+    port = free_port()
+    dev = subprocess.Popen([sys.executable, "-m", "reactor.cli", "dev", "--port", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=clean_env(), cwd=tmp_path_factory.mktemp("dev"))
+    try:
+        lines = _lines(dev.stdout)
+        console = _read_until(lines, FINISHED, timeout=90)
+        for comp in COMPETITIONS:  # the reactor's last word follows the agent's last move
+            marker = f"R9 competition {comp.name} done"
+            if marker not in console:
+                console += _read_until(lines, marker, timeout=20)
+        sandbox = next(line.split()[1] for line in console.splitlines()
+                       if line.strip().startswith("sandbox "))
+        issues = httpx.get(f"{sandbox}/repos/demo/agents/issues",
+                           params={"state": "all", "per_page": 100},
+                           headers={"Authorization": "token user:reader"}).json()
+        yield console, issues
+    finally:
+        dev.send_signal(signal.SIGINT)
+        code = dev.wait(timeout=30)
+        assert code == 0
+        assert not _listening(port)
+
+
+def labels(issue: dict[str, Any]) -> set[str]:
+    return {label["name"] for label in issue["labels"]}
+
+
+def test_both_competitions_complete_stage_by_stage(demo: Any) -> None:
+    console, issues = demo
+    for comp in COMPETITIONS:
+        for stage in STAGES:
+            done = [i for i in issues if {f"comp:{comp.name}", f"agent:{stage}",
+                                           "status:completed"} <= labels(i)]
+            assert len(done) == 1, (comp.name, stage, [labels(i) for i in issues])
+        assert f"R9 competition {comp.name} done" in console
+
+
+def test_every_mistake_is_undone_and_said_in_one_line(demo: Any) -> None:
+    console, issues = demo
+    said = [line for line in console.splitlines() if " reactor " in line]
+    for rule, words in (("R5", "duplicates"), ("R3", "revert"), ("R2", "revert"),
+                        ("R4", "revert"), ("R8", "for longer than")):
+        assert any(f" {rule} " in line and words in line for line in said), (rule, said)
+    duplicate = [i for i in issues if "reactor:duplicate" in labels(i)]
+    assert len(duplicate) == 1 and duplicate[0]["state"] == "closed"
+    for issue in issues:
+        names = labels(issue)
+        assert len([n for n in names if n.startswith("comp:")]) == 1, names  # R3 undone
+        assert len([n for n in names if n.startswith("status:")]) <= 1, names
+
+
+def test_the_console_is_readable(demo: Any) -> None:
+    console, _issues = demo
+    assert "dashboard  http://127.0.0.1:" in console
+    assert "HTTP Request" not in console and "Traceback" not in console
+    assert "WEBHOOK_SECRET" not in console  # the sandbox's banner stays in its log file
