@@ -40,9 +40,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(settings.log_level)
     init_sentry(settings, component="web")
-    app = create_app(settings)
+    host, port = args.host or settings.host, args.port or settings.port
+    if settings.has_app or settings.webhook_secrets:
+        app = create_app(settings)
+    else:
+        from reactor.setup import create_setup_app
+
+        app = create_setup_app(settings)
+        print(f"reactor: no GitHub App is configured: open http://{host}:{port}/setup to "
+              "register one from app-manifest.yml", file=sys.stderr, flush=True)
     uvicorn.run(
-        app, host=args.host or settings.host, port=args.port or settings.port,
+        app, host=host, port=port,
         log_level="warning", access_log=False, lifespan="on",
         loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
     )

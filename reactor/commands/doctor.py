@@ -247,8 +247,9 @@ def check_key(settings: Settings) -> Finding:
 
 def read_manifest(given: Path | None, report: Callable[[Finding], None]) -> Manifest | None:
     """The manifest to compare with, reported; None when there is none or it is malformed."""
-    here = Path(__file__).resolve().parents[2] / MANIFEST
-    path = given or next((p for p in (Path.cwd() / MANIFEST, here) if p.is_file()), None)
+    from reactor.setup import manifest_path
+
+    path = manifest_path(given)
     if path is None:
         report(skip("manifest", f"no {MANIFEST} here or beside the reactor's source: "
                                 "permissions and events are not compared (--manifest FILE)"))

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reactor.sandbox import control, persist, pipeline
+from reactor.sandbox import control, manifests, persist, pipeline
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.protocol import DOCS
 from reactor.sandbox.rest import ENDPOINTS
@@ -48,7 +48,8 @@ def create_app(config: SandboxConfig) -> Starlette:
                 await saver.stop()
 
     app = Starlette(
-        routes=[*control.routes(sandbox), *pipeline.routes(sandbox, ENDPOINTS)],
+        routes=[*control.routes(sandbox), *manifests.routes(sandbox),
+                *pipeline.routes(sandbox, ENDPOINTS)],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_found},
     )
