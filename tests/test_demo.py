@@ -1,15 +1,21 @@
 """``reactor dev`` as a newcomer first runs it: the demo agents play two competitions, make
 one mistake of each kind, and the console says in plain lines what the reactor undid.
 
-The checks read the console (as the newcomer does) and the sandbox's final state (as GitHub
-would show it): both competitions complete stage by stage, and every mistake is undone.
+The checks read the console (as the newcomer does), the sandbox's final state (as GitHub
+would show it) and the dashboard in headless Chromium: both competitions complete stage by
+stage, and every mistake is undone. With ``UPDATE_SCREENSHOT=1`` the dashboard's screenshot
+replaces ``docs/dashboard.png``, the picture the README shows.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +24,10 @@ import pytest
 from reactor.demo.script import COMPETITIONS, STAGES
 from tests.conftest import free_port
 from tests.test_cli import _lines, _listening, _read_until, clean_env
+from tests.test_dashboard_browser import CHROMIUM, WINDOW, chromium, png_size
 
 FINISHED = "both competitions finished"
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +49,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
         issues = httpx.get(f"{sandbox}/repos/demo/agents/issues",
                            params={"state": "all", "per_page": 100},
                            headers={"Authorization": "token user:reader"}).json()
-        yield console, issues
+        dashboard = re.search(r"dashboard\s+(http://\S+)", console)
+        assert dashboard is not None, console
+        yield console, issues, dashboard[1]
     finally:
         dev.send_signal(signal.SIGINT)
         code = dev.wait(timeout=30)
@@ -54,7 +64,7 @@ def labels(issue: dict[str, Any]) -> set[str]:
 
 
 def test_both_competitions_complete_stage_by_stage(demo: Any) -> None:
-    console, issues = demo
+    console, issues, _ = demo
     for comp in COMPETITIONS:
         for stage in STAGES:
             done = [i for i in issues if {f"comp:{comp.name}", f"agent:{stage}",
@@ -64,7 +74,7 @@ def test_both_competitions_complete_stage_by_stage(demo: Any) -> None:
 
 
 def test_every_mistake_is_undone_and_said_in_one_line(demo: Any) -> None:
-    console, issues = demo
+    console, issues, _ = demo
     said = [line for line in console.splitlines() if " reactor " in line]
     for rule, words in (("R5", "duplicates"), ("R3", "revert"), ("R2", "revert"),
                         ("R4", "revert"), ("R8", "for longer than")):
@@ -78,7 +88,27 @@ def test_every_mistake_is_undone_and_said_in_one_line(demo: Any) -> None:
 
 
 def test_the_console_is_readable(demo: Any) -> None:
-    console, _issues = demo
+    console, _issues, _ = demo
     assert "dashboard  http://127.0.0.1:" in console
     assert "HTTP Request" not in console and "Traceback" not in console
     assert "WEBHOOK_SECRET" not in console  # the sandbox's banner stays in its log file
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_the_dashboard_shows_the_demo_in_chromium(demo: Any, tmp_path: Path) -> None:
+    _console, _issues, url = demo
+    dom = chromium(tmp_path, "--dump-dom", url)
+    shot = tmp_path / "dashboard.png"
+    chromium(tmp_path, f"--screenshot={shot}", url)
+    grid = dom[dom.index('<table class="grid">'): dom.index("</table>")]
+    for comp in COMPETITIONS:
+        assert comp.name in grid
+    for stage in STAGES:
+        assert f">{stage}<" in grid
+    assert grid.count(" completed<") >= 2 * len(STAGES), grid
+    audit = dom[dom.index('<table class="audit">'):]
+    assert "<td>R2</td>" in audit and "<td>R8</td>" in audit, audit[:3000]
+    assert "<svg" in dom
+    assert png_size(shot) == WINDOW
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, SCREENSHOT)
