@@ -34,22 +34,13 @@ from rq.registry import (
     StartedJobRegistry,
 )
 
+from reactor.demo.script import AGENTS, MAINTAINER, STAGES  # the demo's agents, the same users
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.testing import SandboxClient
 from reactor.store import keys
 from tests.conftest import Stack, running_stack, webhook_headers
 
 T = TypeVar("T")
-
-STAGES = ("planner", "analyzer", "executor", "monitor", "retrospective")
-AGENTS = {
-    "planner": "planner-bot",
-    "analyzer": "analyzer-bot",
-    "executor": "executor-bot",
-    "monitor": "monitor-bot",
-    "retrospective": "retro-bot",
-}
-MAINTAINER = "octocat"
 
 # Plain logins (no [bot] suffix) keep the YAML unquoted; the sandbox users are these logins.
 SECOND_PLANNER = "planner-helper"  # a second planner agent, for racing creations (R5)
