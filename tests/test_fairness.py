@@ -286,7 +286,7 @@ def opened_payloads(s: Scenario, count: int) -> list[dict[str, Any]]:
     ``issues.opened`` payloads the sandbox delivered for them (from the App's delivery log)."""
     for k in range(count):
         s.open_issue("alice", title(f"c{k}", "planner"), sorted(agent_labels(f"c{k}", "planner")))
-    s.idle()
+    s.idle(timeout=90)  # 40 new competitions, each parked for its settle window: slow under load
     found = []
     for item in s.deliveries():
         if item["event"] == "issues" and item["action"] == "opened" and not item["redelivery"]:
