@@ -1,0 +1,204 @@
+"""The worker side of SPEC §7: hand-off latency, worker throughput, GitHub calls per event and
+the processes' memory, against the sandbox GitHub, one JSON line per figure.
+
+For each worker count (1, 2, 4) a fresh stack runs (``bench/_stack.py``: private
+redis-server, the sandbox in a thread, ``reactor serve``, the workers):
+
+- ``handoff_latency``: a planner issue moved ``running → completed`` in one request, until
+  the App's request that creates the analyzer issue (born ``status:starting``), both times
+  taken from the sandbox's request log (one clock). ``--samples`` competitions, one at a time.
+- ``worker_throughput``: agents toggle ``status:idle`` ↔ ``status:error`` (valid moves: the
+  reactor reads and judges, and writes nothing) on one issue in each of 20 competitions, as
+  fast as one client sends; events are the webhooks the sandbox sent, handled when the last
+  of them is audited.
+- ``calls_per_event`` (4 workers only): the App's GitHub calls from the request log, 304s
+  apart, for an event that needs nothing, a valid transition, a hand-off, and bursts of
+  k = 1, 10, 100 label events on one competition.
+- ``memory``: the web process's and the largest worker's RSS after the runs.
+
+    python -m bench.pipeline [--samples 30] [--events 1200] [--workers 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._stack import AGENT, Stack, at, running
+from reactor.store import audit
+
+COMPETITIONS = 20
+BURSTS = (1, 10, 100)
+TARGETS = {"handoff_p50_ms": 100, "handoff_p99_ms": 500, "events_per_s": 300}
+
+
+def emit(figure: str, **values: Any) -> None:
+    """One figure as a JSON line (floats to 0.1), with the machine's core count."""
+    shown = {k: round(v, 1) if isinstance(v, float) else v for k, v in values.items()}
+    print(json.dumps({"figure": figure, **shown, "cores": os.cpu_count()}), flush=True)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def labels(comp: str, status: str) -> list[str]:
+    return ["agent:planner", f"comp:{comp}", f"status:{status}"]
+
+
+def wait_for(found: Callable[[], Any], *, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while (value := found()) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the reactor did not act in time")
+        time.sleep(0.01)
+    return value
+
+
+def handoff_latency(stack: Stack, samples: int) -> list[float]:
+    path = stack.repo("handoff")
+    stack.idle()
+    latencies = []
+    for i in range(samples):
+        comp = f"c{i}"
+        issue = stack.call(AGENT, "POST", f"{path}/issues", {
+            "title": f"[{comp}] planner: plan", "labels": labels(comp, "starting")})
+        number = issue["number"]
+        stack.call(AGENT, "PUT", f"{path}/issues/{number}/labels",
+                   {"labels": labels(comp, "running")})
+        stack.idle()
+        mark = len(stack.requests())
+        stack.call(AGENT, "PUT", f"{path}/issues/{number}/labels",
+                   {"labels": labels(comp, "completed")})
+
+        def created(mark: int = mark) -> tuple[float, float] | None:
+            log = stack.requests(mark)
+            done = next((r for r in log if r["actor"] == AGENT and r["method"] == "PUT"), None)
+            made = next((r for r in log if r["actor"] == stack.bot and r["method"] == "POST"
+                         and r["path"] == f"{path}/issues"), None)
+            return None if done is None or made is None else (at(done), at(made))
+
+        done_at, made_at = wait_for(created)
+        latencies.append((made_at - done_at) * 1000)
+        stack.idle()
+    return latencies
+
+
+def worker_throughput(stack: Stack, events: int) -> tuple[int, float, dict[str, float]]:
+    path = stack.repo("throughput")
+    numbers = [stack.call(AGENT, "POST", f"{path}/issues", {
+        "title": f"[t{c}] planner: plan", "labels": labels(f"t{c}", "idle")})["number"]
+        for c in range(COMPETITIONS)]
+    stack.idle()
+    sent_before = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json())
+    start, cpu_before = time.time(), stack.cpu_s()
+    asyncio.run(_toggle(stack.sandbox.url, path, numbers, events // (2 * COMPETITIONS)))
+    stack.idle()
+    cpu = {k: v - cpu_before[k] for k, v in stack.cpu_s().items()}
+    sent = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json()) - sent_before
+    end = int(audit.newest_id(stack.redis).split("-")[0]) / 1000  # Redis's clock, in ms
+    per_event = {f"cpu_ms_per_event_{k}": 1000 * v / sent for k, v in cpu.items()}
+    return sent, sent / (end - start), per_event
+
+
+async def _toggle(url: str, path: str, numbers: list[int], rounds: int) -> None:
+    """Each competition's agent swaps its issue's status ``rounds`` times, one request after
+    another (each PUT swaps one label: two webhooks); the competitions act at once."""
+    headers = {"Authorization": f"token user:{AGENT}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+        async def agent(c: int) -> None:
+            for i in range(rounds):
+                status = "error" if i % 2 == 0 else "idle"
+                response = await http.put(f"{path}/issues/{numbers[c]}/labels",
+                                          json={"labels": labels(f"t{c}", status)})
+                response.raise_for_status()
+        await asyncio.gather(*(agent(c) for c in range(len(numbers))))
+
+
+def calls_per_event(stack: Stack) -> list[dict[str, Any]]:
+    path = stack.repo("calls")
+    plain = stack.call("mallory", "POST", f"{path}/issues", {"title": "flaky CI"})["number"]
+    planner = stack.call(AGENT, "POST", f"{path}/issues", {
+        "title": "[k] planner: plan", "labels": ["agent:planner", "comp:k"]})["number"]
+    stack.idle()
+
+    def measure(event: str, act: Callable[[], None], **extra: Any) -> dict[str, Any]:
+        stack.idle()
+        mark = len(stack.requests())
+        act()
+        stack.idle()
+        calls = [r for r in stack.requests(mark) if r["actor"] == stack.bot]
+        charged = [r for r in calls if r["status"] != 304]
+        return {"event": event, **extra, "calls": len(charged),
+                "conditional_304": len(calls) - len(charged)}
+
+    def put(status: str) -> Callable[[], None]:
+        return lambda: stack.call(AGENT, "PUT", f"{path}/issues/{planner}/labels",
+                                  {"labels": labels("k", status)})
+
+    def burst(k: int) -> Callable[[], None]:
+        def act() -> None:
+            for i in range(k):
+                stack.call(AGENT, "POST", f"{path}/issues/{planner}/labels",
+                           {"labels": [f"note:{k}-{i}"]})
+        return act
+
+    rows = [measure("nothing to do", lambda: stack.call(
+        "mallory", "POST", f"{path}/issues/{plain}/labels", {"labels": ["bug"]}))]
+    rows.append(measure("valid transition", put("starting")))
+    stack.call(AGENT, "PUT", f"{path}/issues/{planner}/labels", {"labels": labels("k", "running")})
+    rows.append(measure("hand-off", put("completed")))
+    rows += [measure("burst", burst(k), k=k) for k in BURSTS]
+    return rows
+
+
+def run_one(workers: int, args: argparse.Namespace, workdir: Path,
+            rates: dict[int, float]) -> None:
+    say(f"bench: {workers} worker(s)")
+    with running(workers, workdir=workdir / f"w{workers}") as stack:
+        latencies = handoff_latency(stack, args.samples)
+        cuts = statistics.quantiles(latencies, n=100)
+        emit("handoff_latency", workers=workers, p50_ms=statistics.median(latencies),
+             p99_ms=cuts[98], samples=len(latencies), target_p50_ms=TARGETS["handoff_p50_ms"],
+             target_p99_ms=TARGETS["handoff_p99_ms"])
+        sent, rate, cpu = worker_throughput(stack, args.events)
+        rates[workers] = rate
+        single = rates.get(1)
+        emit("worker_throughput", workers=workers, events=sent, events_per_s=rate,
+             scaling_vs_1=None if single is None else round(rate / single, 2),
+             competitions=COMPETITIONS, target_events_per_s=TARGETS["events_per_s"],
+             **{k: round(v, 2) for k, v in cpu.items()})
+        if workers == max(args.workers):
+            for row in calls_per_event(stack):
+                emit("calls_per_event", workers=workers, **row)
+            for process, rss in stack.rss_mb().items():
+                emit("memory", process=process, rss_mb=rss, workers=workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=30, help="hand-offs per worker count")
+    parser.add_argument("--events", type=int, default=1200, help="webhooks for throughput")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="reactor-bench-") as workdir:
+        rates: dict[int, float] = {}
+        for workers in sorted(args.workers):
+            run_one(workers, args, Path(workdir), rates)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""``python -m bench.pipeline`` runs and prints its figures as JSON lines (a short run: the
+figures themselves are read by people, never asserted on here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_pipeline_benchmark_prints_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pipeline", "--samples", "2", "--events", "40",
+         "--workers", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    figures = {line["figure"] for line in lines}
+    assert figures == {"handoff_latency", "worker_throughput", "calls_per_event", "memory"}
+    assert all(line["cores"] >= 1 for line in lines)
+    calls = {(line["event"], line.get("k")): line["calls"]
+             for line in lines if line["figure"] == "calls_per_event"}
+    assert calls[("nothing to do", None)] == 0
+    assert set(calls) == {("nothing to do", None), ("valid transition", None),
+                          ("hand-off", None), ("burst", 1), ("burst", 10), ("burst", 100)}
