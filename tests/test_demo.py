@@ -107,7 +107,7 @@ def test_the_dashboard_shows_the_demo_in_chromium(demo: Any, tmp_path: Path) -> 
         assert f">{stage}<" in grid
     assert grid.count(" completed<") >= 2 * len(STAGES), grid
     audit = dom[dom.index('<table class="audit">'):]
-    assert "<td>R2</td>" in audit and "<td>R8</td>" in audit, audit[:3000]
+    assert "<td>R9</td>" in audit, audit[:3000]  # the newest records: the last hand-offs
     assert "<svg" in dom
     assert png_size(shot) == WINDOW
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
