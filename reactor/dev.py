@@ -2,8 +2,10 @@
 
 It starts, as separate processes: Redis (the ``REDIS_URL`` one, else a private append-only
 ``redis-server``), the web process and the workers. With no App credentials configured it
-also starts the sandbox GitHub, takes the App's id, key and webhook secret from it, and creates
-a demo repository with the App installed. Ctrl-C stops everything it started.
+also starts the sandbox GitHub, takes the App's id, key and webhook secret from it, creates
+a demo repository with the App installed, and (unless ``--no-demo``) starts the demo agents
+(:mod:`reactor.demo`). Its own console then prints one line per decision, read from the
+audit log (:mod:`reactor.console`). Ctrl-C stops everything it started.
 
 What it prints never carries a password: Redis's URL is shown masked, and the private Redis's
 full URL (with its generated password) is written to a file only this user can read.

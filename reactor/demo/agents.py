@@ -22,6 +22,7 @@ from reactor.demo.script import (
     AGENTS,
     COMPETITIONS,
     CONFIG,
+    EXECUTOR_TIMEOUT_S,
     HANGS,
     INTRUDER,
     MAINTAINER,
@@ -99,7 +100,7 @@ class Agents:
         await self.users.call(MAINTAINER, "PUT", "/contents/.github/reactor.yml",
                               {"message": "reactor config for the demo", "content": content})
         self.say("", MAINTAINER, 0, "wrote .github/reactor.yml (five stages, one agent each, "
-                 "executor timeout 10s)")
+                 f"executor timeout {EXECUTOR_TIMEOUT_S}s)")
         await asyncio.sleep(1.0)  # the reactor reads it on the push webhook
 
     async def _kick_off(self, comp: Competition) -> None:
