@@ -97,7 +97,11 @@ def routes(settings: Settings, *, env_file: Path = Path(".env")) -> list[Route]:
         if (refused := access.refusal(request)) is not None:
             return refused
         base = str(request.base_url).rstrip("/")
-        document = orjson.dumps(manifest(base, webhook_url=settings.webhook_proxy_url)).decode()
+        try:
+            found = manifest(base, webhook_url=settings.webhook_proxy_url)
+        except ConfigError as exc:  # the server's own files are wrong: say which
+            return PlainTextResponse(f"{exc}\n", status_code=500)
+        document = orjson.dumps(found).decode()
         state = secrets.token_urlsafe(16)
         pending[state] = None
         while len(pending) > STATES:
