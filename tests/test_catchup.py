@@ -240,7 +240,10 @@ def test_deliveries_sent_while_the_web_process_was_down_are_caught_up_exactly_on
     for guid in missed:
         stack.wait_for_audit(lambda record, guid=guid: record.delivery == guid,
                              timeout=DEADLINE_S)
-        assert Job.fetch(guid, connection=connection).get_status() == JobStatus.FINISHED
+        # The audit record is written inside the job; RQ marks it finished just after.
+        wait_until(f"job {guid} finished", lambda guid=guid: Job.fetch(
+            guid, connection=connection).get_status() == JobStatus.FINISHED, stack=stack,
+            timeout=DEADLINE_S)
     cursor = connection.get(keys.CATCHUP_CURSOR)
     connection.delete(keys.periodic("catchup"))  # one more run finds nothing to redeliver
     wait_until("another catch-up run", lambda: connection.get(keys.CATCHUP_CURSOR) != cursor,
