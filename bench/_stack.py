@@ -72,10 +72,10 @@ class Stack:
         scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
         soon = scheduled.get_jobs_to_schedule(int(time.time()) + 3)
         work = queue.count + StartedJobRegistry(queue=queue).count + len(soon)
-        work += sum(1 for _ in self.redis.scan_iter("reactor:lease:*", count=1000))
-        for kind in ("pending", "inflight", "settling"):
+        work += sum(1 for _ in self.redis.scan_iter(keys.LEASE.format(scope="*"), count=1000))
+        for template in (keys.PENDING, keys.INFLIGHT, keys.SETTLING):
             work += sum(int(self.redis.llen(k)) for k in self.redis.scan_iter(
-                f"reactor:{kind}:*", count=1000) if self.redis.type(k) == b"list")
+                template.format(scope="*"), count=1000) if self.redis.type(k) == b"list")
         return work
 
     def idle(self, *, timeout: float = 120.0) -> None:

@@ -15,12 +15,15 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import get_args
 
+from reactor.actions import Action
 from reactor.store.audit import AuditRecord, Outcome
 from reactor.terminal import printable
 
-ACTION = re.compile(r"^(?:comp:(?P<comp>\S+) )?(?P<kind>AddLabel|RemoveLabel|Comment|"
-                    r"CreateIssue|CloseIssue|ReopenIssue|Dispatch|Escalate): (?P<reason>.*)$",
+# An action's record reads "<comp:C >Kind: reason" (reactor/shell/audit.py); Kind is its class.
+ACTION = re.compile(rf"^(?:comp:(?P<comp>\S+) )?(?P<kind>"
+                    rf"{'|'.join(kind.__name__ for kind in get_args(Action))}): (?P<reason>.*)$",
                     re.DOTALL)
 COMP = re.compile(r"^comp:(?P<comp>\S+) (?P<rest>.*)$", re.DOTALL)
 REASON_CAP = 160  # characters of a reason shown on the console

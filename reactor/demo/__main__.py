@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import socket
 import sys
 
 import httpx
-import orjson
 import uvicorn
+from gidgethub import BadRequest, ValidationFailure, sansio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,11 +28,11 @@ DEMO_REPO = "demo/agents"
 
 def receiver(agents: Agents, secret: str) -> Starlette:
     async def deliver(request: Request) -> Response:
-        body = await request.body()
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
-            return Response("bad signature", status_code=401)
-        agents.on_webhook(request.headers.get("X-GitHub-Event", ""), orjson.loads(body))
+        try:  # gidgethub checks the signature and decodes the body
+            event = sansio.Event.from_http(request.headers, await request.body(), secret=secret)
+        except (ValidationFailure, BadRequest) as exc:
+            return Response(f"refused: {exc}", status_code=401)
+        agents.on_webhook(event.event, event.data)
         return Response(status_code=204)
 
     return Starlette(routes=[Route("/", deliver, methods=["POST"])])
