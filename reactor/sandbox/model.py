@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class AccountType(StrEnum):
@@ -65,6 +66,9 @@ class Issue:
     comments: int = 0
     blocked_by: list[int] = field(default_factory=list)
     via_app: bool = False
+    # the timeline (``GET .../issues/{n}/events``): {"id", "event", "actor", "label",
+    # "state_reason", "created_at"}, oldest first; ids grow across the whole sandbox
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

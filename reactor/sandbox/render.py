@@ -243,6 +243,28 @@ def comment(base: str, repo: Repo, com: Comment, *, author: Json, app: Json | No
     }
 
 
+def issue_event(base: str, repo: Repo, event: Json, *, actor: Json, app: Json | None,
+                color: str | None) -> Json:
+    """One ``issue-event-for-issue``: a ``labeled``/``unlabeled`` event carries its label,
+    a ``closed``/``reopened`` one its ``state_reason``."""
+    out: Json = {
+        "id": event["id"],
+        "node_id": node_id("LE" if event["label"] else "SE", event["id"]),
+        "url": f"{base}/repos/{repo.full_name}/issues/events/{event['id']}",
+        "actor": actor,
+        "event": event["event"],
+        "commit_id": None,
+        "commit_url": None,
+        "created_at": event["created_at"],
+        "performed_via_github_app": app,
+    }
+    if event["label"] is not None:
+        out["label"] = {"name": event["label"], "color": color or "ededed"}
+    else:
+        out["state_reason"] = event["state_reason"]
+    return out
+
+
 def content_file(base: str, repo: Repo, file: File, *, with_content: bool = True) -> Json:
     """A ``content-file``; the content is base64 in lines of 60 characters, as GitHub sends it."""
     api = f"{base}/repos/{repo.full_name}"

@@ -62,10 +62,18 @@ class World:
             "comment": 3_000_000,
             "installation": 40_000,
             "delivery": 90_000_000,
+            "event": 60_000_000,
         }.get(kind, 1)
         value = self.counters.get(kind, base) + 1
         self.counters[kind] = value
         return value
+
+    def record_event(self, issue: Issue, event: str, actor: str, *, label: str | None = None,
+                     state_reason: str | None = None) -> None:
+        """Add one entry to the issue's timeline (``GET .../issues/{n}/events``)."""
+        issue.events.append({"id": self.next_id("event"), "event": event, "actor": actor,
+                             "label": label, "state_reason": state_reason,
+                             "created_at": self.now()})
 
     def touch(self) -> None:
         """Mark the world changed (persistence saves it soon after)."""

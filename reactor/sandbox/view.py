@@ -66,6 +66,18 @@ class View:
         by_id = {lab.id: lab for lab in repo.labels.values()}
         return [render.label(self.base, repo, by_id[i]) for i in issue.labels if i in by_id]
 
+    def issue_events(self, repo: Repo, issue: Issue) -> list[Json]:
+        """The issue's timeline, oldest first; the App's own changes name the App."""
+        app = self.app_in_webhooks()
+        out = []
+        for event in issue.events:
+            label = repo.labels.get((event["label"] or "").lower())
+            out.append(render.issue_event(
+                self.base, repo, event, actor=self.user(event["actor"]),
+                app=app if event["actor"] == self.bot_login else None,
+                color=label.color if label is not None else None))
+        return out
+
     def issue(self, repo: Repo, issue: Issue) -> Json:
         blocking = len(self.world.blocking.get(issue.id, ()))
         return render.issue(

@@ -157,6 +157,10 @@ def _issues(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:
     drive("DELETE", labels + "/{name}", bot, 200, issue_number=1, name="status:running", **repo)
     drive("DELETE", labels + "/{name}", bot, 404, issue_number=1, name="status:running", **repo)
     drive("DELETE", labels, bot, 204, issue_number=2, **repo)
+    events = "/repos/{owner}/{repo}/issues/{issue_number}/events"
+    drive("GET", events, bot, 200, issue_number=1, **repo)
+    drive("GET", events, bot, 200, issue_number=2, **repo)
+    drive("GET", events, bot, 404, issue_number=77, **repo)
 
 
 def _labels(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:

@@ -263,3 +263,26 @@ def test_concurrent_writes_stay_consistent(
     assert len(opened) == 40 and len(labeled) == 80 and len(created) == 4
     listed = client.as_user("a", "GET", f"{repo.path}/labels").json()
     assert sorted(lab["name"] for lab in listed) == ["comp:x", "n:0", "n:1", "n:2"]
+
+
+def test_an_issues_events_are_its_timeline_oldest_first_with_who_did_what(
+    client: SandboxClient, repo: Repo
+) -> None:
+    issue = new_issue(client, repo, labels=["agent:planner"])
+    path = f"{repo.path}/issues/{issue['number']}"
+    client.as_user("bob", "PUT", f"{path}/labels", json={"labels": ["status:running"]})
+    client.as_user("carol", "PATCH", path, json={"state": "closed", "state_reason": "not_planned"})
+    client.as_user("bob", "PATCH", path, json={"state": "open"})
+    events = client.as_user("bob", "GET", f"{path}/events").json()
+    assert [(e["event"], e["actor"]["login"], e.get("label", {}).get("name"),
+             e.get("state_reason")) for e in events] == [
+        ("labeled", "alice", "agent:planner", None),
+        ("unlabeled", "bob", "agent:planner", None),
+        ("labeled", "bob", "status:running", None),
+        ("closed", "carol", None, "not_planned"),
+        ("reopened", "bob", None, "reopened"),
+    ]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert all(e["performed_via_github_app"] is None for e in events)
+    second = client.as_user("bob", "GET", f"{path}/events", params={"per_page": 2, "page": 3})
+    assert [e["event"] for e in second.json()] == ["reopened"]

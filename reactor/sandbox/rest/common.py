@@ -54,6 +54,7 @@ def add_labels(call: Call, repo: Repo, issue: Issue, names: list[str]) -> None:
         if label.id not in issue.labels:
             issue.labels.append(label.id)
             issue.updated_at = world.now()
+            world.record_event(issue, "labeled", call.actor.login, label=label.name)
             world.touch()
             events.issue_label(repo, issue, label, "labeled")
 
@@ -62,6 +63,7 @@ def remove_label(call: Call, repo: Repo, issue: Issue, label: Label) -> None:
     """Take ``label`` off ``issue`` and send ``issues unlabeled``."""
     issue.labels.remove(label.id)
     issue.updated_at = call.view.world.now()
+    call.view.world.record_event(issue, "unlabeled", call.actor.login, label=label.name)
     call.view.world.touch()
     call.events.issue_label(repo, issue, label, "unlabeled")
 

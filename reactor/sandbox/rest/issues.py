@@ -1,4 +1,4 @@
-"""Issues: list (filters, pagination), get, create, update.
+"""Issues: list (filters, pagination), get, create, update, and each issue's timeline events.
 
 https://docs.github.com/rest/issues/issues
 """
@@ -90,6 +90,7 @@ def create_issue(call: Call) -> Reply:
             labels.append(label)
     events.issue(repo, issue, "opened")
     for label in labels:
+        world.record_event(issue, "labeled", call.actor.login, label=label.name)
         events.issue_label(repo, issue, label, "labeled")
     return Reply(201, call.view.issue(repo, issue))
 
@@ -163,8 +164,17 @@ def _change_state(call: Call, repo: Repo, issue: Issue, body: dict[str, Any]) ->
         issue.closed_at, issue.closed_by = now, call.actor.login
     else:
         issue.state_reason, issue.closed_at, issue.closed_by = "reopened", None, None
+    action = "closed" if state == "closed" else "reopened"
+    world.record_event(issue, action, call.actor.login, state_reason=issue.state_reason)
     world.touch()
-    call.events.issue(repo, issue, "closed" if state == "closed" else "reopened")
+    call.events.issue(repo, issue, action)
+
+
+def list_events(call: Call) -> Reply:
+    """``GET .../issues/{n}/events``: labeled, unlabeled, closed and reopened, oldest first."""
+    repo = call.repo()
+    page, link = call.page_of(call.view.issue_events(repo, issue_of(call, repo)))
+    return Reply(body=page, headers=link)
 
 
 ENDPOINTS = [
@@ -172,4 +182,5 @@ ENDPOINTS = [
     Endpoint("POST", "/repos/{owner}/{repo}/issues", create_issue),
     Endpoint("GET", "/repos/{owner}/{repo}/issues/{issue_number}", get_issue),
     Endpoint("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}", update_issue),
+    Endpoint("GET", "/repos/{owner}/{repo}/issues/{issue_number}/events", list_events),
 ]
