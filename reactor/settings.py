@@ -32,6 +32,10 @@ _HTTP = ("http", "https")
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#]*)@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]pass(?:word)?=)[^&#]*")
 MIN_DASHBOARD_TOKEN = 16
+# Safety mechanisms UNSAFE_DISABLE may switch off, for bench/ and the chaos suite's negative
+# control only: the per-competition lease, the fresh read before each issue's first write, the
+# hand-off journal.
+SAFETY_MECHANISMS = ("lease", "fresh", "journal")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 
 
@@ -54,6 +58,8 @@ class Settings:
     # Content writes (issues, comments) each installation may make (GitHub: 80/min, 500/h).
     content_writes_per_minute: int = 70
     content_writes_per_hour: int = 450
+    # Never in production: what bench/ and the chaos suite switch off to measure and to prove.
+    unsafe_disable: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         """The dataclass's repr without the secrets, and with every URL's credentials masked."""
@@ -121,7 +127,12 @@ class Settings:
                                              get("CONTENT_WRITES_PER_MINUTE"), 70),
             content_writes_per_hour=_count("CONTENT_WRITES_PER_HOUR",
                                            get("CONTENT_WRITES_PER_HOUR"), 450),
+            unsafe_disable=_mechanisms(get("UNSAFE_DISABLE")),
         )
+
+    def guards(self, mechanism: str) -> bool:
+        """Whether the safety ``mechanism`` (one of SAFETY_MECHANISMS) is on."""
+        return mechanism not in self.unsafe_disable
 
 
 def _app_id(raw: str | None) -> int | None:
@@ -212,6 +223,16 @@ def _count(name: str, raw: str | None, default: int) -> int:
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
     return int(raw)
+
+
+def _mechanisms(raw: str | None) -> frozenset[str]:
+    """``UNSAFE_DISABLE``: a comma-separated subset of SAFETY_MECHANISMS."""
+    names = frozenset(n.strip() for n in (raw or "").split(",") if n.strip())
+    unknown = sorted(names - set(SAFETY_MECHANISMS))
+    if unknown:
+        raise ConfigError(f"UNSAFE_DISABLE names unknown mechanisms {', '.join(unknown)}; "
+                          f"it takes a comma-separated subset of {', '.join(SAFETY_MECHANISMS)}")
+    return names
 
 
 def _port(raw: str | None) -> int:

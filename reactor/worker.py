@@ -299,6 +299,10 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     connection = redis.Redis.from_url(settings.require_redis_url(), retry=redis_retry())
     scheduler = Scheduler([keys.QUEUE_EVENTS], connection, periodic=PERIODIC)
     log.info("worker started; the App acts as %s", _runtime.context.app_login)
+    if settings.unsafe_disable:
+        log.warning("UNSAFE_DISABLE=%s: these safety mechanisms are OFF (a benchmark or "
+                    "test switch; never run so in production)",
+                    ",".join(sorted(settings.unsafe_disable)))
     try:
         if not burst:  # a burst worker enqueues due jobs once, as RQ's own does
             scheduler.start()  # type: ignore[no-untyped-call]

@@ -35,6 +35,19 @@ async def test_a_lease_is_exclusive_until_released_and_fences_only_grow(
     assert second is not None and second.fence > first.fence
 
 
+async def test_an_unguarded_lease_holds_nothing_and_never_fails_its_check(
+    client: redis.asyncio.Redis,
+) -> None:
+    """``UNSAFE_DISABLE=lease`` (bench/ and the chaos suite's control): everyone holds it."""
+    held = await locks.acquire(client, "1:comp:titanic")
+    assert held is not None
+    loose = await locks.acquire(client, "1:comp:titanic", guarded=False)
+    assert loose is not None
+    await loose.check()
+    await loose.release()
+    await held.check()  # the guarded holder's lease was not touched
+
+
 async def test_a_lost_lease_fails_its_check_and_cannot_release_the_new_holders(
     client: redis.asyncio.Redis,
 ) -> None:

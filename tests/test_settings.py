@@ -61,12 +61,19 @@ def test_key_is_read_from_private_key_path(tmp_path: Path) -> None:
         ({"GITHUB_API_URL": "api.github.com"}, "GITHUB_API_URL must be a http/https URL"),
         ({"PORT": "99999"}, "PORT must be a number from 1 to 65535"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of"),
+        ({"UNSAFE_DISABLE": "lease,locks"}, "UNSAFE_DISABLE names unknown mechanisms locks"),
     ],
 )
 def test_malformed_values_are_one_readable_line(values: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         Settings.parse(values)
     assert "\n" not in str(caught.value)
+
+
+def test_every_safety_mechanism_is_on_unless_unsafe_disable_names_it() -> None:
+    assert all(Settings.parse({}).guards(m) for m in ("lease", "fresh", "journal"))
+    off = Settings.parse({"UNSAFE_DISABLE": " lease, journal "})
+    assert [m for m in ("lease", "fresh", "journal") if not off.guards(m)] == ["lease", "journal"]
 
 
 def test_missing_requirements_name_the_variable() -> None:

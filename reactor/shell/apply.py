@@ -55,6 +55,7 @@ class Applier:
     maintainers: frozenset[str] = frozenset()
     created: dict[str, int] = field(default_factory=dict)  # creation key -> issue number
     failed: set[int] = field(default_factory=set)  # issues a failed hand-off meant to start
+    unsafe: frozenset[str] = frozenset()  # safety mechanisms switched off (Settings)
     _checked: set[int] = field(default_factory=set)
 
     async def apply(self, decision: Decision) -> None:
@@ -81,7 +82,7 @@ class Applier:
         if isinstance(action, Comment | CreateIssue | Dispatch):
             return
         seen = self.view.issue(action.issue)
-        if seen is None or action.issue in self._checked:
+        if seen is None or action.issue in self._checked or "fresh" in self.unsafe:
             return
         fresh = await one_issue(self.gh, self.repo, action.issue)
         if fresh is None or fresh.labels != seen.labels or fresh.state != seen.state:

@@ -80,7 +80,7 @@ async def run(ctx: Context, scope: Scope) -> None:
     Also the scheduled check's entry point, which finds nothing to do when all went well.
     """
     while True:
-        lease = await locks.acquire(ctx.redis, scope.key)
+        lease = await locks.acquire(ctx.redis, scope.key, guarded=ctx.settings.guards("lease"))
         if lease is None:  # the holder takes our change; a check follows in case it died
             burst.schedule(ctx.sync_redis, scope, at=datetime.now(UTC) + CHECK_AFTER,
                            kind="check")
@@ -136,12 +136,13 @@ async def _decide_and_apply(
     for attempt in range(CONFLICT_ATTEMPTS):
         view = await read_view(ctx, gh, scope, changes, config)
         for journal in await saga.pending(ctx.redis, scope.key):  # a worker died mid-hand-off
-            await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers
-                          ).resume(journal)
+            await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
+                          unsafe=ctx.settings.unsafe_disable).resume(journal)
             view = await read_view(ctx, gh, scope, changes, config)
         decision = evaluate(changes, view, config, now=datetime.now(UTC),
                             backlog=await _backlog(ctx))
-        applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers)
+        applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
+                          unsafe=ctx.settings.unsafe_disable)
         try:
             await applier.apply(decision)
         except Conflict as conflict:
@@ -243,7 +244,8 @@ async def _escalate(
     ))
     # The conflicting issue is written to as it is now: no further precondition read.
     applier = Applier(failed_on.gh, failed_on.redis, failed_on.repo, failed_on.lease,
-                      failed_on.view, failed_on.maintainers, _checked={conflict.issue})
+                      failed_on.view, failed_on.maintainers, unsafe=failed_on.unsafe,
+                      _checked={conflict.issue})
     await applier.apply(decision)
     return decision
 

@@ -26,6 +26,8 @@ from reactor.shell import saga as journals
 from reactor.store import memory
 
 if TYPE_CHECKING:
+    import redis.asyncio
+
     from reactor.shell.apply import Applier
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,14 @@ log = logging.getLogger(__name__)
 _CRASH_AFTER_STEP = os.environ.get("REACTOR_TEST_CRASH_AFTER_STEP")
 
 
+def _journal(applier: Applier) -> redis.asyncio.Redis | None:
+    """Where the journal is kept: Redis, or nowhere with ``UNSAFE_DISABLE=journal``."""
+    return None if "journal" in applier.unsafe else applier.redis
+
+
 async def carry_out(applier: Applier, saga: Saga) -> bool:
     """Run ``saga`` from its journal; False when it failed for good and was undone."""
-    journal = await journals.begin(applier.redis, applier.lease.scope, saga)
+    journal = await journals.begin(_journal(applier), applier.lease.scope, saga)
     return await resume(applier, journal)
 
 
@@ -51,20 +58,20 @@ async def resume(applier: Applier, journal: journals.Journal) -> bool:
             await applier.step(steps[index])
         except Conflict:
             if index == 0:  # nothing done: the plan is stale, the caller decides again
-                await journals.finish(applier.redis, journal)
+                await journals.finish(_journal(applier), journal)
             raise
         except GitHubError as exc:
             if is_transient(exc):
                 raise  # the journal stays: the next evaluation resumes here
             await _compensate(applier, journal, index, exc)
-            await journals.finish(applier.redis, journal)
+            await journals.finish(_journal(applier), journal)
             return False
         if _CRASH_AFTER_STEP == str(index):
             os._exit(137)  # as if killed: see _CRASH_AFTER_STEP
-        journal = await journals.advance(applier.redis, journal, done=index + 1,
+        journal = await journals.advance(_journal(applier), journal, done=index + 1,
                                          created=applier.created)
     await _remember(applier, journal.saga)
-    await journals.finish(applier.redis, journal)
+    await journals.finish(_journal(applier), journal)
     return True
 
 

@@ -109,7 +109,7 @@ async def _open_agent_issues(gh: GitHubAPI, repo: Repo) -> list[IssueSnapshot]:
 
 async def reconcile_competition(ctx: Context, scope: Scope, config: Any,
                                 summary: Summary) -> None:
-    lease = await locks.acquire(ctx.redis, scope.key)
+    lease = await locks.acquire(ctx.redis, scope.key, guarded=ctx.settings.guards("lease"))
     if lease is None:
         summary.busy += 1
         return
@@ -117,7 +117,8 @@ async def reconcile_competition(ctx: Context, scope: Scope, config: Any,
         gh = ctx.github.for_installation(scope.installation_id)
         view, entered = await _read(ctx, gh, scope)
         decision = reconcile(view, config, now=datetime.now(UTC), entered=entered)
-        applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers)
+        applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
+                unsafe=ctx.settings.unsafe_disable)
         await applier.apply(decision)
         await _remember(ctx, scope, view, decision, config, entered)
         await record_unprompted(ctx, scope, decision, event="reconcile")

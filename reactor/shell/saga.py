@@ -86,9 +86,12 @@ def _loads(scope: str, raw: bytes) -> Journal:
     return Journal(scope, saga, data["done"], tuple((k, n) for k, n in data["created"]))
 
 
-async def begin(client: redis.asyncio.Redis, scope: str, saga: Saga) -> Journal:
-    """Write the saga down before its first step (or find it, when it was begun before)."""
+async def begin(client: redis.asyncio.Redis | None, scope: str, saga: Saga) -> Journal:
+    """Write the saga down before its first step (or find it, when it was begun before).
+    With no client (``UNSAFE_DISABLE=journal``) nothing is written, here and below."""
     journal = Journal(scope, saga)
+    if client is None:
+        return journal
     field = saga.key
     async with client.pipeline(transaction=True) as pipe:
         pipe.hsetnx(keys.sagas(scope), field, _dumps(journal))
@@ -98,16 +101,18 @@ async def begin(client: redis.asyncio.Redis, scope: str, saga: Saga) -> Journal:
     return _loads(scope, raw)
 
 
-async def advance(client: redis.asyncio.Redis, journal: Journal, *, done: int,
+async def advance(client: redis.asyncio.Redis | None, journal: Journal, *, done: int,
                   created: dict[str, int]) -> Journal:
     """Record that the first ``done`` steps are done."""
     moved = Journal(journal.scope, journal.saga, done, tuple(sorted(created.items())))
-    await client.hset(keys.sagas(journal.scope), journal.saga.key, _dumps(moved))
+    if client is not None:
+        await client.hset(keys.sagas(journal.scope), journal.saga.key, _dumps(moved))
     return moved
 
 
-async def finish(client: redis.asyncio.Redis, journal: Journal) -> None:
-    await client.hdel(keys.sagas(journal.scope), journal.saga.key)
+async def finish(client: redis.asyncio.Redis | None, journal: Journal) -> None:
+    if client is not None:
+        await client.hdel(keys.sagas(journal.scope), journal.saga.key)
 
 
 async def pending(client: redis.asyncio.Redis, scope: str) -> list[Journal]:

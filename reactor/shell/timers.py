@@ -66,7 +66,7 @@ async def check(ctx: Context, scope: Scope, number: int, status: Status,
                 entered: datetime) -> str:
     """Move the issue to ``status:timeout`` if it is still in that entry and its time is
     up; returns what happened (the job's result)."""
-    lease = await locks.acquire(ctx.redis, scope.key)
+    lease = await locks.acquire(ctx.redis, scope.key, guarded=ctx.settings.guards("lease"))
     if lease is None:  # the competition is busy: look again shortly
         schedule(ctx.sync_redis, scope, number, status, entered=entered,
                  at=datetime.now(UTC) + RETRY_BUSY)
@@ -98,7 +98,8 @@ async def _check(ctx: Context, scope: Scope, lease: locks.Lease, number: int, st
     view = CompetitionView(repo=scope.repo.full_name, comp=scope.comp, issues=(issue,),
                            app_login=ctx.app_login)
     decision = Decision(actions=actions, accepted={number: Status.TIMEOUT})
-    await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers).apply(decision)
+    await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
+                unsafe=ctx.settings.unsafe_disable).apply(decision)
     await memory.remember(ctx.redis, scope.repo.id, statuses={number: Status.TIMEOUT.value},
                           identities={}, entered={number: now.isoformat()})
     await record_unprompted(ctx, scope, decision, event="timer")
