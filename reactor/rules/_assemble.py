@@ -147,14 +147,16 @@ def labels_after(actions: Sequence[Action], sit: Situation) -> dict[int, frozens
 
 
 def cancel_pairs(actions: Sequence[Action]) -> tuple[Action, ...]:
-    """Drop a label write that a later one of the same decision undoes (a revert restores a
-    label the hand-off then removes): both go, and GitHub sees only the net change."""
+    """Drop a label the decision adds and then removes again (a revert restores a label the
+    hand-off then removes): both go, and GitHub sees only the net change. A label removed and
+    then added again is written both times: when a revert takes back an agent's early
+    ``status:starting`` and the hand-off then starts the stage, the agent must see the App's
+    own ``labeled`` event, which is its signal to start."""
     out = list(actions)
     for i, first in enumerate(actions):
-        if not isinstance(first, AddLabel | RemoveLabel) or first not in out:
+        if not isinstance(first, AddLabel) or first not in out:
             continue
-        opposite = RemoveLabel if isinstance(first, AddLabel) else AddLabel
-        later = next((a for a in actions[i + 1:] if isinstance(a, opposite) and a in out
+        later = next((a for a in actions[i + 1:] if isinstance(a, RemoveLabel) and a in out
                       and (a.issue, a.label) == (first.issue, first.label)), None)
         if later is not None:
             out.remove(first)

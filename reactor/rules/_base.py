@@ -249,6 +249,31 @@ class Situation:
         found = decided.get(issue.number) or self.view.accepted.get(issue.number)
         return found or issue.status
 
+    def standing_status(self, issue: IssueSnapshot) -> Status | None:
+        """The status the reactor stands by for an issue not decided in this evaluation: the
+        remembered one, else (for an issue the burst changed) the one before the burst, else
+        the read. A status an agent set that is still waiting to be judged is not it."""
+        remembered = self.view.accepted.get(issue.number)
+        if remembered is not None:
+            return remembered
+        changes = [c for c in self.of(issue.number) if parse_label(c.label or "").status]
+        if changes or self.became_agent(issue):
+            before, _ = self.status_before(issue, changes, became=self.became_agent(issue))
+            return before or issue.status
+        return issue.status
+
+    def completed_before(self, issue: IssueSnapshot) -> bool:
+        """R2 for an agent's own move: ``completed`` (or closed as completed) before this
+        burst. A completion judged in the same burst as the move may have come after it (the
+        webhooks' order proves nothing), so it does not count; the hand-off starts the stage."""
+        if issue.closed_as_completed:
+            return True
+        changes = [c for c in self.of(issue.number) if parse_label(c.label or "").status]
+        if not changes:
+            return self.effective_status(issue, {}) is Status.COMPLETED
+        before, _ = self.status_before(issue, changes, became=False)
+        return before is Status.COMPLETED
+
     def completed(self, issue: IssueSnapshot, decided: Mapping[int, Status]) -> bool:
         """R2: in ``completed``, or closed as completed."""
         done = self.effective_status(issue, decided) is Status.COMPLETED

@@ -132,8 +132,10 @@ def _start(result: HandOff, move: Move, target: IssueSnapshot, sit: Situation,
            decided: Mapping[int, Status], labels: frozenset[str]) -> None:
     """``idle``, ``error``, ``timeout`` → ``starting``; ``completed`` → ``idle`` → ``starting``
     (a re-run, reopening the issue if it was closed). Where the target cannot be started,
-    one comment on the completed issue says why."""
-    status = decided.get(target.number) or target.status
+    one comment on the completed issue says why. A ``starting`` the target shows but the
+    reactor has not accepted (an agent's early start, still waiting to be judged) is taken
+    off and put back by the App: the App's ``labeled`` event is the agent's signal."""
+    status = decided.get(target.number) or sit.standing_status(target)
     if status in (Status.STARTING, Status.RUNNING):
         result.notes.append(Note(Rule.R9, target.number, f"{move.reason}: #{target.number} is "
                                  f"already `{status}`; left as it is"))

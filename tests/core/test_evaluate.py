@@ -175,7 +175,11 @@ def test_applying_any_decision_leaves_nothing_more_to_do(seed: int) -> None:
         second = run(changes, after, FUZZ_CONFIG, now=3601)
         assert second.actions == (), (state, changes, first.actions, second.actions)
         assert run(changes, state, FUZZ_CONFIG, now=3600) == first  # deterministic
-        ops = {(type(a), a.issue, a.label) for a in first.actions
-               if isinstance(a, AddLabel | RemoveLabel)}
-        assert not {(i, name) for kind, i, name in ops if kind is AddLabel} & \
-            {(i, name) for kind, i, name in ops if kind is RemoveLabel}, first.actions
+        # GitHub sees net changes only, but for one: a status:starting the hand-off takes
+        # off and puts back, so that the agent sees the App's own labeled event.
+        writes = [(type(a), a.issue, a.label) for a in first.actions
+                  if isinstance(a, AddLabel | RemoveLabel)]
+        for k, (kind, number, name) in enumerate(writes):
+            again = [w for w in writes[k + 1:] if w[1:] == (number, name)]
+            assert not again or (kind is RemoveLabel and name == "status:starting"
+                                 and [w[0] for w in again] == [AddLabel]), first.actions

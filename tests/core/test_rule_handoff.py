@@ -187,3 +187,24 @@ def test_a_completion_already_accepted_is_not_handed_off_again() -> None:
 def test_task_is_the_title_after_the_prefix() -> None:
     assert task_of("[titanic] analyzer: Explore: the data ") == "Explore: the data"
     assert task_of("Explore the data") == "Explore the data"
+
+
+def test_an_early_start_still_waiting_to_be_judged_is_taken_off_and_put_back_by_the_app() -> None:
+    """The monitor's agent opened and started its issue before the executor completed; that
+    start waits for its settle window (a violation is never judged at once) when the
+    executor's completion hands off. The hand-off does not take the unjudged label for a
+    start: it removes it and labels the issue itself, so the agent sees the App's event."""
+    state = view(agent(1, "planner", "completed"), agent(2, "analyzer", "completed"),
+                 agent(3, "executor", "completed"), agent(4, "monitor", "starting"),
+                 accepted={1: "completed", 2: "completed", 3: "running"})
+    changes = [change(K.LABELED, 4, "agent:monitor", t=0.5),
+               change(K.LABELED, 4, "comp:titanic", t=0.5),
+               change(K.LABELED, 4, "status:starting", t=0.6),
+               change(K.LABELED, 3, "status:completed", t=1),
+               change(K.UNLABELED, 3, "status:running", t=1)]
+    decision = run(changes, state, now=1.2)
+    writes = [(type(a).__name__, a.issue, a.label) for a in decision.actions
+              if isinstance(a, AddLabel | RemoveLabel)]
+    assert writes == [("RemoveLabel", 4, "status:starting"), ("AddLabel", 4, "status:starting")]
+    assert decision.accepted[4] is Status.STARTING
+    assert decision.settle_until is not None  # the early start itself is judged later

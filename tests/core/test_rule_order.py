@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reactor.actions import Comment, RemoveLabel, Rule
+from reactor.actions import AddLabel, Comment, RemoveLabel, Rule
 from reactor.labels import Status
 from tests.core.world import K, agent, change, of_type, run, settles, view
 
@@ -52,7 +52,10 @@ def test_the_first_stage_is_never_blocked() -> None:
     assert settles([change(K.LABELED, 1, "status:starting")], state).actions == ()
 
 
-def test_an_earlier_stage_completed_validly_in_the_same_burst_unblocks() -> None:
+def test_a_start_judged_with_its_predecessors_completion_is_taken_back_and_handed_off() -> None:
+    """Webhooks arrive in any order, so a completion in the same burst may have come after
+    the start: the agent's label is taken back (R2) and the hand-off labels the stage
+    itself, so the agent sees the App's ``labeled`` event, its signal to start."""
     state = view(agent(1, "planner", "completed"), agent(2, "analyzer", "starting"),
                  accepted={1: "running"})
     changes = [change(K.LABELED, 1, "status:completed", t=1),
@@ -61,7 +64,10 @@ def test_an_earlier_stage_completed_validly_in_the_same_burst_unblocks() -> None
     decision = run(changes, state)
     assert decision.accepted[1] is Status.COMPLETED
     assert decision.accepted[2] is Status.STARTING
-    assert of_type(decision, RemoveLabel) == []
+    writes = [(type(a).__name__, a.label, a.rule) for a in decision.actions
+              if isinstance(a, AddLabel | RemoveLabel)]
+    assert writes == [("RemoveLabel", "status:starting", Rule.R2),
+                      ("AddLabel", "status:starting", Rule.R9)]
 
 
 def test_an_earlier_stage_completed_invalidly_in_the_same_burst_does_not_unblock() -> None:
