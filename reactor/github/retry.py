@@ -4,10 +4,12 @@ Exponential backoff with full jitter, as the spec's seed figures and GitHub's be
 ask (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api):
 5 attempts, waits drawn uniformly from [0, 1 s], [0, 2 s], [0, 4 s], ... capped at 16 s.
 
-Reads and idempotent writes (PUT, PATCH, DELETE, adding labels) are retried on any 5xx or
-transport error. A POST that creates something (a comment, an issue, a dispatch) is retried
-only when it cannot have reached GitHub (the connection was never made): GitHub sometimes
-answers 5xx after it wrote, so the caller, which can look for what it wrote, decides.
+Reads and idempotent writes (PUT, PATCH, DELETE) are retried on any 5xx or transport error.
+A POST that creates something (a comment, an issue, a dispatch) and a label write (adding
+labels, removing one) are retried only when they cannot have reached GitHub (the connection
+was never made): GitHub sometimes answers 5xx after it wrote, so the caller, which can look
+for what it wrote, decides. A label write is not idempotent in time: retried after an agent
+moved on (removed the label the first attempt added), it would undo the agent's move.
 
 Rate limits are not retried here: a limited call raises at once (see ``ratelimit``).
 """
@@ -51,8 +53,9 @@ UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 def retryable(method: str, url: str) -> Callable[[BaseException], bool]:
     """Which failures of ``method url`` may be retried here (see the module docstring)."""
-    creates = method.upper() == "POST" and not urlsplit(url).path.endswith("/labels")
-    kinds = UNSENT if creates else RETRYABLE
+    path = urlsplit(url).path
+    labels = "/labels" in path and "/issues/" in path and method.upper() in ("POST", "DELETE")
+    kinds = UNSENT if method.upper() == "POST" or labels else RETRYABLE
     return lambda failure: isinstance(failure, kinds)
 
 

@@ -115,7 +115,10 @@ class Applier:
     async def _add_label(self, number: int, label: str) -> None:
         await memory.expect(self.redis, self.repo.id, number, f"labeled:{label.casefold()}")
         path = f"/repos/{self.repo.full_name}/issues/{number}/labels"
-        await self.gh.post(path, data={"labels": [label]})
+        try:
+            await self.gh.post(path, data={"labels": [label]})
+        except GitHubError as exc:
+            await self._unsure(exc, number, label, "labeled")
 
     async def _remove_label(self, number: int, label: str) -> None:
         await memory.expect(self.redis, self.repo.id, number, f"unlabeled:{label.casefold()}")
@@ -124,7 +127,18 @@ class Applier:
             await self.gh.delete(path)
         except GitHubError as exc:
             if exc.status != 404:  # already gone: the delta is done
-                raise
+                await self._unsure(exc, number, label, "unlabeled")
+
+    async def _unsure(self, exc: GitHubError, number: int, label: str, action: str) -> None:
+        """A label write answered 5xx: done if the issue's timeline shows it; otherwise the
+        issue is decided on again from a fresh read (never written blindly a second time: an
+        agent may have moved on in between, and a repeat would undo its move)."""
+        if not is_transient(exc):
+            raise exc
+        if await reads.label_written(self.gh, self.repo, number, label, action,
+                                     author=self.view.app_login):
+            return
+        raise Conflict(number) from exc
 
     async def _comment(self, action: Comment) -> None:
         body = action.body

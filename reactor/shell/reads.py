@@ -108,6 +108,22 @@ async def find_created(
     return None
 
 
+async def label_written(
+    gh: GitHubAPI, repo: Repo, issue: int, label: str, action: str, *, author: str
+) -> bool:
+    """Whether the issue's latest event on ``label`` is ``action`` (``labeled`` or
+    ``unlabeled``) by ``author`` (the App's bot): a label write answered 5xx may have been
+    made all the same (https://docs.github.com/en/rest/issues/events)."""
+    latest = None
+    url = f"/repos/{repo.full_name}/issues/{issue}/events{{?per_page}}"
+    async for item in gh.getiter(url, {"per_page": 100}):
+        named = (item.get("label") or {}).get("name") if isinstance(item, dict) else None
+        if isinstance(named, str) and named.casefold() == label.casefold():
+            latest = item
+    return latest is not None and latest.get("event") == action and _written_by(
+        {"user": latest.get("actor")}, author)
+
+
 async def blocked_by(gh: GitHubAPI, repo: Repo, issue: int) -> frozenset[int]:
     """The issues of this repository GitHub lists as blocking ``issue``.
     https://docs.github.com/en/rest/issues/issue-dependencies"""

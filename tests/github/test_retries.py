@@ -119,17 +119,17 @@ async def test_client_errors_are_not_retried(
     assert sleeps.waits == []
 
 
-async def test_writes_are_retried_too(
+async def test_idempotent_writes_are_retried_too(
     make_client: MakeClient, stand_in: StandIn, sleeps: Sleeps
 ) -> None:
-    path = f"{REPO}/issues/3/labels"
-    stand_in.script("POST", path, Reply(502), Reply(200, [{"name": "status:running"}]))
+    path = f"{REPO}/issues/3"
+    stand_in.script("PATCH", path, Reply(502), Reply(200, {"number": 3, "state": "closed"}))
     client = await make_client()
 
-    labels = await client.for_installation(1).post(path, data={"labels": ["status:running"]})
+    issue = await client.for_installation(1).patch(path, data={"state": "closed"})
 
-    assert labels == [{"name": "status:running"}]
-    assert len(stand_in.calls("POST", path)) == 2
+    assert issue == {"number": 3, "state": "closed"}
+    assert len(stand_in.calls("PATCH", path)) == 2
 
 
 async def test_a_creating_post_answered_5xx_is_not_retried_here(
@@ -148,13 +148,22 @@ async def test_a_creating_post_answered_5xx_is_not_retried_here(
     assert len(stand_in.calls("POST", path)) == 1 and sleeps.waits == []
 
 
-async def test_adding_labels_answered_5xx_is_retried_as_it_is_idempotent(
-    make_client: MakeClient, stand_in: StandIn, sleeps: Sleeps
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", f"{REPO}/issues/7/labels"),
+    ("DELETE", f"{REPO}/issues/7/labels/status:starting"),
+])
+async def test_a_label_write_answered_5xx_is_not_retried_here(
+    make_client: MakeClient, stand_in: StandIn, sleeps: Sleeps, method: str, path: str,
 ) -> None:
-    path = f"{REPO}/issues/7/labels"
-    stand_in.script("POST", path, Reply(502), Reply(200, [{"name": "status:starting"}]))
+    """Not idempotent in time: retried after an agent removed the label the first attempt
+    added, it would undo the agent's move. The applier reads the issue's timeline instead."""
+    stand_in.script(method, path, Reply(502), Reply(200, [{"name": "status:starting"}]))
     client = await make_client()
 
-    await client.for_installation(1).post(path, data={"labels": ["status:starting"]})
+    with pytest.raises(GitHubUnavailable):
+        if method == "POST":
+            await client.for_installation(1).post(path, data={"labels": ["status:starting"]})
+        else:
+            await client.for_installation(1).delete(path)
 
-    assert [c.status for c in stand_in.calls("POST", path)] == [502, 200]
+    assert [c.status for c in stand_in.calls(method, path)] == [502]

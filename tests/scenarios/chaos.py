@@ -179,6 +179,8 @@ class Workload:
     comps: list[str]
     until: float  # monotonic deadline for every wait
     handoff_wait_s: float = 10.0  # how long the adversary waits for the planner's hand-off
+    stagger_s: float = 0.0  # competition i starts i × this after the first, so that a
+    # competition is in flight whenever a fault strikes
 
     def play(self, index: int, board: Board) -> None:
         comp, p = self.comps[index], self.players
@@ -257,6 +259,7 @@ class Workload:
         failures: list[str] = []
 
         def one(index: int) -> None:
+            time.sleep(index * self.stagger_s)
             try:
                 self.play(index, board)
             except Exception as exc:  # reported by the test, with the checkers' findings

@@ -230,7 +230,7 @@ class Scenario:
     # the reactor -----------------------------------------------------------------------------
 
     def busy(self) -> dict[str, int]:
-        """Work the reactor still has: queued and running jobs, scheduled checks due soon
+        """Work the reactor still has: queued, taken and running jobs, scheduled checks due soon
         (a settle re-read; not the far-off safety checks), held leases, and changes pending,
         in flight or parked for the settle window."""
         queue = Queue(keys.QUEUE_EVENTS, connection=self._rq)
@@ -238,6 +238,9 @@ class Scenario:
         soon = scheduled.get_jobs_to_schedule(int(time.time()) + int(SETTLE_S) + 2)
         found = {
             "queued": queue.count,
+            # taken by a worker that died before RQ registered the job as started; RQ's
+            # maintenance hands it back after a minute (rq.intermediate_queue)
+            "taken": self._rq.llen(queue.intermediate_queue_key),
             "started": StartedJobRegistry(queue=queue).count,
             "scheduled-soon": len(soon),
             "deferred": DeferredJobRegistry(queue=queue).count,

@@ -71,7 +71,8 @@ def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
     log: list[str] = []
     chaos = Chaos(s.stack, redis_server, s.client, kill_every_s=8.0,
                   limit_at_s=FAULTS_S * 0.3, restart_at_s=FAULTS_S * 0.5, log=log)
-    workload = Workload(players, comps, until=time.monotonic() + FAULTS_S + 240)
+    workload = Workload(players, comps, until=time.monotonic() + FAULTS_S + 240,
+                        stagger_s=FAULTS_S / len(comps))
     failures: list[str] = []
     runner = threading.Thread(target=lambda: failures.extend(workload.run()), daemon=True)
     chaos.start()

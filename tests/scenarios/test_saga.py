@@ -179,3 +179,37 @@ def test_a_hand_off_refused_for_good_is_undone_and_handed_to_a_human(
     assert s.labels(analyzer) == agent_labels(comp, "analyzer", "status:idle")
     failed = [b for b in s.app_comments(planner) if "hand-off to the next stage failed" in b]
     assert len(failed) == 1 and "403" in failed[0]
+
+
+def test_a_label_github_wrote_before_answering_502_is_not_written_again(
+    scenario: Scenario,
+) -> None:
+    """The hand-off's ``status:starting`` is applied but answered 502, and the analyzer's
+    agent moves on at once. The App reads the issue's timeline instead of writing the label
+    again, which (after the agent removed it) would have undone the agent's move."""
+    s, comp = scenario, "titanic"
+    analyzer = s.open_issue(AGENTS["analyzer"], title(comp, "analyzer"),
+                            sorted(agent_labels(comp, "analyzer")))
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "running")
+    s.idle()
+    s.client.control("POST", "faults", {"routes": {
+        r"POST /repos/[^/]+/[^/]+/issues/[0-9]+/labels$": {"status": 502, "after": True}}})
+    try:
+        move_one_request(s, login, planner, comp, "planner", "completed")
+        wait_until(lambda: "status:starting" in s.labels(analyzer), what="the hand-off")
+        move_one_request(s, AGENTS["analyzer"], analyzer, comp, "analyzer", "running")
+        s.settle()
+    finally:
+        s.client.control("POST", "faults", {})
+    s.settle()
+    assert s.labels(analyzer) == agent_labels(comp, "analyzer", "status:running")
+    events = s.call("reader", "GET", f"/issues/{analyzer}/events", params={"per_page": 100})
+    by_app = [(e["event"], e["label"]["name"]) for e in events
+              if e["actor"]["login"] == s.bot and "label" in e]
+    assert by_app == [("labeled", "status:starting")], by_app
+    assert len([b for b in s.app_comments(analyzer) if "R9 hand-off" in b]) == 1
