@@ -106,8 +106,10 @@ def at(entry: dict[str, Any]) -> float:
 
 
 @contextmanager
-def running(workers: int, *, workdir: Path) -> Iterator[Stack]:
-    """The reactor with ``workers`` worker processes; logs in ``workdir``."""
+def running(workers: int, *, workdir: Path, env: dict[str, str] | None = None
+            ) -> Iterator[Stack]:
+    """The reactor with ``workers`` worker processes (``env`` added to theirs); logs in
+    ``workdir``."""
     with ExitStack() as stack:
         redis_url = stack.enter_context(private_redis(workdir / "redis"))
         port = free_port()
@@ -116,11 +118,12 @@ def running(workers: int, *, workdir: Path) -> Iterator[Stack]:
         process = SandboxProcess(config)
         sandbox = process.start()
         stack.callback(process.stop)
-        env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
+        environ = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url,
+                   "LOG_LEVEL": "warning", **(env or {})}
 
         def spawn(*args: str) -> subprocess.Popen[bytes]:
             log = (workdir / f"{args[0]}-{len(list(workdir.glob('*.log')))}.log").open("wb")
-            process = subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=env,
+            process = subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=environ,
                                        stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
             stack.callback(stop, process)

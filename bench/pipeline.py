@@ -15,6 +15,11 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
   apart, for an event that needs nothing, a valid transition, a hand-off, and bursts of
   k = 1, 10, 100 label events on one competition.
 - ``memory``: the web process's and the largest worker's RSS after the runs.
+- ``safety_overhead`` (4 workers only): the hand-off and throughput workloads again on a
+  stack started with ``UNSAFE_DISABLE=lease,fresh,journal`` (no per-competition lease, no
+  fresh read before writes, no hand-off journal: a switch for this benchmark and the chaos
+  suite's negative control, never for production); ``ratio`` is the extra end-to-end time
+  the mechanisms cost, as a fraction of the time without them (target < 0.10).
 
     python -m bench.pipeline [--samples 30] [--events 1200] [--workers 1 2 4]
 """
@@ -40,7 +45,9 @@ from reactor.store import audit
 
 COMPETITIONS = 20
 BURSTS = (1, 10, 100)
-TARGETS = {"handoff_p50_ms": 100, "handoff_p99_ms": 500, "events_per_s": 300}
+TARGETS = {"handoff_p50_ms": 100, "handoff_p99_ms": 500, "events_per_s": 300,
+           "safety_overhead": 0.10}
+UNSAFE = {"UNSAFE_DISABLE": "lease,fresh,journal"}
 
 
 def emit(figure: str, **values: Any) -> None:
@@ -184,6 +191,25 @@ def run_one(workers: int, args: argparse.Namespace, workdir: Path,
                 emit("calls_per_event", workers=workers, **row)
             for process, rss in stack.rss_mb().items():
                 emit("memory", process=process, rss_mb=rss, workers=workers)
+    if workers == max(args.workers):
+        safety_overhead(workers, args, workdir, latencies, rate)
+
+
+def safety_overhead(workers: int, args: argparse.Namespace, workdir: Path,
+                    latencies: list[float], rate: float) -> None:
+    """The same two workloads with the safety mechanisms off: the hand-offs' mean latency
+    and the throughput run's time per event, with and without them."""
+    say(f"bench: {workers} worker(s), safety mechanisms off")
+    with running(workers, workdir=workdir / f"w{workers}-unsafe", env=UNSAFE) as stack:
+        bare = handoff_latency(stack, args.samples)
+        _, bare_rate, _ = worker_throughput(stack, args.events)
+    safe_ms, bare_ms = statistics.mean(latencies), statistics.mean(bare)
+    emit("safety_overhead", workers=workers, workload="hand-off", mean_ms=safe_ms,
+         mean_ms_unsafe=bare_ms, ratio=round(safe_ms / bare_ms - 1, 3),
+         samples=len(latencies), target_ratio=TARGETS["safety_overhead"])
+    emit("safety_overhead", workers=workers, workload="throughput", events_per_s=rate,
+         events_per_s_unsafe=bare_rate, ratio=round(bare_rate / rate - 1, 3),
+         target_ratio=TARGETS["safety_overhead"])
 
 
 def main(argv: list[str] | None = None) -> int:

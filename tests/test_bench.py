@@ -19,7 +19,10 @@ def test_the_pipeline_benchmark_prints_every_figure() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     figures = {line["figure"] for line in lines}
-    assert figures == {"handoff_latency", "worker_throughput", "calls_per_event", "memory"}
+    assert figures == {"handoff_latency", "worker_throughput", "calls_per_event", "memory",
+                       "safety_overhead"}
+    assert {line["workload"] for line in lines if line["figure"] == "safety_overhead"} == {
+        "hand-off", "throughput"}
     assert all(line["cores"] >= 1 for line in lines)
     calls = {(line["event"], line.get("k")): line["calls"]
              for line in lines if line["figure"] == "calls_per_event"}

@@ -181,6 +181,7 @@ class Workload:
     handoff_wait_s: float = 10.0  # how long the adversary waits for the planner's hand-off
     stagger_s: float = 0.0  # competition i starts i × this after the first, so that a
     # competition is in flight whenever a fault strikes
+    style: int | None = None  # every move in this style (default: each competition its own)
 
     def play(self, index: int, board: Board) -> None:
         comp, p = self.comps[index], self.players
@@ -203,6 +204,7 @@ class Workload:
     def _moves(self, number: int, comp: str, stage: str, style: int) -> None:
         """starting → running → completed, back to back, in one of three styles."""
         login, p = AGENTS[stage], self.players
+        style = style if self.style is None else self.style
         running, completed = (agent_labels(comp, stage, f"status:{s}")
                               for s in ("running", "completed"))
         if style % HONEST_STYLES == 0:  # one request each

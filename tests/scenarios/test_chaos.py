@@ -112,13 +112,20 @@ def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
 
 
 def _print_audit(s: Scenario, findings: dict[str, list[str]]) -> None:
-    """The audit records of every issue a checker named (evidence for a failure)."""
-    named = {int(n) for found in findings.values() for line in found
-             for n in re.findall(r"#(\d+)", line)}
+    """Evidence for a failure: the audit records of every issue and competition a checker
+    named, and the warnings and errors the reactor's processes logged."""
+    text = " ".join(line for found in findings.values() for line in found)
+    named = {int(n) for n in re.findall(r"#(\d+)", text)}
+    comps = set(re.findall(r"\b(chaos\d+)\b", text))
     for r in s.stack.audit():
-        if r.issue.isdigit() and int(r.issue) in named:
+        comp = r.detail.split(" ", 1)[0].removeprefix("comp:")
+        if (r.issue.isdigit() and int(r.issue) in named) or comp in comps:
             print(f"{r.at} {r.delivery[:8]} #{r.issue} {r.event}.{r.action} {r.label!r} "
-                  f"@{r.actor} {r.outcome} {r.rule} {r.detail}")
+                  f"@{r.actor} {r.outcome} {r.rule} {r.detail[:160]}")
+    for log in s.stack.logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if re.search(r"WARNING|ERROR|Traceback|Error:", line):
+                print(f"{log.name}: {line[:300]}")
 
 
 def _issues(s: Scenario, comp: str, stage: str) -> list[dict[str, object]]:
@@ -171,7 +178,7 @@ def test_with_the_safety_mechanisms_off_the_race_checkers_fire(
     """Negative control: no lease, no fresh read before writes, no hand-off journal
     (``UNSAFE_DISABLE``), duplicated and reordered deliveries, no other fault. Racing workers
     then undo valid moves or double hand-offs, and the checkers see it."""
-    comps = competitions("unsafe")
+    comps = competitions("unsafe", 30)
     with running_stack(redis_url, workers=WORKERS, log_dir=tmp_path, env={
             "CONTENT_WRITES_PER_MINUTE": "10000", "CONTENT_WRITES_PER_HOUR": "100000",
             "UNSAFE_DISABLE": "lease,fresh,journal"}) as stack:
@@ -179,7 +186,7 @@ def test_with_the_safety_mechanisms_off_the_race_checkers_fire(
         s = next(scenarios)
         players = scenario_players(s)
         s.client.control("POST", "faults", {"webhooks": {"duplicate": 0.1, "reorder": 0.1}})
-        Workload(players, comps, until=time.monotonic() + 60, handoff_wait_s=5).run()
+        Workload(players, comps, until=time.monotonic() + 60, handoff_wait_s=5, style=0).run()
         s.client.control("POST", "faults", {})
         _quiet(s)
         found = counts(check(history(players, comps, webhook_url=stack.webhook_url,
