@@ -140,6 +140,13 @@ def test_missing_settings_are_problems_not_tracebacks(tmp_path: Path) -> None:
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     away = lines(reactor("doctor", env={**clean_env(), "REDIS_URL": nowhere}, cwd=tmp_path))
     assert away["Redis"].startswith(f"problem Redis: cannot reach {nowhere}")
+    assert "safety" not in away
+
+    unsafe = lines(reactor("doctor", env={**clean_env(), "UNSAFE_DISABLE": "lease"},
+                           cwd=tmp_path))
+    assert unsafe["safety"] == ("problem safety: UNSAFE_DISABLE switches off lease: racing "
+                                "workers can undo valid moves: unset UNSAFE_DISABLE (a "
+                                "benchmark switch)")
 
 
 def test_bad_input_stops_before_any_check_with_one_line(tmp_path: Path) -> None:

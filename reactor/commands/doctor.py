@@ -122,6 +122,8 @@ async def examine(settings: Settings, *, manifest_at: Path | None,
         client.close()
     report(check_secret(settings))
     report(check_key(settings))
+    if settings.unsafe_disable:
+        report(check_safety(settings))
     manifest = read_manifest(manifest_at, report)
     if not settings.has_app or client is None:
         # The GitHub client keeps tokens, answers and rate limits in Redis.
@@ -220,6 +222,13 @@ def check_failed(client: redis.Redis) -> Finding:
                    "find why in the workers' log (`rq info` lists them); once fixed, "
                    f"`rq requeue --all --queue {QUEUE_EVENTS} -u \"$REDIS_URL\"` runs them "
                    "again")
+
+
+def check_safety(settings: Settings) -> Finding:
+    """``UNSAFE_DISABLE`` is for bench/ and the chaos suite, never for a real installation."""
+    off = ", ".join(sorted(settings.unsafe_disable))
+    return problem("safety", f"UNSAFE_DISABLE switches off {off}: racing workers can undo "
+                             "valid moves", "unset UNSAFE_DISABLE (a benchmark switch)")
 
 
 def check_secret(settings: Settings) -> Finding:

@@ -210,12 +210,38 @@ def _judge_statuses(sit: Situation, numbers: list[int]) -> _Statuses:
         elif isinstance(verdict, Judged):
             out.decided[number] = verdict.status
             out.reverts.extend(verdict.reverts)
-            _accepted(out, verdict, number)
+            _accepted(out, verdict, number, sit)
     return out
 
 
-def _accepted(out: _Statuses, verdict: Judged, number: int) -> None:
+def _learned_completion(sit: Situation, number: int, verdict: Judged) -> Judged | None:
+    """A completion the reactor learns of without seeing the move: it remembers nothing of
+    the issue, and the burst lacks the deliveries that led there (held up past the settle
+    window — a rate limit, an outage, a redelivery — or lost), so GitHub's state is taken as
+    it is. It still hands off, but only to a next stage that has not begun (no issue, or open
+    ones without a status): a wiped memory never re-runs a stage."""
+    if verdict.status is not Status.COMPLETED or number in sit.view.accepted:
+        return None
+    issue = sit.view.issue(number)
+    changes = sit.of(number)
+    if issue is None or not changes:
+        return None
+    comp, index = sit.comp_of(issue), sit.config.stage_index(sit.stage_of(issue))
+    if comp is None or index is None or index + 1 >= len(sit.config.stages):
+        return None
+    later = sit.in_stage(comp, sit.config.stages[index + 1])
+    if any(not i.is_open or i.status not in (None, Status.IDLE) for i in later):
+        return None
+    return Judged(verdict.status, verdict.before, moved_by=changes[-1])
+
+
+def _accepted(out: _Statuses, verdict: Judged, number: int, sit: Situation) -> None:
     if verdict.status is verdict.before:
+        learned = _learned_completion(sit, number, verdict)
+        if learned is not None:
+            out.notes.append(Note(Rule.R9, number, "found completed with no move seen (its "
+                                  "deliveries came late or were lost): handed off"))
+            out.completed.append(learned)
         return
     who = f"@{verdict.moved_by.actor.login}" if verdict.moved_by else "the burst"
     who += " (maintainer override)" if verdict.override else ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from reactor.actions import AddLabel, Comment, CreateIssue, Dispatch, RemoveLabel, Rule
 from reactor.config import parse_config
 from reactor.labels import Status
@@ -208,3 +210,25 @@ def test_an_early_start_still_waiting_to_be_judged_is_taken_off_and_put_back_by_
     assert writes == [("RemoveLabel", 4, "status:starting"), ("AddLabel", 4, "status:starting")]
     assert decision.accepted[4] is Status.STARTING
     assert decision.settle_until is not None  # the early start itself is judged later
+
+
+def test_a_completion_learned_without_its_move_hands_off_to_a_stage_not_begun() -> None:
+    """The planner's deliveries were held up past the settle window (a secondary rate limit
+    deferred them): the reactor, remembering nothing of the issue, first judges its old
+    ``labeled status:starting`` while GitHub already shows ``completed``. GitHub's state is
+    taken as it is, and the completion still hands off."""
+    state = view(agent(1, "planner", "completed"))
+    decision = run([change(K.LABELED, 1, "status:starting", t=1)], state, now=60)
+    assert [type(a).__name__ for a in decision.actions] == ["CreateIssue", "Comment"]
+    assert decision.accepted[1] is Status.COMPLETED
+
+
+@pytest.mark.parametrize("status", ["starting", "completed", None])
+def test_a_learned_completion_never_restarts_a_stage_that_has_begun(status: str | None) -> None:
+    """With a wiped memory, a late delivery on a completed issue must not re-run the next
+    stage; an open next issue without a status is started."""
+    state = view(agent(1, "planner", "completed"), agent(2, "analyzer", status))
+    decision = run([change(K.LABELED, 1, "status:starting", t=1)], state, now=60)
+    started = [a for a in decision.actions if isinstance(a, AddLabel)]
+    assert started == ([] if status else [AddLabel(2, "status:starting", Rule.R9,
+                                                   "hand-off from #1 (planner) to analyzer")])

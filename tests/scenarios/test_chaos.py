@@ -33,13 +33,21 @@ from reactor.store import keys
 from tests.conftest import RedisServer, free_port, running_stack
 from tests.scenarios.chaos import MISTAKES, Chaos, Players, Workload, history, scenario_players
 from tests.scenarios.chaos_checks import check, counts
-from tests.scenarios.conftest import CONFIG, STAGES, Scenario, make_scenario, wait_until
+from tests.scenarios.conftest import (
+    CONFIG,
+    STAGES,
+    Scenario,
+    make_scenario,
+    names,
+    wait_until,
+)
 
 pytestmark = pytest.mark.chaos
 
 COMPETITIONS = int(os.environ.get("CHAOS_COMPETITIONS", len(MISTAKES)))  # one of each mistake
 FAULTS_S = float(os.environ.get("CHAOS_FAULTS_S", 30))
 WORKERS = int(os.environ.get("CHAOS_WORKERS", 4))
+CONVERGE_S = float(os.environ.get("CHAOS_CONVERGE_S", 240))  # after the faults stopped
 # What only the reactor can get wrong: with it off, these have nothing to see.
 REACTOR_ONLY = {"comments_twice", "valid_moves_undone", "handoffs_doubled",
                 "deliveries_unaccounted"}
@@ -61,9 +69,9 @@ def chaotic(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         yield from make_scenario(stack, request)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(int(FAULTS_S + 200 + CONVERGE_S + 120))
 def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
-    chaotic: Scenario, redis_server: RedisServer,
+    chaotic: Scenario, redis_server: RedisServer, tmp_path: Path,
 ) -> None:
     s = chaotic
     comps = competitions("chaos")
@@ -71,7 +79,8 @@ def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
     log: list[str] = []
     chaos = Chaos(s.stack, redis_server, s.client, kill_every_s=8.0,
                   limit_at_s=FAULTS_S * 0.3, restart_at_s=FAULTS_S * 0.5, log=log)
-    workload = Workload(players, comps, until=time.monotonic() + FAULTS_S + 240,
+    log.append(f"t+  0.0s = {time.strftime('%H:%M:%S')}")
+    workload = Workload(players, comps, until=time.monotonic() + FAULTS_S + 200,
                         stagger_s=FAULTS_S / len(comps))
     failures: list[str] = []
     runner = threading.Thread(target=lambda: failures.extend(workload.run()), daemon=True)
@@ -84,11 +93,11 @@ def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
 
     def finished() -> bool:
         return not s.busy() and all(
-            any("status:completed" in i["labels_"] for i in _issues(s, c, STAGES[-1]))
+            any("status:completed" in names(i) for i in s.agent_issues(c, STAGES[-1]))
             for c in comps)
 
     try:
-        wait_until(finished, timeout=240, interval=0.5, what="every competition complete",
+        wait_until(finished, timeout=CONVERGE_S, interval=0.5, what="every competition complete",
                    describe=lambda: s.busy())
         s.settle()
     finally:
@@ -102,7 +111,8 @@ def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
                           "counts": counts(findings), "faults": struck,
                           "mistakes": len(players.made)}))
         print("\n".join([*log, *failures, *(f"{k}: {v}" for k, v in findings.items() if v)]))
-        _print_audit(s, findings)
+        if any(findings.values()):
+            _keep_evidence(s, findings, tmp_path)
     assert failures == [], failures
     assert {k: v for k, v in findings.items() if v} == {}
     assert struck["workers_killed"] >= 1 and struck["redis_restarts"] == 1
@@ -111,26 +121,26 @@ def test_every_fault_at_once_leaves_no_violation_and_every_competition_complete(
     assert {m.kind for m in players.made} == set(MISTAKES[:len(comps)])
 
 
-def _print_audit(s: Scenario, findings: dict[str, list[str]]) -> None:
-    """Evidence for a failure: the audit records of every issue and competition a checker
-    named, and the warnings and errors the reactor's processes logged."""
+def _keep_evidence(s: Scenario, findings: dict[str, list[str]], where: Path) -> None:
+    """Evidence for a failure, kept in the test's directory (printed): the whole audit log,
+    the sandbox's request and webhook logs, and the audit records of every issue and
+    competition a checker named."""
     text = " ".join(line for found in findings.values() for line in found)
     named = {int(n) for n in re.findall(r"#(\d+)", text)}
     comps = set(re.findall(r"\b(chaos\d+)\b", text))
-    for r in s.stack.audit():
-        comp = r.detail.split(" ", 1)[0].removeprefix("comp:")
-        if (r.issue.isdigit() and int(r.issue) in named) or comp in comps:
-            print(f"{r.at} {r.delivery[:8]} #{r.issue} {r.event}.{r.action} {r.label!r} "
-                  f"@{r.actor} {r.outcome} {r.rule} {r.detail[:160]}")
-    for log in s.stack.logs:
-        for line in log.read_text(errors="replace").splitlines():
-            if re.search(r"WARNING|ERROR|Traceback|Error:", line):
-                print(f"{log.name}: {line[:300]}")
-
-
-def _issues(s: Scenario, comp: str, stage: str) -> list[dict[str, object]]:
-    return [{**i, "labels_": {lab["name"] for lab in i["labels"]}}
-            for i in s.agent_issues(comp, stage)]
+    lines = [f"{r.at} {r.delivery} #{r.issue} {r.event}.{r.action} {r.label!r} @{r.actor} "
+             f"{r.outcome} {r.rule} {r.detail}" for r in s.stack.audit()]
+    (where / "audit.txt").write_text("\n".join(lines))
+    (where / "requests.txt").write_text("\n".join(
+        f"{r['at']} {r['actor']} {r['method']} {r['path']} {r['status']}" for r in s.requests()))
+    (where / "webhooks.txt").write_text("\n".join(
+        f"{w['at']} {w['guid']} {w['event']}.{w['action']} {w['status_code']} "
+        f"redelivery={w['redelivery']}" for w in s.client.webhooks()))
+    for line in lines:
+        issue = line.split(" ")[2].removeprefix("#")
+        if (issue.isdigit() and int(issue) in named) or any(f"comp:{c} " in line for c in comps):
+            print(line[:300])
+    print(f"--- evidence (audit, requests, webhooks, process logs) in {where} ---")
 
 
 def _struck(s: Scenario, chaos: Chaos, log: list[str]) -> dict[str, int]:
