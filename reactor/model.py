@@ -139,6 +139,7 @@ def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:
         labels=frozenset(reader.label_names(obj)),
         author=reader.author(obj) or "",
         created_at=reader.timestamp(obj, "created_at", "issue"),
+        updated_at=reader.optional_timestamp(obj, "updated_at"),
     )
 
 
@@ -232,6 +233,14 @@ class _Reader:
             return datetime.fromisoformat(text)
         except ValueError:
             raise self.fail(f"{where}.{key}", "an ISO 8601 time") from None
+
+    @staticmethod
+    def optional_timestamp(obj: dict[str, Any], key: str) -> datetime | None:
+        """An ISO 8601 time, or None when absent or unreadable (nothing depends on it)."""
+        try:
+            return datetime.fromisoformat(str(obj[key]))
+        except (KeyError, ValueError):
+            return None
 
     def blocking(self) -> int | None:
         """The blocking issue's number; None when it lives in another repository."""

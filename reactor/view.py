@@ -81,6 +81,8 @@ class IssueSnapshot:
     labels: frozenset[str]
     author: str
     created_at: datetime
+    # GitHub's last change to the issue (to the second); None when not known
+    updated_at: datetime | None = None
 
     @cached_property
     def tags(self) -> LabelSet:

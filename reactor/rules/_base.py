@@ -21,6 +21,7 @@ from reactor.view import Change, ChangeKind, CompetitionView, IssueSnapshot
 
 LABEL_CHANGES = (ChangeKind.LABELED, ChangeKind.UNLABELED)
 BACKLOG_PATIENCE = timedelta(seconds=30)
+GITHUB_CLOCK_STEP = timedelta(seconds=1)  # GitHub's timestamps count whole seconds
 BACKLOG_RECHECK = timedelta(seconds=1)
 LabelKey = tuple[LabelKind, str]
 
@@ -227,12 +228,17 @@ class Situation:
         return next(iter(earlier), Status.IDLE) or Status.IDLE, False
 
     def settle_until(self, issue: IssueSnapshot) -> datetime:
-        """The end of the settle window: ``config.settle`` after the issue's latest change.
+        """The end of the settle window: ``config.settle`` after the issue's latest change —
+        the latest the burst holds, or GitHub's ``updated_at`` of the fresh read when that is
+        later (the read shows changes whose webhooks are still on their way; it counts to the
+        second, so it is rounded up, and never past now, whatever GitHub's clock says).
 
         While deliveries received earlier still wait in the queue (a backlog), the burst may
         lack some of this issue's changes, so the window stays open — a re-check a moment
         later — for at most :data:`BACKLOG_PATIENCE` past its end."""
         latest = max((c.at for c in self.of(issue.number)), default=self.now)
+        if issue.updated_at is not None:
+            latest = max(latest, min(issue.updated_at + GITHUB_CLOCK_STEP, self.now))
         end = latest + self.config.settle
         if self.backlog and self.now < end + BACKLOG_PATIENCE:
             return max(end, self.now + BACKLOG_RECHECK)

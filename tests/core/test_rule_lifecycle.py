@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from reactor.actions import AddLabel, Comment, RemoveLabel, Rule
 from reactor.labels import Status
-from tests.core.world import K, agent, change, issue, of_type, run, settles, view
+from tests.core.world import K, agent, at, change, issue, of_type, run, settles, view
 
 
 def test_a_valid_move_is_accepted_without_any_write() -> None:
@@ -125,3 +127,15 @@ def test_other_label_changes_do_not_judge_a_pending_status() -> None:
     """The status moved but its own webhook has not arrived: wait for it."""
     state = view(agent(1, "planner", "completed", "bug"), accepted={1: "starting"})
     assert run([change(K.LABELED, 1, "bug")], state).actions == ()
+
+
+def test_a_read_newer_than_the_burst_waits_for_its_webhooks_before_anything_is_undone() -> None:
+    """The burst holds only old changes of #1 (its window has passed), but GitHub's
+    ``updated_at`` shows the issue changed since: the agent's newer moves (here straight to
+    ``completed``) are still on their way, so nothing is judged until they can arrive."""
+    fresh = dataclasses.replace(agent(1, "planner", "completed"), updated_at=at(59.5))
+    state = view(fresh, accepted={1: "starting"})
+    burst = [change(K.LABELED, 1, "status:starting", t=10)]
+    waiting = run(burst, state, now=60)
+    assert waiting.actions == () and waiting.settle_until is not None
+    assert waiting.settle_until > at(60)
