@@ -20,6 +20,7 @@ from rq import Queue
 
 from reactor.model import Actor, Repo
 from reactor.store import keys
+from reactor.store.ingest import JOB_RETRY
 from reactor.view import Change, ChangeKind
 
 CHECK_RESULT_TTL_S = 600
@@ -98,13 +99,14 @@ async def unpark(client: redis.asyncio.Redis, scope: Scope) -> None:
 
 
 def schedule(connection: SyncRedis, scope: Scope, *, at: datetime, kind: str) -> None:
-    """Run ``reactor.jobs.evaluate_scope`` for the scope at ``at`` (RQ's scheduler).
+    """Run ``reactor.jobs.evaluate_scope`` for the scope at ``at`` (RQ's scheduler), retried
+    like a delivery when GitHub fails it.
 
     ``kind`` is ``check`` (one per scope: a later call moves it) or ``settle`` (one per scope
     and second, so two settle windows never cancel each other)."""
     suffix = f"-{int(at.timestamp())}" if kind == "settle" else ""
     Queue(keys.QUEUE_EVENTS, connection=connection).enqueue_at(
         at, "reactor.jobs.evaluate_scope", scope.dumps(),
-        job_id=f"{kind}-{scope.digest}{suffix}",
+        job_id=f"{kind}-{scope.digest}{suffix}", retry=JOB_RETRY,
         result_ttl=CHECK_RESULT_TTL_S, failure_ttl=CHECK_FAILURE_TTL_S,
     )

@@ -29,6 +29,7 @@ from reactor.shell.audit import record_unprompted
 from reactor.shell.burst import Scope
 from reactor.shell.reads import one_issue
 from reactor.store import keys, locks, memory
+from reactor.store.ingest import JOB_RETRY
 from reactor.view import CompetitionView
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def schedule(connection: SyncRedis, scope: Scope, issue: int, status: Status, *,
     Queue(keys.QUEUE_EVENTS, connection=connection).enqueue_at(
         at + EARLY_BY, "reactor.shell.timers.check_timeout", scope.dumps(), issue, status.value,
         entered.isoformat(),
-        job_id=f"timeout-{hashlib.sha256(name.encode()).hexdigest()[:24]}",
+        job_id=f"timeout-{hashlib.sha256(name.encode()).hexdigest()[:24]}", retry=JOB_RETRY,
         result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
     )
 
