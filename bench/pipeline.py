@@ -51,8 +51,10 @@ UNSAFE = {"UNSAFE_DISABLE": "lease,fresh,journal"}
 
 
 def emit(figure: str, **values: Any) -> None:
-    """One figure as a JSON line (floats to 0.1), with the machine's core count."""
-    shown = {k: round(v, 1) if isinstance(v, float) else v for k, v in values.items()}
+    """One figure as a JSON line (floats to 0.1, ratios to 0.001), with the machine's core
+    count."""
+    shown = {k: round(v, 3 if "ratio" in k else 1) if isinstance(v, float) else v
+             for k, v in values.items()}
     print(json.dumps({"figure": figure, **shown, "cores": os.cpu_count()}), flush=True)
 
 
