@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -58,16 +58,19 @@ class Players:
     def call(self, login: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         deadline = time.monotonic() + RETRY_FOR_S
         while True:
-            try:
-                response = self.client.as_user(login, method, self.path + path, **kwargs)
-            except httpx.TransportError:
-                response = None
+            response = self._send(login, method, path, **kwargs)
             if response is not None and not _try_again(response):
                 return response
             if time.monotonic() > deadline:
                 raise GaveUp(f"{login} {method} {path}: {response and response.status_code}")
-            wait = float(response.headers.get("retry-after", 0)) if response else 0.0
-            time.sleep(wait or random.uniform(0.05, 0.3))
+            time.sleep(_pause(response))
+
+    def _send(self, login: str, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+        """One request; None when the connection failed (a reset keep-alive connection)."""
+        try:
+            return self.client.as_user(login, method, self.path + path, **kwargs)
+        except httpx.TransportError:
+            return None
 
     def ok(self, login: str, method: str, path: str, **kwargs: Any) -> Any:
         response = self.call(login, method, path, **kwargs)
@@ -75,15 +78,19 @@ class Players:
         return response.json() if response.content else None
 
     def open_issue(self, login: str, text: str, labels: list[str]) -> int:
-        """Open an issue; after a 5xx, look for it (GitHub may have made it) before retrying."""
+        """Open an issue; after a 5xx or a failed connection, look for it (GitHub may have
+        made it) before trying again."""
+        deadline = time.monotonic() + RETRY_FOR_S
         while True:
-            response = self.client.as_user(login, "POST", f"{self.path}/issues",
-                                           json={"title": text, "labels": labels})
-            if response.status_code == 201:
+            response = self._send(login, "POST", "/issues",
+                                  json={"title": text, "labels": labels})
+            if response is not None and response.status_code == 201:
                 return int(response.json()["number"])
-            if not _try_again(response):
+            if response is not None and not _try_again(response):
                 raise AssertionError(f"{login} could not open {text!r}: {response.text}")
-            time.sleep(float(response.headers.get("retry-after", 0)) or 0.2)
+            if time.monotonic() > deadline:
+                raise GaveUp(f"{login} could not open {text!r}")
+            time.sleep(_pause(response))
             mine = self.ok("reader", "GET", "/issues", params={
                 "creator": login, "state": "all", "per_page": 100})
             found = [i["number"] for i in mine if i["title"] == text]
@@ -127,6 +134,12 @@ class Players:
             made = Mistake(kind, comp, issue, actor, after, self.last_event(issue))
         with self._lock:
             self.made.append(made)
+
+
+def _pause(response: httpx.Response | None) -> float:
+    """How long to wait before trying again: ``Retry-After`` when given, else a moment."""
+    wait = float(response.headers.get("retry-after", 0)) if response is not None else 0.0
+    return wait or random.uniform(0.05, 0.3)
 
 
 def _try_again(response: httpx.Response) -> bool:
@@ -182,6 +195,7 @@ class Workload:
     stagger_s: float = 0.0  # competition i starts i × this after the first, so that a
     # competition is in flight whenever a fault strikes
     style: int | None = None  # every move in this style (default: each competition its own)
+    failures: list[str] = field(default_factory=list)  # players that gave up, described
 
     def play(self, index: int, board: Board) -> None:
         comp, p = self.comps[index], self.players
@@ -190,7 +204,7 @@ class Workload:
         p.add(AGENTS["planner"], planner, "status:starting")
         self._moves(planner, comp, "planner", index)
         done_at = time.monotonic()
-        adversary = threading.Thread(target=self._mistake, daemon=True,
+        adversary = threading.Thread(target=self._caught, daemon=True,
                                      args=(index, planner, board, done_at))
         adversary.start()
         for k, stage in enumerate(STAGES[1:], start=1):
@@ -219,6 +233,13 @@ class Workload:
             p.remove(login, number, "status:starting")
             p.add(login, number, "status:completed")
             p.remove(login, number, "status:running")
+
+    def _caught(self, index: int, planner: int, board: Board, done_at: float) -> None:
+        """The adversary's thread: its failure is reported with the players'."""
+        try:
+            self._mistake(index, planner, board, done_at)
+        except Exception as exc:
+            self.failures.append(f"{self.comps[index]} adversary: {type(exc).__name__}: {exc}")
 
     def _mistake(self, index: int, planner: int, board: Board, done_at: float) -> None:
         comp, p = self.comps[index], self.players
@@ -258,14 +279,13 @@ class Workload:
         """Play every competition at once; the failures (a player that gave up), described."""
         board = Board(self.players)
         board.thread.start()
-        failures: list[str] = []
 
         def one(index: int) -> None:
             time.sleep(index * self.stagger_s)
             try:
                 self.play(index, board)
             except Exception as exc:  # reported by the test, with the checkers' findings
-                failures.append(f"{self.comps[index]}: {type(exc).__name__}: {exc}")
+                self.failures.append(f"{self.comps[index]}: {type(exc).__name__}: {exc}")
 
         threads = [threading.Thread(target=one, args=(i,), daemon=True)
                    for i in range(len(self.comps))]
@@ -275,7 +295,7 @@ class Workload:
             thread.join(max(0.0, self.until - time.monotonic()) + 5)
         board.stop.set()
         board.thread.join(5)
-        return failures + [f"{t.name} still playing" for t in threads if t.is_alive()]
+        return self.failures + [f"{t.name} still playing" for t in threads if t.is_alive()]
 
 
 # -- faults -------------------------------------------------------------------------------------
