@@ -158,16 +158,18 @@ async def _decide_and_apply(
 
 
 async def _backlog(ctx: Context) -> bool:
-    """Whether deliveries still wait to be handled — in the events queue, or held back by an
-    installation's limiter — so the burst being judged may lack some of its changes. A
-    delivery the burst lacks is never judged missing: a verdict that is not plainly valid
-    waits for the queue (reactor.rules._base.Situation.settle_until)."""
+    """Whether deliveries still wait to be handled — in the events queue, taken by another
+    worker that has not left its change yet, or held back by an installation's limiter — so
+    the burst being judged may lack some of its changes. A delivery the burst lacks is never
+    judged missing: a verdict that is not plainly valid waits for the queue
+    (reactor.rules._base.Situation.settle_until)."""
     connection = ctx.redis
     async with connection.pipeline(transaction=False) as pipe:
         pipe.llen(f"rq:queue:{keys.QUEUE_EVENTS}")
+        pipe.zcard(f"rq:wip:{keys.QUEUE_EVENTS}")  # RQ's started registry: this job, others
         pipe.smembers("rq:rl-keys")
-        queued, limiters = await pipe.execute()
-    if queued:
+        queued, started, limiters = await pipe.execute()
+    if queued or started > 1:
         return True
     async with connection.pipeline(transaction=False) as pipe:
         for name in limiters:
