@@ -255,6 +255,12 @@ class Situation:
         found = decided.get(issue.number) or self.view.accepted.get(issue.number)
         return found or issue.status
 
+    def status_changes(self, issue: IssueSnapshot) -> tuple[Change, ...]:
+        """Others' ``status:`` label changes on ``issue`` in this burst."""
+        return tuple(c for c in self.of(issue.number)
+                     if c.kind in LABEL_CHANGES and c.label is not None
+                     and parse_label(c.label).kind is LabelKind.STATUS)
+
     def standing_status(self, issue: IssueSnapshot) -> Status | None:
         """The status the reactor stands by for an issue not decided in this evaluation: the
         remembered one, else (for an issue the burst changed) the one before the burst, else
@@ -262,7 +268,7 @@ class Situation:
         remembered = self.view.accepted.get(issue.number)
         if remembered is not None:
             return remembered
-        changes = [c for c in self.of(issue.number) if parse_label(c.label or "").status]
+        changes = self.status_changes(issue)
         if changes or self.became_agent(issue):
             before, _ = self.status_before(issue, changes, became=self.became_agent(issue))
             return before or issue.status
@@ -274,7 +280,7 @@ class Situation:
         webhooks' order proves nothing), so it does not count; the hand-off starts the stage."""
         if issue.closed_as_completed:
             return True
-        changes = [c for c in self.of(issue.number) if parse_label(c.label or "").status]
+        changes = self.status_changes(issue)
         if not changes:
             return self.effective_status(issue, {}) is Status.COMPLETED
         before, _ = self.status_before(issue, changes, became=False)

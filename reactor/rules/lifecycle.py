@@ -38,7 +38,6 @@ from reactor.labels import LabelKind, ParsedLabel, Status, parse_label
 from reactor.lifecycle import allowed_from, is_allowed
 from reactor.rules import paths
 from reactor.rules._base import (
-    LABEL_CHANGES,
     LabelKey,
     Revert,
     Situation,
@@ -85,17 +84,10 @@ class Leave:
 Verdict = Judged | Settle | Leave
 
 
-def status_changes(issue: IssueSnapshot, sit: Situation) -> tuple[Change, ...]:
-    """Others' ``status:`` label changes on ``issue`` in this burst."""
-    return tuple(c for c in sit.of(issue.number)
-                 if c.kind in LABEL_CHANGES and c.label is not None
-                 and parse_label(c.label).kind is LabelKind.STATUS)
-
-
 def judge(issue: IssueSnapshot, sit: Situation, decided: Mapping[int, Status]) -> Verdict | None:
     """The verdict on ``issue``'s status, or None when the burst gives nothing to judge."""
     stage = sit.stage_of(issue)
-    changes = status_changes(issue, sit)
+    changes = sit.status_changes(issue)
     became = sit.became_agent(issue)
     if stage is None or not (changes or became):
         return None

@@ -92,11 +92,8 @@ def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
     assert "status:starting" in names(next_issue(s, comp, "analyzer"))
 
 
-@pytest.mark.parametrize("step", [0, 1])
-def test_a_worker_killed_while_starting_an_existing_issue_starts_it_once(
-    solo: Scenario, step: int
-) -> None:
-    s, comp = solo, "titanic"
+def analyzer_and_running_planner(s: Scenario, comp: str) -> tuple[int, int]:
+    """An analyzer issue opened by its agent, and the planner's issue moved to running."""
     analyzer = s.open_issue(AGENTS["analyzer"], title(comp, "analyzer"),
                             sorted(agent_labels(comp, "analyzer")))
     login = AGENTS["planner"]
@@ -106,6 +103,16 @@ def test_a_worker_killed_while_starting_an_existing_issue_starts_it_once(
     s.idle()
     move_one_request(s, login, planner, comp, "planner", "running")
     s.idle()
+    return analyzer, planner
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_a_worker_killed_while_starting_an_existing_issue_starts_it_once(
+    solo: Scenario, step: int
+) -> None:
+    s, comp = solo, "titanic"
+    analyzer, planner = analyzer_and_running_planner(s, comp)
+    login = AGENTS["planner"]
     crash_on_completion(s, step, lambda: move_one_request(s, login, planner, comp, "planner",
                                                           "completed"))
     handed_off_once(s, comp, planner, (1, 0, 1))
@@ -188,15 +195,8 @@ def test_a_label_github_wrote_before_answering_502_is_not_written_again(
     agent moves on at once. The App reads the issue's timeline instead of writing the label
     again, which (after the agent removed it) would have undone the agent's move."""
     s, comp = scenario, "titanic"
-    analyzer = s.open_issue(AGENTS["analyzer"], title(comp, "analyzer"),
-                            sorted(agent_labels(comp, "analyzer")))
+    analyzer, planner = analyzer_and_running_planner(s, comp)
     login = AGENTS["planner"]
-    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
-    s.idle()
-    s.add_labels(login, planner, "status:starting")
-    s.idle()
-    move_one_request(s, login, planner, comp, "planner", "running")
-    s.idle()
     s.client.control("POST", "faults", {"routes": {
         r"POST /repos/[^/]+/[^/]+/issues/[0-9]+/labels$": {"status": 502, "after": True}}})
     try:
