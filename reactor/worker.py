@@ -33,7 +33,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -77,6 +77,7 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 RIDE_THROUGH_RETRIES = 5  # 0.2 + 0.4 + 0.8 + 1.6 + 2 s: a Redis restart of ~5 s goes unnoticed
 MAINTENANCE_INTERVAL_S = 30  # RQ's default, 10 minutes, would leave abandoned jobs that long
 ABANDONED_AFTER_S = 15  # past a job's timeout, its execution counts as abandoned
+OTHER_QUEUES_EVERY_S = 1  # an idle worker's wait on the webhooks' queue, before the sweeps'
 START_BACKOFF = wait_random_exponential(multiplier=1, max=30)
 REDIS_BACKOFF = wait_random_exponential(multiplier=0.5, max=5)
 
@@ -163,11 +164,46 @@ def _say_why_waiting(state: RetryCallState) -> None:
     log.warning("worker cannot start yet (%s); trying again in %.0f s", failure, wait)
 
 
+class WorkedQueue(Queue):
+    """RQ's queue, taking a job from several queues as safely as from one.
+
+    From one queue, RQ moves a job into an intermediate list (``LMOVE``) that its maintenance
+    hands back should the worker die before registering the job. From several queues it
+    pops the job with ``BLPOP``, and a worker SIGKILLed between the pop and the registration
+    loses it — a delivery answered 202 and never handled. So each queue is tried in turn
+    through RQ's one-queue path, and the wait blocks on the first (the webhooks' queue) for
+    at most :data:`OTHER_QUEUES_EVERY_S`, after which the other queues are looked at again.
+    """
+
+    @classmethod
+    def dequeue_any(  # type: ignore[override]
+        cls, queues: Iterable[Queue], timeout: int | None, connection: redis.Redis,
+        **kwargs: Any,
+    ) -> tuple[Job, Queue] | None:
+        ordered = list(queues)
+        if len(ordered) > 1:
+            for queue in ordered:
+                found = super().dequeue_any([queue], None, connection, **kwargs)
+                if found is not None:
+                    return found
+            if timeout is None:
+                return None
+            ordered, timeout = ordered[:1], min(timeout, OTHER_QUEUES_EVERY_S)
+        return super().dequeue_any(ordered, timeout, connection, **kwargs)
+
+
 class Worker(SimpleWorker):
     """RQ's in-process worker, quick to find Redis again and to give up abandoned jobs."""
 
     max_connection_wait_time = 5.0  # RQ's default waits up to a minute between reconnections
+    queue_class = WorkedQueue
     stopping = False  # a stop was asked for (SIGTERM, SIGINT)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False
+                              ) -> None:
+        """RQ leaves a job's intermediate entry only when the worker has one queue; each
+        queue here is dequeued the one-queue way (:class:`WorkedQueue`), so it always does."""
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -331,7 +367,7 @@ def work_until_stopped(
             if worker is not None:
                 _retire(worker)
             worker = Worker(
-                [Queue(name, connection=connection) for name in WORKED_QUEUES],
+                list(WORKED_QUEUES),
                 connection=connection,
                 name=name, maintenance_interval=MAINTENANCE_INTERVAL_S,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import socket
 import subprocess
@@ -44,10 +45,31 @@ def webhook_headers(
     }
 
 
+_PORTS_PER_WORKER = 1000
+_PORTS_FROM = 20000  # below Linux's ephemeral range (32768-60999): no client socket takes one
+_next_ports: Iterator[int] | None = None
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, for a server a test starts next. Each test worker
+    (pytest-xdist) draws from its own block below the ephemeral range, so neither another
+    test worker's server nor an outgoing connection takes it between this check and the
+    server's bind."""
+    global _next_ports
+    if _next_ports is None:
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+        block = _PORTS_FROM + worker % 12 * _PORTS_PER_WORKER
+        start = os.getpid() % _PORTS_PER_WORKER  # test sessions run side by side start apart
+        ports = range(block, block + _PORTS_PER_WORKER)
+        _next_ports = itertools.cycle([*ports[start:], *ports[:start]])
+    for port in _next_ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("unreachable")
 
 
 def wait_for_port(port: int, *, timeout: float = 30.0) -> None:

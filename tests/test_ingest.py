@@ -15,7 +15,6 @@ from rq import Queue
 from rq.job import Job
 
 from reactor.errors import StoreUnavailable
-from reactor.processes import free_port
 from reactor.store import deliveries, keys
 from reactor.store.deliveries import Delivery
 from reactor.store.ingest import (
@@ -31,7 +30,7 @@ from reactor.store.ingest import (
     accept_script,
     pack,
 )
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, free_port
 
 QUEUE = f"rq:queue:{keys.QUEUE_EVENTS}"
 

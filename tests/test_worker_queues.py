@@ -1,0 +1,86 @@
+"""A worker takes jobs from the webhooks' queue and the sweeps' queue without a window in
+which a SIGKILL loses one: every job taken sits in its queue's intermediate list until RQ has
+registered it, and leaves that list once registered (so RQ's maintenance never runs it twice).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DequeueTimeout
+from rq.job import Job, JobStatus
+
+from reactor.store import keys
+from reactor.worker import WORKED_QUEUES, WorkedQueue, Worker
+
+
+def note(path: str) -> str:
+    """A job that leaves a line in ``path``."""
+    with open(path, "a") as out:
+        out.write("ran\n")
+    return "noted"
+
+
+def queues(connection: redis.Redis) -> list[Queue]:
+    return [Queue(name, connection=connection) for name in WORKED_QUEUES]
+
+
+def intermediate(connection: redis.Redis, name: str) -> list[bytes]:
+    return connection.lrange(f"rq:queue:{name}:intermediate", 0, -1)
+
+
+def test_a_job_taken_from_either_queue_waits_in_its_intermediate_list(
+    redis_url: str, tmp_path: Path,
+) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    events, sweep = queues(connection)
+    swept = sweep.enqueue(note, str(tmp_path / "s"))
+    delivered = events.enqueue(note, str(tmp_path / "e"))
+
+    first = WorkedQueue.dequeue_any([events, sweep], None, connection)
+    assert first is not None and first[0].id == delivered.id  # webhooks first
+    assert intermediate(connection, keys.QUEUE_EVENTS) == [delivered.id.encode()]
+    second = WorkedQueue.dequeue_any([events, sweep], None, connection)
+    assert second is not None and second[0].id == swept.id
+    assert intermediate(connection, keys.QUEUE_SWEEP) == [swept.id.encode()]
+    assert WorkedQueue.dequeue_any([events, sweep], None, connection) is None
+    with pytest.raises(DequeueTimeout):  # an idle wait ends, so the sweeps are looked at again
+        WorkedQueue.dequeue_any([events, sweep], 60, connection)
+
+
+def test_a_job_whose_worker_died_after_taking_it_is_handed_back(
+    redis_url: str, tmp_path: Path,
+) -> None:
+    """The worker that took the job is gone before registering it: RQ's maintenance (first
+    sighting, then a minute later) retries the job instead of losing it."""
+    connection = redis.Redis.from_url(redis_url)
+    events, sweep = queues(connection)
+    job = events.enqueue(note, str(tmp_path / "e"), retry=Retry(max=2, interval=1))
+    assert WorkedQueue.dequeue_any([events, sweep], None, connection) is not None
+
+    survivor = Worker(list(WORKED_QUEUES), connection=connection)
+    events.intermediate_queue.cleanup(survivor, events)  # first sighting
+    first_seen = events.intermediate_queue.get_first_seen_key(job.id)
+    connection.set(first_seen, time.time() - 120)
+    events.intermediate_queue.cleanup(survivor, events)
+
+    assert intermediate(connection, keys.QUEUE_EVENTS) == []
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.SCHEDULED
+
+
+def test_a_worker_leaves_no_intermediate_entry_for_a_job_it_ran(
+    redis_url: str, tmp_path: Path,
+) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    events, sweep = queues(connection)
+    done = [events.enqueue(note, str(tmp_path / "e")), sweep.enqueue(note, str(tmp_path / "s"))]
+
+    assert Worker(list(WORKED_QUEUES), connection=connection).work(burst=True)
+
+    assert [job.get_status(refresh=True) for job in done] == [JobStatus.FINISHED] * 2
+    assert intermediate(connection, keys.QUEUE_EVENTS) == []
+    assert intermediate(connection, keys.QUEUE_SWEEP) == []
