@@ -142,6 +142,57 @@ async def test_an_idle_connection_survives_a_redis_restart(
     assert await ingest.accept(sent) is False
 
 
+class Loading:
+    """A proxy in front of Redis that, while ``loading``, answers every command as a Redis
+    just restarted answers while it reads its data back (``-LOADING``)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = redis.Redis.from_url(target).connection_pool.connection_kwargs
+        self.loading = False
+        self.refused = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream = await asyncio.open_connection(
+            self.target["host"], self.target["port"])
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+        back = asyncio.ensure_future(pipe(upstream_reader, writer))
+        while data := await reader.read(65536):
+            if self.loading:
+                self.refused += 1
+                writer.write(b"-LOADING Redis is loading the dataset in memory\r\n")
+            else:
+                upstream.write(data)
+        back.cancel()
+        upstream.close()
+        writer.close()
+
+
+async def test_a_delivery_that_meets_redis_reading_its_data_back_waits_for_it(
+    redis_url: str,
+) -> None:
+    """After a restart Redis answers LOADING for a moment; the delivery waits it out and gets
+    its 202 rather than a 503 that GitHub would never retry."""
+    proxy = Loading(redis_url)
+    server = await asyncio.start_server(proxy.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    store = redis.Redis.from_url(redis_url)
+    try:
+        async with Ingest(client) as ingest:
+            proxy.loading = True
+            asyncio.get_running_loop().call_later(0.5, setattr, proxy, "loading", False)
+            sent = delivery()
+            assert await ingest.accept(sent) is True
+        assert proxy.refused > 0
+        assert store.lrange(QUEUE, 0, -1) == [sent.guid.encode()]
+    finally:
+        await client.aclose()
+        server.close()
+
+
 async def test_a_redis_that_stops_answering_is_store_unavailable_within_the_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -229,7 +229,7 @@ class _Judge:
         if waiting:
             return Settle(self.until)
         if status is not None and not self._explained() and paths.lenient_path(
-                self.before, status, frozenset(self._added), enters=self._enters):
+                self.before, status, self._evidenced, enters=self._enters):
             return self._accept(status)  # some webhooks never came: judge what is known
         return self._reject(status, walk)
 
@@ -265,6 +265,19 @@ class _Judge:
     def _added(self) -> Counter[Status]:
         return self._counted(ChangeKind.LABELED)
 
+    @property
+    def _glimpsed(self) -> set[Status]:
+        """The statuses the payloads showed on the issue."""
+        return {s for c in self.changes for n in (c.shown or ())
+                if (s := parse_label(n).status) is not None}
+
+    @property
+    def _evidenced(self) -> frozenset[Status]:
+        """The statuses the burst shows the issue was in: added, taken off or shown by a
+        payload — a status whose ``labeled`` webhook never came still shows this way."""
+        removed = self._counted(ChangeKind.UNLABELED)
+        return frozenset({*self._added, *removed, *self._glimpsed} - {self.before})
+
     def _explained(self, *, but_leaving: bool = False) -> bool:
         """Whether the burst's changes account for the read: what was shown before the burst
         (the read minus the burst's net changes) is what the reactor remembers, and every
@@ -273,10 +286,10 @@ class _Judge:
         its way (the other half of a ``PUT`` whose addition arrived first)."""
         added, removed = self._added, self._counted(ChangeKind.UNLABELED)
         shown = {s for item in self.read.labels if (s := item.status) is not None}
-        glimpsed = {s for c in self.changes for n in (c.shown or ())
-                    if (s := parse_label(n).status) is not None}
-        if any(s is not Status.IDLE and s is not self.before and not added[s] for s in glimpsed):
+        if any(s is not Status.IDLE and s is not self.before and not added[s]
+               for s in self._glimpsed):
             return False  # a payload showed a status whose webhook has not come
+        opened = any(c.kind is ChangeKind.OPENED for c in self.sit.of(self.issue.number))
         for status in Status:
             if status is Status.IDLE:
                 continue
@@ -285,6 +298,8 @@ class _Judge:
             if but_leaving and status is self.before and earlier == 0:
                 continue
             if earlier not in (0, 1) or (self.remembered and earlier != expected):
+                return False
+            if opened and earlier:  # nothing showed before the issue existed
                 return False
         return True
 

@@ -44,7 +44,7 @@ import redis.asyncio
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.utils import utcformat
@@ -63,6 +63,8 @@ JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
 UNACCEPTED_TTL_S = 600  # a record whose script never ran (503, crash) expires this soon
 STORE_TIMEOUT_S = 5.0  # GitHub gives up on a delivery after 10 s
 RECONNECT_RETRIES = 2  # fresh connections tried after one broke (see reconnect_retry)
+LOADING_WAIT_S = 3.0  # a Redis reading its data back after a restart is waited for this long
+LOADING_POLL_S = 0.1
 _UNACCEPTED_TTL = b"%d" % UNACCEPTED_TTL_S
 
 MAX_BATCH = 64  # deliveries per script call: bounds how long one call holds Redis
@@ -252,20 +254,32 @@ class Ingest:
     async def _store(self, batch: list[Delivery]) -> list[bool | StoreUnavailable]:
         """Each delivery's outcome: True, False (a duplicate) or a StoreUnavailable."""
         records, script = [self._record(d) for d in batch], self._script_call(batch)
-        if self._conn.is_connected:
-            # A connection idle across a Redis restart fails on first use: fresh tries.
-            # Any delivery a lost attempt did accept then answers "duplicate": still once.
-            answers = await self._reconnect.call_with_retry(
-                lambda: self._round_trip(records, script), self._drop_connection
-            )
-        else:  # not connected: Redis was unreachable a moment ago, so fail fast if it still is
-            answers = await self._round_trip(records, script)
+        waited_until = asyncio.get_running_loop().time() + LOADING_WAIT_S
+        while True:
+            try:
+                answers = await self._send(records, script)
+                break
+            except BusyLoadingError:  # just restarted: reading its data back, for a moment
+                await self._conn.disconnect()  # the rest of the replies are not coming
+                if asyncio.get_running_loop().time() > waited_until:
+                    raise
+                await asyncio.sleep(LOADING_POLL_S)
         if isinstance(answers, NoScriptError):  # Redis restarted without its script cache
             await self._redis.script_load(self._script)  # (or this is the first batch)
             answers = await self._round_trip([], script)
         if not isinstance(answers, list) or len(answers) != len(batch):
             return [StoreUnavailable(f"Redis refused the deliveries: {answers}") for _ in batch]
         return [_outcome(answer) for answer in answers]
+
+    async def _send(self, records: list[bytes], script: bytes) -> Any:
+        if self._conn.is_connected:
+            # A connection idle across a Redis restart fails on first use: fresh tries.
+            # Any delivery a lost attempt did accept then answers "duplicate": still once.
+            return await self._reconnect.call_with_retry(
+                lambda: self._round_trip(records, script), self._drop_connection
+            )
+        # not connected: Redis was unreachable a moment ago, so fail fast if it still is
+        return await self._round_trip(records, script)
 
     async def _drop_connection(self, error: Exception) -> None:
         await self._conn.disconnect()

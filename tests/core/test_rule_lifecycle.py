@@ -139,3 +139,18 @@ def test_a_read_newer_than_the_burst_waits_for_its_webhooks_before_anything_is_u
     waiting = run(burst, state, now=60)
     assert waiting.actions == () and waiting.settle_until is not None
     assert waiting.settle_until > at(60)
+
+
+def test_a_status_the_burst_removed_counts_as_reached_when_its_labeled_webhook_never_came() -> None:
+    """A planner opens its issue and runs through every status in a flash; the delivery of
+    ``labeled status:running`` is lost (refused while Redis restarted). Past the window the
+    burst still shows ``running`` taken off, so the agent was there: the completion stands."""
+    state = view(agent(1, "planner", "completed"))
+    changes = [change(K.OPENED, 1, t=1),
+               change(K.LABELED, 1, "status:starting", by="planner-bot", t=1.01),
+               change(K.UNLABELED, 1, "status:starting", by="planner-bot", t=1.02),
+               change(K.LABELED, 1, "status:completed", by="planner-bot", t=1.04),
+               change(K.UNLABELED, 1, "status:running", by="planner-bot", t=1.05)]
+    decision = settles(changes, state)
+    assert decision.accepted == {1: Status.COMPLETED}
+    assert not of_type(decision, RemoveLabel) and not of_type(decision, AddLabel)
