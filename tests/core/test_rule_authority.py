@@ -73,3 +73,22 @@ def test_an_intruder_in_the_burst_of_a_valid_move_loses_only_its_own_change() ->
     [comment] = of_type(decision, Comment)
     assert comment.body.startswith("**R4 authority**: @intruder changed the status of #1")
     assert decision.accepted == {1: Status.RUNNING}
+
+
+def test_an_intruders_removal_is_undone_when_the_agents_first_webhooks_were_lost() -> None:
+    """The issue was opened in the burst; the deliveries of its ``comp:`` label and its
+    ``status:starting`` never came. The agent's run to ``completed`` still stands, so the
+    intruder's removal of ``completed`` is undone."""
+    state = view(agent(1, "planner", None))
+    bot = "planner-bot[bot]"
+    changes = [change(K.OPENED, 1, t=1),
+               change(K.LABELED, 1, "agent:planner", by=bot, t=1.005),
+               change(K.UNLABELED, 1, "status:starting", by=bot, t=1.02),
+               change(K.LABELED, 1, "status:running", by=bot, t=1.03),
+               change(K.LABELED, 1, "status:completed", by=bot, t=1.04),
+               change(K.UNLABELED, 1, "status:running", by=bot, t=1.05),
+               change(K.UNLABELED, 1, "status:completed", by="intruder", t=1.2)]
+    decision = settles(changes, state, AGENTS)
+    assert [(a.label, a.rule) for a in of_type(decision, AddLabel)] == [
+        ("status:completed", Rule.R4)]
+    assert decision.accepted == {1: Status.COMPLETED}
