@@ -96,6 +96,9 @@ def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float
     )
 
 
+_IDENTITY = (LabelKind.AGENT, LabelKind.COMP)
+
+
 def change_from_event(event: Event, *, now: datetime) -> Change | None:
     """The :class:`Change` an ``issues`` event reports, or None for any other event.
 
@@ -115,8 +118,10 @@ def change_from_event(event: Event, *, now: datetime) -> Change | None:
     label = event.label if kind in (ChangeKind.LABELED, ChangeKind.UNLABELED) else None
     at = datetime.fromtimestamp(event.received_at, UTC) if event.received_at else now
     shown = frozenset(n for n in event.issue_labels if parse_label(n).kind is LabelKind.STATUS)
+    opened_with = frozenset(n for n in event.issue_labels if parse_label(n).kind in _IDENTITY) \
+        if kind is ChangeKind.OPENED else None
     return Change(kind, event.issue, event.sender, event.delivery_id, at, label, shown,
-                  event.blocking)
+                  event.blocking, opened_with)
 
 
 def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:

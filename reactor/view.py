@@ -48,6 +48,7 @@ class Change:
     orders the changes of a burst where nothing better does. ``shown`` is the ``status:``
     labels the webhook's payload showed on the issue (after the change, as GitHub rendered
     it), which tells the order of a burst's changes where the arrival order lies.
+    ``opened_with`` is the identity (``agent:``/``comp:``) labels an issue was opened with.
     """
 
     kind: ChangeKind
@@ -58,6 +59,7 @@ class Change:
     label: str | None = None  # for labeled / unlabeled
     shown: frozenset[str] | None = None
     other: int | None = None  # for blocked_by_*: the blocking issue
+    opened_with: frozenset[str] | None = None  # for opened: its agent:/comp: labels then
 
 
 class IssueState(StrEnum):

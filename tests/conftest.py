@@ -11,9 +11,11 @@ import hashlib
 import hmac
 import itertools
 import os
+import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,24 +47,26 @@ def webhook_headers(
     }
 
 
-_PORTS_PER_WORKER = 1000
-_PORTS_FROM = 20000  # below Linux's ephemeral range (32768-60999): no client socket takes one
+_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999)
+_PORT_CLAIMS = Path(tempfile.gettempdir()) / "reactor-test-ports"
 _next_ports: Iterator[int] | None = None
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on, for a server a test starts next. Each test worker
-    (pytest-xdist) draws from its own block below the ephemeral range, so neither another
-    test worker's server nor an outgoing connection takes it between this check and the
-    server's bind."""
+    """A loopback port nothing listens on, for a server a test starts next.
+
+    It lies below the ephemeral range, so no outgoing connection and no server bound to
+    port 0 takes it; and it is claimed (a file naming this process) so that no other test
+    process — another pytest-xdist worker, another test session — hands it out while this
+    one's server is starting."""
     global _next_ports
     if _next_ports is None:
-        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-        block = _PORTS_FROM + worker % 12 * _PORTS_PER_WORKER
-        start = os.getpid() % _PORTS_PER_WORKER  # test sessions run side by side start apart
-        ports = range(block, block + _PORTS_PER_WORKER)
-        _next_ports = itertools.cycle([*ports[start:], *ports[:start]])
+        start = random.randrange(len(_PORTS))
+        _next_ports = itertools.cycle([*_PORTS[start:], *_PORTS[:start]])
+    _PORT_CLAIMS.mkdir(exist_ok=True)
     for port in _next_ports:
+        if not _claim(_PORT_CLAIMS / str(port)):
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -70,6 +74,39 @@ def free_port() -> int:
                 continue
             return port
     raise AssertionError("unreachable")
+
+
+def _claim(path: Path) -> bool:
+    """Claim a port for this process, taking over a claim whose process is gone."""
+    try:
+        with path.open("x") as claim:
+            claim.write(str(os.getpid()))
+        return True
+    except FileExistsError:
+        pass
+    try:
+        owner = int(path.read_text() or "0")
+    except (OSError, ValueError):
+        return False
+    if owner == os.getpid() or _alive(owner):
+        return False
+    stale = path.with_name(f"{path.name}.{os.getpid()}.stale")
+    try:
+        path.rename(stale)  # one process wins the takeover
+    except OSError:
+        return False
+    stale.unlink(missing_ok=True)
+    return _claim(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 def wait_for_port(port: int, *, timeout: float = 30.0) -> None:
@@ -232,6 +269,8 @@ def running_stack(redis_url: str, *, workers: int, log_dir: Path,
             stack.start(*args)
         try:
             wait_for_port(port)
+            serve = stack.processes[0]
+            assert serve.poll() is None, f"reactor serve exited:\n{stack.log_tails()}"
             yield stack
         finally:
             for process in stack.processes:

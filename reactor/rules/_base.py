@@ -163,6 +163,8 @@ class Situation:
             return issue.tags.values(kind)
         if remembered is not None:
             return frozenset({remembered})
+        if self.opened_with(issue, kind) is not None:
+            return frozenset()  # opened in this burst: nothing showed on it before
         net = self.net(issue, (kind,), lambda c: not self.is_maintainer(c))
         added = {value for (k, value) in net.added if k is kind}
         removed = {value for (k, value) in net.removed if k is kind}
@@ -182,8 +184,22 @@ class Situation:
             return next(iter(before))
         if before:
             return None
+        opened_with = self.opened_with(issue, kind) or frozenset()
+        if len(opened_with) == 1:
+            return next(iter(opened_with))
         net = self.net(issue, (kind,), lambda c: not self.is_maintainer(c))
         return next((value for (k, value) in net.added if k is kind), None)
+
+    def opened_with(self, issue: IssueSnapshot, kind: LabelKind) -> frozenset[str] | None:
+        """The values of ``kind`` the issue was opened with, when it was opened in this burst
+        and the ``opened`` payload said. A label the fresh read shows beyond them was added
+        since — possibly in a change another competition's burst holds."""
+        opened = next((c.opened_with for c in self.of(issue.number)
+                       if c.kind is ChangeKind.OPENED and c.opened_with is not None), None)
+        if opened is None:
+            return None
+        return frozenset(parsed.value for n in opened
+                         if (parsed := parse_label(n)).kind is kind and parsed.value)
 
     def stage_of(self, issue: IssueSnapshot) -> str | None:
         return self.identity(issue, LabelKind.AGENT)

@@ -67,16 +67,18 @@ def encode(change: Change) -> bytes:
         "actor": {"login": change.actor.login, "id": change.actor.id, "type": change.actor.type},
         "shown": None if change.shown is None else sorted(change.shown),
         "other": change.other,
+        "opened_with": None if change.opened_with is None else sorted(change.opened_with),
     })
 
 
 def decode(raw: bytes) -> Change:
     data = orjson.loads(raw)
     actor = Actor(data["actor"]["login"], data["actor"]["id"], data["actor"]["type"])
-    shown = data.get("shown")
+    shown, opened_with = data.get("shown"), data.get("opened_with")
     return Change(ChangeKind(data["kind"]), data["issue"], actor, data["delivery"],
                   datetime.fromisoformat(data["at"]), data["label"],
-                  None if shown is None else frozenset(shown), data.get("other"))
+                  None if shown is None else frozenset(shown), data.get("other"),
+                  None if opened_with is None else frozenset(opened_with))
 
 
 async def park(client: redis.asyncio.Redis, scope: Scope, changes: list[Change]) -> None:

@@ -14,6 +14,7 @@ from reactor.errors import PayloadError
 from reactor.labels import Status
 from reactor.markers import comment_marker, comment_markers, creation_key, creation_marker
 from reactor.model import change_from_event, parse_event, parse_issue
+from reactor.shell import burst
 from reactor.view import ChangeKind, IssueState
 from tests.core.world import APP, T0, agent, view
 
@@ -106,6 +107,18 @@ def test_other_events_and_actions_are_no_change() -> None:
     assert change_from_event(ping, now=T0) is None
     opened = parse_event("issues", "g", {**labeled_payload(), "action": "opened"})
     assert change_from_event(opened, now=T0).label is None  # type: ignore[union-attr]
+
+
+def test_an_opened_change_keeps_the_identity_labels_the_issue_was_opened_with() -> None:
+    """They tell R3 the issue's competition even when the fresh read shows a second one whose
+    change another competition's burst holds (reactor.rules._base.Situation.opened_with)."""
+    opened = change_from_event(
+        parse_event("issues", "g", {**labeled_payload(), "action": "opened"}), now=T0)
+    assert opened is not None and opened.opened_with is not None
+    assert {n.split(":")[0] for n in opened.opened_with} == {"agent", "comp"}
+    assert burst.decode(burst.encode(opened)) == opened
+    labeled = change_from_event(parse_event("issues", "g", labeled_payload()), now=T0)
+    assert labeled is not None and labeled.opened_with is None
 
 
 def test_comment_markers_are_stable_and_safe() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from reactor.actions import AddLabel, CloseIssue, CloseReason, Comment, RemoveLabel, Rule
 from reactor.config import parse_config
 from tests.core.world import K, agent, change, issue, of_type, run, settles, view
@@ -121,3 +123,24 @@ def test_an_issue_opened_outside_the_actors_scope_is_closed_not_planned() -> Non
 def test_an_unscoped_issue_opened_by_a_scoped_actor_is_fine() -> None:
     state = view(issue(5, "bug", author="exec-bot[bot]"), comp=None)
     assert settles([change(K.OPENED, 5, by="exec-bot[bot]")], state, SCOPED).actions == ()
+
+
+def test_a_new_issue_keeps_its_comp_when_another_was_added_in_a_burst_of_that_comp() -> None:
+    """An adversary adds ``comp:iris`` to an issue a moment after it was opened in titanic;
+    that change is routed to iris's burst. Titanic's burst reads both labels but holds only
+    the issue's own: the ``opened`` payload showed titanic, so titanic stays its identity
+    and iris's burst, judged next, removes iris."""
+    state = view(agent(1, "planner", "starting", "comp:iris"))
+    opened = dataclasses.replace(change(K.OPENED, 1, t=1, by="planner-bot"),
+                                 opened_with=frozenset({"agent:planner", "comp:titanic"}))
+    ours = [opened,
+            change(K.LABELED, 1, "agent:planner", by="planner-bot", t=1.01),
+            change(K.LABELED, 1, "comp:titanic", by="planner-bot", t=1.02),
+            change(K.LABELED, 1, "status:starting", by="planner-bot", t=1.03)]
+    first = run(ours, state)
+    assert labels(first, RemoveLabel) == [] and labels(first, AddLabel) == []
+    assert first.identities[1].comp == "titanic"
+    remembered = view(*state.issues, competitions={1: "titanic"}, stages={1: "planner"},
+                      accepted=first.accepted, comp="iris")
+    theirs = run([change(K.LABELED, 1, "comp:iris", by="eve", t=1.05)], remembered)
+    assert labels(theirs, RemoveLabel) == [(1, "comp:iris")]
