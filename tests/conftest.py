@@ -210,7 +210,7 @@ class Stack:
         """Start one more ``reactor`` process (``args``: its subcommand and flags), with
         ``env`` added to the stack's environment; it is stopped with the stack."""
         assert self.env is not None and self.log_dir is not None
-        log = self.log_dir / f"proc{len(self.processes)}-{args[0]}.log"
+        log = self.log_dir / f"proc{len(self.logs)}-{args[0]}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "reactor.cli", *args], env={**self.env, **env},

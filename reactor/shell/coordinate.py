@@ -21,7 +21,7 @@ import redis.asyncio
 from gidgethub.abc import GitHubAPI
 
 from reactor import comments
-from reactor.actions import CreateIssue, Decision, Escalate
+from reactor.actions import CreateIssue, Decision, Escalate, Saga
 from reactor.config import RepoConfig
 from reactor.context import Context
 from reactor.errors import GitHubError, is_transient
@@ -33,7 +33,7 @@ from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import record_decision, record_problem
 from reactor.shell.burst import Scope
 from reactor.store import keys, locks, memory
-from reactor.view import Change, CompetitionView
+from reactor.view import Change, ChangeKind, CompetitionView
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ async def _decide_and_apply(
         for journal in await saga.pending(ctx.redis, scope.key):  # a worker died mid-hand-off
             await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
                           unsafe=ctx.settings.unsafe_disable).resume(journal)
+            changes = still_to_judge(changes, journal.saga)
             view = await read_view(ctx, gh, scope, changes, config)
         decision = evaluate(changes, view, config, now=datetime.now(UTC),
                             backlog=await _backlog(ctx))
@@ -155,6 +156,27 @@ async def _decide_and_apply(
         await _remember(ctx, scope, decision, applier, config)
         return decision
     raise AssertionError("unreachable")
+
+
+def still_to_judge(changes: list[Change], done: Saga) -> list[Change]:
+    """The burst's changes left to judge once a hand-off a dead worker began is carried out.
+
+    That worker judged the completion the saga hands off, and the source's changes up to it;
+    the saga remembered the source ``completed``. Judged again from there, the agent's moves
+    that led to the completion — and the removal that finished it, which left the issue
+    showing ``completed`` alone — would read as moves out of ``completed``."""
+    completion = next((c for c in changes
+                       if c.delivery_id == done.key and c.issue == done.source), None)
+    if completion is None:
+        return changes
+
+    def led_to_it(change: Change) -> bool:
+        if change.at <= completion.at:
+            return True
+        shown = {parse_label(n).status for n in change.shown or ()} - {None}
+        return change.kind is ChangeKind.UNLABELED and shown == {Status.COMPLETED}
+
+    return [c for c in changes if c.issue != done.source or not led_to_it(c)]
 
 
 async def _backlog(ctx: Context) -> bool:
