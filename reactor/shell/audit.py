@@ -97,3 +97,14 @@ async def record_unprompted(ctx: Context, scope: Scope, decision: Decision, *,
             at=now_iso(), delivery=event, event=event, outcome=outcome.value,
             installation=str(scope.installation_id), repo=scope.repo.full_name,
             issue=str(issue or ""), rule=rule, detail=f"{comp}{detail}".strip()))
+
+
+async def record_resumed(ctx: Context, scope: Scope, source: int, done: int, steps: int) -> None:
+    """A hand-off a stopped worker began, carried out by this one (its own decision was
+    never recorded)."""
+    comp = f"comp:{scope.comp} " if scope.comp else ""
+    await ctx.audit_log.record(AuditRecord(
+        at=now_iso(), delivery="resume", event="resume", outcome=Outcome.APPLIED.value,
+        installation=str(scope.installation_id), repo=scope.repo.full_name,
+        issue=str(source), rule="R9",
+        detail=f"{comp}hand-off from #{source} resumed at step {done + 1} of {steps}"))

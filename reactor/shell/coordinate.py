@@ -30,7 +30,7 @@ from reactor.model import Event
 from reactor.rules import evaluate, timeouts
 from reactor.shell import burst, reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
-from reactor.shell.audit import record_decision, record_problem
+from reactor.shell.audit import record_decision, record_problem, record_resumed
 from reactor.shell.burst import Scope
 from reactor.store import keys, locks, memory
 from reactor.view import Change, ChangeKind, CompetitionView
@@ -138,6 +138,8 @@ async def _decide_and_apply(
         for journal in await saga.pending(ctx.redis, scope.key):  # a worker died mid-hand-off
             await Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
                           unsafe=ctx.settings.unsafe_disable).resume(journal)
+            await record_resumed(ctx, scope, journal.saga.source, journal.done,
+                                 len(journal.saga.steps))
             changes = still_to_judge(changes, journal.saga)
             view = await read_view(ctx, gh, scope, changes, config)
         decision = evaluate(changes, view, config, now=datetime.now(UTC),

@@ -90,6 +90,8 @@ def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
                                                           "completed"))
     handed_off_once(s, comp, planner, (1, 1, 0))
     assert "status:starting" in names(next_issue(s, comp, "analyzer"))
+    resumed = s.stack.wait_for_audit(lambda r: r.event == "resume" and r.issue == str(planner))
+    assert f"hand-off from #{planner} resumed at step {step + 1}" in resumed.detail
 
 
 def analyzer_and_running_planner(s: Scenario, comp: str) -> tuple[int, int]:
