@@ -245,7 +245,7 @@ def _schedule_again(
     stamp = int(exc.retry_at.timestamp())
     Queue(job.origin, connection=job.connection).enqueue_at(
         exc.retry_at, func, argument, job_id=f"{name}-after-{stamp}", retry=_retry_of(job),
-        result_ttl=job.result_ttl, failure_ttl=job.failure_ttl,
+        job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl,
     )
     wait = (exc.retry_at - datetime.now(UTC)).total_seconds()
     log.info("rate limited: deferred %.0fs", wait, extra={"delivery": name})

@@ -20,7 +20,7 @@ from rq import Queue
 
 from reactor.model import Actor, Repo
 from reactor.store import keys
-from reactor.store.ingest import JOB_RETRY
+from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
 from reactor.view import Change, ChangeKind
 
 CHECK_RESULT_TTL_S = 600
@@ -109,6 +109,6 @@ def schedule(connection: SyncRedis, scope: Scope, *, at: datetime, kind: str) ->
     suffix = f"-{int(at.timestamp())}" if kind == "settle" else ""
     Queue(keys.QUEUE_EVENTS, connection=connection).enqueue_at(
         at, "reactor.jobs.evaluate_scope", scope.dumps(),
-        job_id=f"{kind}-{scope.digest}{suffix}", retry=JOB_RETRY,
+        job_id=f"{kind}-{scope.digest}{suffix}", retry=JOB_RETRY, job_timeout=JOB_TIMEOUT_S,
         result_ttl=CHECK_RESULT_TTL_S, failure_ttl=CHECK_FAILURE_TTL_S,
     )

@@ -29,7 +29,7 @@ from reactor.shell.audit import record_unprompted
 from reactor.shell.burst import Scope
 from reactor.shell.reads import one_issue
 from reactor.store import keys, locks, memory
-from reactor.store.ingest import JOB_RETRY
+from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
 from reactor.view import CompetitionView
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def schedule(connection: SyncRedis, scope: Scope, issue: int, status: Status, *,
         at + EARLY_BY, "reactor.shell.timers.check_timeout", scope.dumps(), issue, status.value,
         entered.isoformat(),
         job_id=f"timeout-{hashlib.sha256(name.encode()).hexdigest()[:24]}", retry=JOB_RETRY,
-        result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
+        job_timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
     )
 
 

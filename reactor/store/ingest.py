@@ -56,7 +56,7 @@ from reactor.store.deliveries import Delivery
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "reactor.jobs.process_delivery"
-JOB_TIMEOUT_S = 120
+JOB_TIMEOUT_S = 60  # a job takes seconds; a killed worker's job is handed back after this + 15 s
 JOB_RESULT_TTL_S = 3600
 JOB_FAILURE_TTL_S = 7 * 24 * 3600
 JOB_RETRY = Retry(max=3, interval=[5, 30, 120])

@@ -43,6 +43,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Take the lease and its next fencing token in one round trip; 0 when another holds it.
+_ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return fence
+"""
 # Move everything pending to the in-flight list and return the in-flight list.
 _TAKE = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -71,15 +78,15 @@ class Lease:
         """Raise LeaseLost unless this lease is still the scope's holder (and renew it)."""
         if not self.guarded:
             return
-        held = await self.client.eval(
-            _CHECK_AND_RENEW, 1, keys.lease(self.scope), self.value, LEASE_TTL_MS
-        )
+        held = await self.client.register_script(_CHECK_AND_RENEW)(
+            keys=[keys.lease(self.scope)], args=[self.value, LEASE_TTL_MS])
         if not held:
             raise LeaseLost(f"lease on {self.scope} (fence {self.fence}) was lost")
 
     async def release(self) -> None:
         if self.guarded:
-            await self.client.eval(_RELEASE, 1, keys.lease(self.scope), self.value)
+            await self.client.register_script(_RELEASE)(
+                keys=[keys.lease(self.scope)], args=[self.value])
 
 
 async def acquire(client: redis.asyncio.Redis, scope: str, *, guarded: bool = True
@@ -88,12 +95,10 @@ async def acquire(client: redis.asyncio.Redis, scope: str, *, guarded: bool = Tr
     if not guarded:
         return Lease(scope=scope, value="", fence=0, client=client, guarded=False)
     value = secrets.token_hex(16)
-    if not await client.set(keys.lease(scope), value, nx=True, px=LEASE_TTL_MS):
+    fence = await client.register_script(_ACQUIRE)(
+        keys=[keys.lease(scope), keys.fence(scope)], args=[value, LEASE_TTL_MS, keys.SCOPE_TTL_S])
+    if not fence:
         return None
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.incr(keys.fence(scope))
-        pipe.expire(keys.fence(scope), keys.SCOPE_TTL_S)
-        fence, _ = await pipe.execute()
     return Lease(scope=scope, value=value, fence=int(fence), client=client)
 
 
