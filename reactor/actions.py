@@ -167,11 +167,15 @@ class Saga:
     crash without repeating a step, compensated in reverse if a step fails for good.
 
     ``source`` is the completed issue; ``key`` (the completion's delivery) names the journal.
+    ``settled`` is the deliveries of the source's changes the completion accounts for (up
+    to it, and the removal that finished it): judged once the hand-off is done, by whichever
+    worker finishes it, so they are never judged again from ``completed``.
     """
 
     source: int
     key: str
     steps: tuple[Action, ...]
+    settled: tuple[str, ...] = ()
 
 
 def _no_statuses() -> Mapping[int, Status]:

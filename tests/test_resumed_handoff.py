@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from reactor.actions import AddLabel, RemoveLabel, Saga
+import redis.asyncio
+
+from reactor.actions import AddLabel, Comment, RemoveLabel, Rule, Saga
 from reactor.config import parse_config
 from reactor.labels import Status
+from reactor.shell import saga as journals
 from reactor.shell.coordinate import still_to_judge
 from reactor.view import Change
 from tests.core.world import K, agent, change, of_type, run, view
@@ -31,7 +34,9 @@ def test_the_moves_into_completed_are_left_out_and_a_move_out_of_it_is_undone() 
         moved(K.UNLABELED, "status:running", 1.0, "status:completed")]
     invalid = [moved(K.UNLABELED, "status:completed", 11, "status:starting"),
                moved(K.LABELED, "status:starting", 11.001, "status:starting")]
-    handed_off = Saga(39, "d-0.99", ())
+    begun = run(run_to_completed, view(agent(39, "planner", "completed")), CONFIG)
+    [handed_off] = begun.sagas
+    assert set(handed_off.settled) == {c.delivery_id for c in run_to_completed}
 
     left = still_to_judge([*run_to_completed, *invalid], handed_off)
 
@@ -43,6 +48,18 @@ def test_the_moves_into_completed_are_left_out_and_a_move_out_of_it_is_undone() 
     assert decision.accepted == {39: Status.COMPLETED}
 
 
-def test_without_its_completion_in_the_burst_nothing_is_left_out() -> None:
+def test_a_journal_written_before_settled_existed_leaves_nothing_out() -> None:
     burst = [moved(K.UNLABELED, "status:running", 1.0, "status:completed")]
-    assert still_to_judge(burst, Saga(39, "elsewhere", ())) == burst
+    assert still_to_judge(burst, Saga(39, "d-0.99", ())) == burst
+
+
+async def test_the_journal_keeps_what_the_completion_settled(redis_url: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        saga = Saga(39, "d-0.99", (Comment(39, "**R9 hand-off**", "<!-- m -->", Rule.R9, "r"),),
+                    settled=("d-open", "d-0.99"))
+        await journals.begin(client, "1:comp:titanic", saga)
+        [journal] = await journals.pending(client, "1:comp:titanic")
+        assert journal.saga == saga
+    finally:
+        await client.aclose()

@@ -89,7 +89,7 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
          *blocked.actions))
     return Decision(
         actions=actions,
-        sagas=tuple(Saga(change.issue, change.delivery_id, steps)
+        sagas=tuple(Saga(change.issue, change.delivery_id, steps, _settled_by(change, sit))
                     for change, planned in plans
                     if (steps := tuple(a for a in actions if a in planned))),
         accepted=MappingProxyType(accepted),
@@ -249,3 +249,14 @@ def _accepted(out: _Statuses, verdict: Judged, number: int, sit: Situation) -> N
     out.notes.append(Note(Rule.R1, number, move))
     if verdict.status is Status.COMPLETED and verdict.moved_by is not None:
         out.completed.append(verdict)
+
+
+def _settled_by(completion: Change, sit: Situation) -> tuple[str, ...]:
+    """The deliveries of the source's changes a completion accounts for: those up to it, and
+    a removal that left the issue showing ``completed`` alone (the end of the agent's move)."""
+    def finishes(change: Change) -> bool:
+        shown = {parse_label(n).status for n in change.shown or ()} - {None}
+        return change.kind is ChangeKind.UNLABELED and shown == {Status.COMPLETED}
+
+    return tuple(c.delivery_id for c in sit.of(completion.issue)
+                 if c.at <= completion.at or finishes(c))

@@ -33,7 +33,7 @@ from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import record_decision, record_problem, record_resumed
 from reactor.shell.burst import Scope
 from reactor.store import keys, locks, memory
-from reactor.view import Change, ChangeKind, CompetitionView
+from reactor.view import Change, CompetitionView
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +161,11 @@ async def _decide_and_apply(
 
 
 def still_to_judge(changes: list[Change], done: Saga) -> list[Change]:
-    """The burst's changes left to judge once a hand-off a dead worker began is carried out.
-
-    That worker judged the completion the saga hands off, and the source's changes up to it;
-    the saga remembered the source ``completed``. Judged again from there, the agent's moves
-    that led to the completion — and the removal that finished it, which left the issue
-    showing ``completed`` alone — would read as moves out of ``completed``."""
-    completion = next((c for c in changes
-                       if c.delivery_id == done.key and c.issue == done.source), None)
-    if completion is None:
-        return changes
-
-    def led_to_it(change: Change) -> bool:
-        if change.at <= completion.at:
-            return True
-        shown = {parse_label(n).status for n in change.shown or ()} - {None}
-        return change.kind is ChangeKind.UNLABELED and shown == {Status.COMPLETED}
-
-    return [c for c in changes if c.issue != done.source or not led_to_it(c)]
+    """The burst's changes left to judge once a hand-off a dead worker began is carried out:
+    not those its completion accounts for (the saga remembered the source ``completed``;
+    judged again from there, the agent's moves into it would read as moves out of it)."""
+    settled = set(done.settled)
+    return [c for c in changes if c.delivery_id not in settled]
 
 
 async def _backlog(ctx: Context) -> bool:

@@ -23,7 +23,7 @@ from reactor.errors import Conflict, GitHubError, is_transient
 from reactor.labels import Status
 from reactor.rules.handoff import undo_steps
 from reactor.shell import saga as journals
-from reactor.store import memory
+from reactor.store import locks, memory
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -77,15 +77,18 @@ async def resume(applier: Applier, journal: journals.Journal) -> bool:
 
 async def _remember(applier: Applier, saga: Saga) -> None:
     """The saga's effect, remembered as soon as it is done: the source completed, the issue
-    it started in ``starting``. Were the decision's memory lost after the saga (the job
-    retried, the worker killed), the completion would otherwise be judged — and handed off —
-    again, re-running a next stage that may have finished meanwhile."""
+    it started in ``starting``, and the changes the completion accounts for judged. Were the
+    decision's memory lost after the saga (the job retried, the worker killed), the
+    completion would otherwise be judged — and handed off — again, re-running a next stage
+    that may have finished meanwhile; and the agent's moves into ``completed``, judged again
+    from it, would read as moves out of it."""
     started = _touched(saga, applier.created)
     statuses = {saga.source: Status.COMPLETED.value,
                 **{n: Status.STARTING.value for n in started}}
     now = datetime.now(UTC).isoformat()
     await memory.remember(applier.redis, applier.repo.id, statuses=statuses, identities={},
                           entered={n: now for n in started})
+    await locks.mark_judged(applier.redis, applier.lease.scope, list(saga.settled))
 
 
 async def _compensate(applier: Applier, journal: journals.Journal, failed: int,

@@ -75,6 +75,7 @@ def decode_action(data: dict[str, Any]) -> Action:
 def _dumps(journal: Journal) -> bytes:
     return orjson.dumps({
         "source": journal.saga.source, "key": journal.saga.key, "done": journal.done,
+        "settled": list(journal.saga.settled),
         "steps": [encode_action(step) for step in journal.saga.steps],
         "created": [list(pair) for pair in journal.created],
     })
@@ -82,7 +83,8 @@ def _dumps(journal: Journal) -> bytes:
 
 def _loads(scope: str, raw: bytes) -> Journal:
     data = orjson.loads(raw)
-    saga = Saga(data["source"], data["key"], tuple(decode_action(s) for s in data["steps"]))
+    saga = Saga(data["source"], data["key"], tuple(decode_action(s) for s in data["steps"]),
+                tuple(data.get("settled", ())))
     return Journal(scope, saga, data["done"], tuple((k, n) for k, n in data["created"]))
 
 
