@@ -215,10 +215,12 @@ class _Judge:
             added and s is not Status.IDLE for added, s in self._moves()))
         if midway and self.sit.now < self.until:
             return Settle(self.until)  # an agent may be between its two requests (SPEC §3)
-        if status is self.before:
+        waiting = self.sit.now < self.until
+        if status is self.before and not (waiting and not self._explained()):
+            # Nothing moved — but a burst that does not add up (a label taken off that it
+            # never showed) waits, so that the move it is half of is judged whole.
             return self._accept(status)
         walk, certain = self._walk(), self._chain.certain
-        waiting = self.sit.now < self.until
         in_order = walk.possible and walk.broke is None and walk.reached is status
         if status is not None and status is not self.before and self._enters(status) and (
                 (in_order and (certain or not waiting))
