@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio
 
 from reactor.store import memory
+from reactor.store.memory import MarkerClaim
 
 
 @pytest.fixture
@@ -53,9 +54,12 @@ async def test_reverts_are_counted_within_the_window_only(client: redis.asyncio.
 
 async def test_a_marker_is_claimed_once_unless_released(client: redis.asyncio.Redis) -> None:
     claims = await asyncio.gather(*(memory.claim_marker(client, "R2:7:d1") for _ in range(20)))
-    assert claims.count(True) == 1
+    assert claims.count(MarkerClaim.CLAIMED) == 1
+    assert set(claims) == {MarkerClaim.CLAIMED, MarkerClaim.UNCONFIRMED}
     await memory.release_marker(client, "R2:7:d1")
-    assert await memory.claim_marker(client, "R2:7:d1")
+    assert await memory.claim_marker(client, "R2:7:d1") is MarkerClaim.CLAIMED
+    await memory.confirm_marker(client, "R2:7:d1")
+    assert await memory.claim_marker(client, "R2:7:d1") is MarkerClaim.POSTED
 
 
 async def test_each_expectation_is_consumed_by_one_echo(client: redis.asyncio.Redis) -> None:

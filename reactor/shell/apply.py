@@ -12,6 +12,7 @@ retries and replays never post it twice; an issue is created at most once per ke
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
@@ -40,8 +41,11 @@ from reactor.shell.reads import one_issue
 from reactor.shell.saga import Journal
 from reactor.store import memory
 from reactor.store.locks import Lease
+from reactor.store.memory import MarkerClaim
 from reactor.view import CompetitionView
 
+# A crash point for the test that kills a worker right after it claimed a comment's marker.
+_CRASH_AFTER_CLAIM = os.environ.get("REACTOR_TEST_CRASH_AFTER_CLAIM") == "1"
 
 @dataclass
 class Applier:
@@ -150,22 +154,33 @@ class Applier:
     @staticmethod
     async def post(gh: GitHubAPI, client: AsyncRedis, repo: Repo,
                    comment: Comment, *, author: str) -> None:
-        """Post ``comment`` unless its marker was claimed before (retries, replays). GitHub
-        sometimes answers 5xx after it wrote: then the comment (by ``author``, the App's bot)
-        is looked for before the claim is given up, so a retry never posts it twice."""
-        if not await memory.claim_marker(client, comment.marker):
+        """Post ``comment`` unless it was posted before (retries, replays). GitHub sometimes
+        answers 5xx after it wrote: then the comment (by ``author``, the App's bot) is looked
+        for before the claim is given up, so a retry never posts it twice. A claim never
+        confirmed (its worker killed between the claim and the ``POST``) is checked the same
+        way, and the comment posted when it is not there."""
+        claim = await memory.claim_marker(client, comment.marker)
+        if claim is MarkerClaim.CLAIMED and _CRASH_AFTER_CLAIM:
+            os._exit(137)  # as if killed between the claim and the POST (tests/scenarios)
+        if claim is MarkerClaim.POSTED:
+            return
+        if claim is MarkerClaim.UNCONFIRMED and await reads.has_comment(
+                gh, repo, comment.issue, comment.marker, author=author):
+            await memory.confirm_marker(client, comment.marker)
             return
         try:
             await gh.post(f"/repos/{repo.full_name}/issues/{comment.issue}/comments",
                           data={"body": comment.body})
         except GitHubError as exc:
             if is_transient(exc) and await _written_anyway(gh, repo, comment, author):
+                await memory.confirm_marker(client, comment.marker)
                 return
             await memory.release_marker(client, comment.marker)
             raise
         except BaseException:
             await memory.release_marker(client, comment.marker)
             raise
+        await memory.confirm_marker(client, comment.marker)
 
     async def _create(self, action: CreateIssue) -> None:
         claim = await memory.begin_creation(self.redis, self.repo.id, action.key)

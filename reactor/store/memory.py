@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis.asyncio
 
@@ -33,6 +34,7 @@ from reactor.store import keys
 
 ISSUE_TTL_S = 30 * 24 * 3600
 MARKER_TTL_S = 30 * 24 * 3600
+_PENDING = "pending"  # claimed, the comment not yet confirmed on GitHub ("1" once it is)
 EXPECTATION_TTL_S = 600
 OWN_TTL_S = 7 * 24 * 3600  # longer than GitHub keeps deliveries for redelivery (3 days)
 CREATION_TTL_S = 90 * 24 * 3600
@@ -180,9 +182,28 @@ async def forget_reverts(client: redis.asyncio.Redis, repo_id: int, issue: int) 
     await client.delete(keys.reverts(repo_id, issue))
 
 
-async def claim_marker(client: redis.asyncio.Redis, marker: str) -> bool:
-    """True the first time ``marker`` is claimed: only then may its comment be posted."""
-    return bool(await client.set(keys.marker(marker), "1", nx=True, ex=MARKER_TTL_S))
+class MarkerClaim(StrEnum):
+    """Who may post the comment of a marker: this caller (``CLAIMED``), nobody (``POSTED``:
+    it was), or whoever finds it missing (``UNCONFIRMED``: claimed by a worker that did not
+    confirm the post — it may have died between the claim and the ``POST``)."""
+
+    CLAIMED = "claimed"
+    POSTED = "posted"
+    UNCONFIRMED = "unconfirmed"
+
+
+async def claim_marker(client: redis.asyncio.Redis, marker: str) -> MarkerClaim:
+    """Claim ``marker`` before posting its comment (see :class:`MarkerClaim`)."""
+    key = keys.marker(marker)
+    if await client.set(key, _PENDING, nx=True, ex=MARKER_TTL_S):
+        return MarkerClaim.CLAIMED
+    found = await client.get(key)
+    return MarkerClaim.UNCONFIRMED if found == _PENDING.encode() else MarkerClaim.POSTED
+
+
+async def confirm_marker(client: redis.asyncio.Redis, marker: str) -> None:
+    """The marker's comment is on GitHub."""
+    await client.set(keys.marker(marker), "1", ex=MARKER_TTL_S)
 
 
 async def release_marker(client: redis.asyncio.Redis, marker: str) -> None:

@@ -41,12 +41,13 @@ def solo(stack1: Stack, request: pytest.FixtureRequest) -> Iterator[Scenario]:
     yield from make_scenario(stack1, request)
 
 
-def crash_on_completion(s: Scenario, step: int, complete: Callable[[], None]) -> None:
+def crash_on_completion(s: Scenario, step: int, complete: Callable[[], None], *,
+                        crash: str = "REACTOR_TEST_CRASH_AFTER_STEP") -> None:
     """Stop the normal worker, let a crashing one take the completion, then resume normally."""
     normal = s.stack.processes.pop(1)
     normal.terminate()
     normal.wait(timeout=10)
-    crashing = s.stack.start("worker", REACTOR_TEST_CRASH_AFTER_STEP=str(step))
+    crashing = s.stack.start("worker", **{crash: str(step)})
     complete()
     assert crashing.wait(timeout=30) == 137, "the worker did not crash at the hand-off step"
     s.stack.processes.remove(crashing)
@@ -92,6 +93,25 @@ def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
     assert "status:starting" in names(next_issue(s, comp, "analyzer"))
     resumed = s.stack.wait_for_audit(lambda r: r.event == "resume" and r.issue == str(planner))
     assert f"hand-off from #{planner} resumed at step {step + 1}" in resumed.detail
+
+
+def test_a_worker_killed_between_claiming_a_comment_and_posting_it_leaves_it_posted_once(
+    solo: Scenario,
+) -> None:
+    """The hand-off's first comment was claimed, never posted: the next worker finds it
+    missing on GitHub and posts it."""
+    s, comp = solo, "titanic"
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "running")
+    s.idle()
+    crash_on_completion(s, 1, lambda: move_one_request(s, login, planner, comp, "planner",
+                                                       "completed"),
+                        crash="REACTOR_TEST_CRASH_AFTER_CLAIM")
+    handed_off_once(s, comp, planner, (1, 1, 0))
 
 
 def analyzer_and_running_planner(s: Scenario, comp: str) -> tuple[int, int]:
