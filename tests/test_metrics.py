@@ -247,6 +247,17 @@ async def test_counts_redis_did_not_take_are_kept_for_the_next_write(
     assert 0 < await client.ttl(CALLS_KEY) <= METRICS_TTL_S
 
 
+async def test_drain_waits_for_a_write_already_begun(client: redis.asyncio.Redis) -> None:
+    """A command that ends right after its last GitHub call (``reactor replay`` refusing an
+    unknown GUID) drains the counter before closing Redis: the write the call began is
+    finished, never cut off by the close."""
+    counter = CallCounter(client)
+    counter(CallRecord("GET", "/app", 200, None, 4999, 0.01))
+    await asyncio.sleep(0)  # the write task begins: it took the counts, it is on its way
+    await counter.drain()
+    assert await client.hgetall(CALLS_KEY) == {b"GET /app 200": b"1"}
+
+
 # -- on the real stack ----------------------------------------------------------------------
 
 

@@ -96,7 +96,8 @@ class CallCounter:
         self._redis = redis
         self._calls: Counter[str] = Counter()
         self._remaining: dict[str, int] = {}
-        self._writing: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None  # a write due that has not begun
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def __call__(self, record: CallRecord) -> None:
         self._calls[call_field(record)] += 1
@@ -108,11 +109,12 @@ class CallCounter:
             except RuntimeError:  # no loop: the next call's task writes these too
                 return
             self._writing = loop.create_task(self.flush())
+            self._in_flight.add(self._writing)
+            self._writing.add_done_callback(self._in_flight.discard)
 
     async def drain(self) -> None:
-        """Finish the write in flight and write what is left: before the Redis client closes."""
-        if self._writing is not None:
-            await self._writing
+        """Finish the writes begun and write what is left: before the Redis client closes."""
+        await asyncio.gather(*self._in_flight)
         await self.flush()
 
     async def flush(self) -> None:
