@@ -47,6 +47,7 @@ from reactor.view import CompetitionView
 # A crash point for the test that kills a worker right after it claimed a comment's marker.
 _CRASH_AFTER_CLAIM = os.environ.get("REACTOR_TEST_CRASH_AFTER_CLAIM") == "1"
 
+
 @dataclass
 class Applier:
     """Applies one decision taken on ``view``; collects the issues it created."""
