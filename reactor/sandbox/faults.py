@@ -12,7 +12,8 @@ The body's shape is fixed by the spec (section 5)::
 secondary limits with 403 or 429). A route fault answers its status instead of serving the
 request, so nothing changes; with ``"after": true`` the request is served first (state
 changed, webhooks sent, rate limit spent) and its answer is then replaced by the status, as
-when GitHub writes and its front end still answers 502.
+when GitHub writes and its front end still answers 502. ``"times": N`` makes a route fault
+strike at most N times.
 
 Primary limits are counted per installation, user or App as on GitHub (5,000 an hour); a
 ``rate_limit`` fault overrides what is left for everyone until ``reset_in`` seconds have
@@ -39,12 +40,23 @@ class FaultSpecError(ValueError):
 @dataclass(frozen=True)
 class RouteFault:
     """Requests whose ``"<METHOD> <path>"`` matches ``pattern`` answer ``status`` (at ``rate``);
-    ``after``: only once the request has been served."""
+    ``after``: only once the request has been served; ``times``: at most that many times."""
 
     pattern: re.Pattern[str]
     status: int
     rate: float
     after: bool = False
+    times: int | None = None
+    struck: list[int] = field(default_factory=lambda: [0], compare=False)
+
+    def strikes(self, target: str) -> bool:
+        if not self.pattern.search(target) or (
+                self.times is not None and self.struck[0] >= self.times):
+            return False
+        if random.random() >= self.rate:  # noqa: S311 - a fault's odds, not secrecy
+            return False
+        self.struck[0] += 1
+        return True
 
 
 @dataclass(frozen=True)
@@ -98,10 +110,7 @@ class Faults:
     def route_fault(self, method: str, path: str) -> RouteFault | None:
         """The fault that strikes this request, or None to serve it normally."""
         target = f"{method} {path}"
-        for fault in self.routes:
-            if fault.pattern.search(target) and random.random() < fault.rate:  # noqa: S311
-                return fault
-        return None
+        return next((fault for fault in self.routes if fault.strikes(target)), None)
 
 
 def _obj(body: dict[str, Any], key: str) -> dict[str, Any]:
@@ -140,7 +149,8 @@ def _route(key: str, spec: Any) -> RouteFault:
     if not isinstance(after, bool):
         raise FaultSpecError(f"route fault {key!r}: after must be true or false")
     status = _status(spec.get("status", 502))
-    return RouteFault(pattern, status, _num(spec, "rate", 1.0, float), after)
+    times = _num(spec, "times", 0, int) if "times" in spec else None
+    return RouteFault(pattern, status, _num(spec, "rate", 1.0, float), after, times)
 
 
 @dataclass

@@ -62,6 +62,8 @@ class Applier:
     failed: set[int] = field(default_factory=set)  # issues a failed hand-off meant to start
     unsafe: frozenset[str] = frozenset()  # safety mechanisms switched off (Settings)
     _checked: set[int] = field(default_factory=set)
+    # the labels (casefolded) on each issue read fresh, as the App's writes since left them
+    _labels: dict[int, frozenset[str]] = field(default_factory=dict)
 
     async def apply(self, decision: Decision) -> None:
         """Every action in order; the hand-offs among them as sagas (reactor.shell.handoffs)."""
@@ -93,6 +95,7 @@ class Applier:
         if fresh is None or fresh.labels != seen.labels or fresh.state != seen.state:
             raise Conflict(action.issue)
         self._checked.add(action.issue)
+        self._labels[action.issue] = frozenset(n.casefold() for n in fresh.labels)
 
     async def perform(self, action: Action) -> None:
         match action:
@@ -119,30 +122,51 @@ class Applier:
 
     async def _add_label(self, number: int, label: str) -> None:
         await memory.expect(self.redis, self.repo.id, number, f"labeled:{label.casefold()}")
-        path = f"/repos/{self.repo.full_name}/issues/{number}/labels"
-        try:
-            await self.gh.post(path, data={"labels": [label]})
-        except GitHubError as exc:
-            await self._unsure(exc, number, label, "labeled")
+        await self._write_label(number, label, "labeled")
 
     async def _remove_label(self, number: int, label: str) -> None:
         await memory.expect(self.redis, self.repo.id, number, f"unlabeled:{label.casefold()}")
-        path = f"/repos/{self.repo.full_name}/issues/{number}/labels/{quote(label, safe='')}"
-        try:
-            await self.gh.delete(path)
-        except GitHubError as exc:
-            if exc.status != 404:  # already gone: the delta is done
-                await self._unsure(exc, number, label, "unlabeled")
+        await self._write_label(number, label, "unlabeled")
 
-    async def _unsure(self, exc: GitHubError, number: int, label: str, action: str) -> None:
-        """A label write answered 5xx: done if the issue's timeline shows it; otherwise the
-        issue is decided on again from a fresh read (never written blindly a second time: an
-        agent may have moved on in between, and a repeat would undo its move)."""
+    async def _write_label(self, number: int, label: str, action: str, *,
+                           again: bool = True) -> None:
+        path = f"/repos/{self.repo.full_name}/issues/{number}/labels"
+        try:
+            if action == "labeled":
+                await self.gh.post(path, data={"labels": [label]})
+            else:
+                await self.gh.delete(f"{path}/{quote(label, safe='')}")
+        except GitHubError as exc:
+            if not (action == "unlabeled" and exc.status == 404):  # gone: the delta is done
+                await self._unsure(exc, number, label, action, again=again)
+                return
+        self._left(number, label, action)
+
+    def _left(self, number: int, label: str, action: str) -> None:
+        """Track the labels the App's writes left on an issue it read fresh."""
+        if number in self._labels:
+            folded = label.casefold()
+            self._labels[number] = (self._labels[number] | {folded} if action == "labeled"
+                                    else self._labels[number] - {folded})
+
+    async def _unsure(self, exc: GitHubError, number: int, label: str, action: str, *,
+                      again: bool) -> None:
+        """A label write answered 5xx: done if the issue's timeline shows it. Otherwise it
+        is written once more if the issue still shows exactly what the App's own writes
+        left (a revert half made must not stand as the agent's move); if anything else
+        changed, the issue is decided on again from a fresh read (never written blindly: an
+        agent may have moved on, and a repeat would undo its move)."""
         if not is_transient(exc):
             raise exc
         if await reads.label_written(self.gh, self.repo, number, label, action,
                                      author=self.view.app_login):
+            self._left(number, label, action)
             return
+        if again and number in self._labels:
+            fresh = await one_issue(self.gh, self.repo, number)
+            if fresh is not None and {n.casefold() for n in fresh.labels} == self._labels[number]:
+                await self._write_label(number, label, action, again=False)
+                return
         raise Conflict(number) from exc
 
     async def _comment(self, action: Comment) -> None:

@@ -235,3 +235,32 @@ def test_a_label_github_wrote_before_answering_502_is_not_written_again(
               if e["actor"]["login"] == s.bot and "label" in e]
     assert by_app == [("labeled", "status:starting")], by_app
     assert len([b for b in s.app_comments(analyzer) if "R9 hand-off" in b]) == 1
+
+
+def test_a_revert_whose_second_write_answered_502_is_finished(scenario: Scenario) -> None:
+    """The agent moves ``completed → starting`` (invalid). The App's revert takes
+    ``starting`` off, then its ``status:completed`` answers 502 before GitHub wrote it. The
+    issue shows exactly what the App's own write left, so the label is written once more —
+    rather than the half-made revert being judged afresh as the agent's ``completed → idle``."""
+    s, comp = scenario, "titanic"
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "running")
+    s.idle()
+    move_one_request(s, login, planner, comp, "planner", "completed")
+    s.settle()
+    s.client.control("POST", "faults", {"routes": {
+        rf"POST /repos/[^/]+/[^/]+/issues/{planner}/labels$": {"status": 502, "times": 1}}})
+    mark = len(s.requests())
+    try:
+        move_one_request(s, login, planner, comp, "planner", "starting")  # one PUT
+        s.settle()
+    finally:
+        s.client.control("POST", "faults", {})
+    assert s.labels(planner) == agent_labels(comp, "planner", "status:completed")
+    posts = [r["status"] for r in s.requests(mark)  # a fault answers before knowing who asks
+             if r["method"] == "POST" and r["path"].endswith(f"/issues/{planner}/labels")]
+    assert posts == [502, 200], posts
