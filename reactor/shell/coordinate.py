@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio
 from gidgethub.abc import GitHubAPI
+from rq import get_current_job
 
 from reactor import comments
 from reactor.actions import CreateIssue, Decision, Escalate, Saga
@@ -168,6 +169,12 @@ def still_to_judge(changes: list[Change], done: Saga) -> list[Change]:
     return [c for c in changes if c.delivery_id not in settled]
 
 
+# Jobs that carry no delivery — re-checks of a scope, timeout checks, the catch-up — hold no
+# change a burst could lack; counting them, two parked scopes kept each other waiting.
+_NO_DELIVERY = (b"settle-", b"check-", b"timeout-", b"catchup-")
+_QUEUE_LOOK = 64  # queued jobs looked at; a longer queue is a backlog whatever it holds
+
+
 async def _backlog(ctx: Context) -> bool:
     """Whether deliveries still wait to be handled — in the events queue, taken by another
     worker that has not left its change yet, or held back by an installation's limiter — so
@@ -176,11 +183,15 @@ async def _backlog(ctx: Context) -> bool:
     (reactor.rules._base.Situation.settle_until)."""
     connection = ctx.redis
     async with connection.pipeline(transaction=False) as pipe:
-        pipe.llen(f"rq:queue:{keys.QUEUE_EVENTS}")
-        pipe.zcard(f"rq:wip:{keys.QUEUE_EVENTS}")  # RQ's started registry: this job, others
+        pipe.lrange(f"rq:queue:{keys.QUEUE_EVENTS}", 0, _QUEUE_LOOK)
+        pipe.zrange(f"rq:wip:{keys.QUEUE_EVENTS}", 0, -1)  # RQ's started registry
         pipe.smembers("rq:rl-keys")
         queued, started, limiters = await pipe.execute()
-    if queued or started > 1:
+    current = get_current_job()
+    own = f"{current.id}:".encode() if current is not None else None
+    deliveries = [job for job in [*queued, *started] if not job.startswith(_NO_DELIVERY)
+                  and (own is None or not job.startswith(own))]
+    if deliveries or len(queued) > _QUEUE_LOOK:
         return True
     async with connection.pipeline(transaction=False) as pipe:
         for name in limiters:
