@@ -88,15 +88,18 @@ def _intents(reverts: list[Revert], sit: Situation) -> tuple[list[str], list[str
 
 
 def _revert(out: Assembled, reverts: list[Revert], sit: Situation) -> None:
-    """Label deltas, then one comment per violation whose undoing changed something."""
+    """Label deltas — what is put back first, so a revert cut off half-way (a worker killed,
+    a write refused) leaves the agent's label beside the restored one, which is undone
+    again, never a bare issue that reads as the agent's own valid move — then one comment
+    per violation whose undoing changed something."""
     number = reverts[0].violation.issue
     removes, adds = _intents(reverts, sit)
-    for name in removes:
-        out.actions.append(RemoveLabel(number, name, _rule_of(reverts, name, "remove"),
-                                       f"revert: {name} was not allowed"))
     for name in adds:
         out.actions.append(AddLabel(number, name, _rule_of(reverts, name, "add"),
                                     f"revert: restore {name}"))
+    for name in removes:
+        out.actions.append(RemoveLabel(number, name, _rule_of(reverts, name, "remove"),
+                                       f"revert: {name} was not allowed"))
     done = {label_key(parse_label(n)) for n in (*removes, *adds)}
     for rule, key in _unique([(r.violation.rule, r.violation.key) for r in reverts]):
         same = [r for r in reverts if (r.violation.rule, r.violation.key) == (rule, key)]
