@@ -154,3 +154,16 @@ def test_a_status_the_burst_removed_counts_as_reached_when_its_labeled_webhook_n
     decision = settles(changes, state)
     assert decision.accepted == {1: Status.COMPLETED}
     assert not of_type(decision, RemoveLabel) and not of_type(decision, AddLabel)
+
+
+def test_a_revert_puts_the_restored_label_back_before_taking_the_agents_off() -> None:
+    """Cut off after its first write (a worker killed), the revert must not leave a bare
+    issue that reads as the agent's own valid ``completed → idle``: the restored label goes
+    back first, so both show and the rules undo the agent's again."""
+    state = view(agent(1, "planner", "starting"), accepted={1: "completed"})
+    put = frozenset({"status:starting"})  # one PUT: both payloads show its end state
+    changes = [dataclasses.replace(change(K.UNLABELED, 1, "status:completed", t=1), shown=put),
+               dataclasses.replace(change(K.LABELED, 1, "status:starting", t=1), shown=put)]
+    writes = [(type(a).__name__, a.label) for a in settles(changes, state).actions
+              if isinstance(a, AddLabel | RemoveLabel)]
+    assert writes == [("AddLabel", "status:completed"), ("RemoveLabel", "status:starting")]
