@@ -75,11 +75,8 @@ def hand_off_counts(s: Scenario, comp: str, planner: int) -> tuple[int, int, int
     return len(analyzers), on_planner, on_analyzer
 
 
-@pytest.mark.parametrize("step", [0, 1])
-def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
-    solo: Scenario, step: int
-) -> None:
-    s, comp = solo, "titanic"
+def running_planner(s: Scenario, comp: str) -> int:
+    """A planner issue opened by its agent and moved to ``running``, each step judged."""
     login = AGENTS["planner"]
     planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
     s.idle()
@@ -87,6 +84,16 @@ def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
     s.idle()
     move_one_request(s, login, planner, comp, "planner", "running")
     s.idle()
+    return planner
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
+    solo: Scenario, step: int
+) -> None:
+    s, comp = solo, "titanic"
+    login = AGENTS["planner"]
+    planner = running_planner(s, comp)
     crash_on_completion(s, step, lambda: move_one_request(s, login, planner, comp, "planner",
                                                           "completed"))
     handed_off_once(s, comp, planner, (1, 1, 0))
@@ -102,12 +109,7 @@ def test_a_worker_killed_between_claiming_a_comment_and_posting_it_leaves_it_pos
     missing on GitHub and posts it."""
     s, comp = solo, "titanic"
     login = AGENTS["planner"]
-    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
-    s.idle()
-    s.add_labels(login, planner, "status:starting")
-    s.idle()
-    move_one_request(s, login, planner, comp, "planner", "running")
-    s.idle()
+    planner = running_planner(s, comp)
     crash_on_completion(s, 1, lambda: move_one_request(s, login, planner, comp, "planner",
                                                        "completed"),
                         crash="REACTOR_TEST_CRASH_AFTER_CLAIM")
@@ -118,14 +120,7 @@ def analyzer_and_running_planner(s: Scenario, comp: str) -> tuple[int, int]:
     """An analyzer issue opened by its agent, and the planner's issue moved to running."""
     analyzer = s.open_issue(AGENTS["analyzer"], title(comp, "analyzer"),
                             sorted(agent_labels(comp, "analyzer")))
-    login = AGENTS["planner"]
-    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
-    s.idle()
-    s.add_labels(login, planner, "status:starting")
-    s.idle()
-    move_one_request(s, login, planner, comp, "planner", "running")
-    s.idle()
-    return analyzer, planner
+    return analyzer, running_planner(s, comp)
 
 
 @pytest.mark.parametrize("step", [0, 1])
@@ -238,18 +233,13 @@ def test_a_label_github_wrote_before_answering_502_is_not_written_again(
 
 
 def test_a_revert_whose_second_write_answered_502_is_finished(scenario: Scenario) -> None:
-    """The agent moves ``completed → starting`` (invalid). The App's revert takes
-    ``starting`` off, then its ``status:completed`` answers 502 before GitHub wrote it. The
-    issue shows exactly what the App's own write left, so the label is written once more —
-    rather than the half-made revert being judged afresh as the agent's ``completed → idle``."""
+    """The agent moves ``completed → starting`` (invalid). The App's revert puts
+    ``status:completed`` back, and GitHub answers 502 without writing it. The issue shows
+    exactly what the App's own writes left, so the label is written once more — rather than
+    the revert being decided afresh from a read the App itself changed."""
     s, comp = scenario, "titanic"
     login = AGENTS["planner"]
-    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
-    s.idle()
-    s.add_labels(login, planner, "status:starting")
-    s.idle()
-    move_one_request(s, login, planner, comp, "planner", "running")
-    s.idle()
+    planner = running_planner(s, comp)
     move_one_request(s, login, planner, comp, "planner", "completed")
     s.settle()
     s.client.control("POST", "faults", {"routes": {
