@@ -13,19 +13,17 @@ Every number lives in Redis, so the web process reports what the workers did:
 
 A scrape reads all of it in one pipelined round trip (:func:`read`) and a Collector turns the
 readings into metric families (prometheus-client's collectors are synchronous, so the Redis
-read happens first). The route, like the dashboard, answers only requests that arrive over
-loopback or carry ``DASHBOARD_TOKEN`` (:class:`Access`).
+read happens first). The route, like the dashboard, answers only local requests or those
+that carry ``DASHBOARD_TOKEN`` (:class:`reactor.access.Access`).
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 import redis
@@ -44,8 +42,8 @@ from rq.registry import (
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
 
+from reactor.access import Access
 from reactor.github.metrics import CALLS_KEY, METRICS_TTL_S, REMAINING_KEY
 from reactor.settings import Settings
 from reactor.store import keys
@@ -289,69 +287,6 @@ def exposition(readings: Readings) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReadingsCollector(readings))
     return generate_latest(registry)
-
-
-# -- who may read the operator routes ----------------------------------------------------------
-
-_FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
-
-
-def _loopback(host: Any) -> bool:
-    try:
-        address = ipaddress.ip_address(str(host))
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
-
-
-def is_local(scope: Scope) -> bool:
-    """Whether the request came over loopback (so from this machine) and no proxy relayed it.
-
-    Both ends of the connection are loopback addresses: a web process that listens on
-    loopback only answers nothing else. A proxy on the same machine says whom it relays for
-    (``Forwarded``, ``X-Forwarded-For``, ``X-Real-IP``); such a request needs the token."""
-    server, client = scope.get("server"), scope.get("client")
-    if not server or not client or not _loopback(server[0]) or not _loopback(client[0]):
-        return False
-    return not any(name in _FORWARDED for name, _ in scope.get("headers", ()))
-
-
-def presented_token(request: Request) -> str | None:
-    """The token the request carries: ``Authorization: Bearer <token>``, else ``?token=``."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return request.query_params.get("token") or None
-
-
-@dataclass(frozen=True)
-class Access:
-    """The operator routes' door (SPEC §6): open over loopback, else only with the token."""
-
-    token: str | None
-
-    def refusal(self, request: Request) -> Response | None:
-        """None when ``request`` may be answered; else the 401 or 403 that says why."""
-        if is_local(request.scope):
-            return None
-        given = presented_token(request)
-        if self.token is None:
-            return _refuse(403, "This route answers requests over loopback only; set "
-                           "DASHBOARD_TOKEN to open it to others.")
-        if given is None:
-            return _refuse(401, "Give the DASHBOARD_TOKEN as 'Authorization: Bearer <token>' "
-                           "or as ?token=<token>.")
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            return _refuse(403, "The token given is not the DASHBOARD_TOKEN.")
-        return None
-
-
-def _refuse(status: int, reason: str) -> Response:
-    headers = {"cache-control": "no-store"}
-    if status == 401:
-        headers["www-authenticate"] = 'Bearer realm="issue-safety-reactor"'
-    return PlainTextResponse(reason + "\n", status_code=status, headers=headers)
 
 
 def routes(settings: Settings) -> list[Route]:

@@ -16,18 +16,27 @@ answers 503 until the App exists). GitHub's manifest flow
    (readable by this user only; its other lines kept), then links to the App's installation
    page and says to restart the reactor, which then reads them.
 
-The routes answer over loopback only, unless ``DASHBOARD_TOKEN`` is given (as for the
-dashboard): whoever completes the flow receives the App's private key.
+The routes answer local requests only (a loopback connection addressed to a loopback name,
+:mod:`reactor.access`), unless ``DASHBOARD_TOKEN`` is given (as for the dashboard): whoever
+completes the flow receives the App's private key. Their pages carry the dashboard's security
+headers, their form may post to GitHub only, and what comes from the request is checked
+before it goes into an address: ``?org=`` must be a GitHub login, the returned ``code`` a
+plain token (and it is quoted besides), and the ``Host`` the addresses are built from a
+host name or address with at most a port. An existing ``.env`` is made readable by this
+user only before the key goes in, and before the code is spent: if it cannot be, the page
+says why and the same link works again once it is fixed.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import orjson
@@ -38,13 +47,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from reactor.access import Access, page_headers
 from reactor.errors import ConfigError
-from reactor.metrics import Access
 from reactor.settings import DEFAULT_API_URL, Settings
 
 MANIFEST = "app-manifest.yml"
 WEBHOOK_PATH = "/api/github/webhooks"
 STATES = 64  # pending setups remembered (each a browser tab that opened /setup)
+# A GitHub login: letters, digits and single hyphens, neither first nor last, 39 at most.
+LOGIN = re.compile(r"(?=[A-Za-z0-9-]{1,39}\Z)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+CODE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # a manifest conversion code (GitHub's are hex)
+# A Host header: a DNS name or an IPv4 address, or an IPv6 one in brackets; at most a port.
+HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                  r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
+                  r"(?::[0-9]{1,5})?")
 
 
 def manifest_path(given: Path | None = None) -> Path | None:
@@ -77,10 +93,36 @@ def github_web_url(api_url: str) -> str:
     return api_url.rstrip("/").removesuffix("/api/v3")
 
 
-def write_env(path: Path, app: dict[str, Any]) -> None:
-    """Store the App's credentials in ``path`` (created readable by this user only)."""
-    if not path.exists():
+def make_private(path: Path) -> None:
+    """Create ``path`` readable and writable by this user only, or make an existing file so
+    (mode 0600) before a key is written into it: ConfigError, saying why, when it cannot be.
+
+    A symbolic link is left as it is: python-dotenv replaces the link with a file of its own
+    (created 0600) rather than write through it."""
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be created: {exc.strerror}") from None
+    found = os.lstat(path)
+    if not stat.S_ISREG(found.st_mode) or not stat.S_IMODE(found.st_mode) & 0o077:
+        return
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path} is readable by others (mode {stat.S_IMODE(found.st_mode):o}) and cannot "
+            f"be made readable by its owner only ({exc.strerror}): the App's private key "
+            f"will not be written there. Run `chmod 600 {path}` as its owner, then open this "
+            "link again.") from None
+
+
+def write_env(path: Path, app: dict[str, Any]) -> None:
+    """Store the App's credentials in ``path`` (readable by this user only: created so, or
+    made so first)."""
+    make_private(path)
     values = {"APP_ID": str(app["id"]), "WEBHOOK_SECRET": str(app.get("webhook_secret") or ""),
               "PRIVATE_KEY": str(app["pem"]).strip().replace("\n", "\\n")}
     for key, value in values.items():
@@ -92,21 +134,28 @@ def routes(settings: Settings, *, env_file: Path = Path(".env")) -> list[Route]:
     access = Access(settings.dashboard_token)
     pending: dict[str, None] = {}  # states handed out, oldest first
     web = github_web_url(settings.github_api_url)
+    headers = page_headers(form_action=_origin(web))
 
     async def start(request: Request) -> Response:
         if (refused := access.refusal(request)) is not None:
             return refused
-        base = str(request.base_url).rstrip("/")
+        org = request.query_params.get("org")
+        if org is not None and LOGIN.fullmatch(org) is None:
+            return _refuse("?org= must be a GitHub organisation's login: letters, digits and "
+                           "single hyphens (not first or last), at most 39 characters.")
+        base = _base_url(request)
+        if base is None:
+            return _refuse("The Host header is not a host name or address (with at most a "
+                           "port): the App's addresses are built from it.")
         try:
             found = manifest(base, webhook_url=settings.webhook_proxy_url)
         except ConfigError as exc:  # the server's own files are wrong: say which
-            return PlainTextResponse(f"{exc}\n", status_code=500)
+            return PlainTextResponse(f"{exc}\n", status_code=500, headers=headers)
         document = orjson.dumps(found).decode()
         state = secrets.token_urlsafe(16)
         pending[state] = None
         while len(pending) > STATES:
             del pending[next(iter(pending))]
-        org = request.query_params.get("org")
         where = f"/organizations/{org}/settings/apps/new" if org else "/settings/apps/new"
         action = f"{web}{where}?{urlencode({'state': state})}"
         return HTMLResponse(_page("Register the GitHub App", f"""
@@ -116,22 +165,29 @@ secret are written to <code>{html.escape(str(env_file))}</code> here.</p>
 <form action="{html.escape(action)}" method="post">
 <input type="hidden" name="manifest" value="{html.escape(document)}">
 <button type="submit">Register the GitHub App</button></form>
-<p>For an organisation, open <code>/setup?org=NAME</code>.</p>"""))
+<p>For an organisation, open <code>/setup?org=NAME</code>.</p>"""), headers=headers)
 
     async def done(request: Request) -> Response:
         if (refused := access.refusal(request)) is not None:
             return refused
         code, state = request.query_params.get("code"), request.query_params.get("state")
         if not code or state is None or state not in pending:
-            return PlainTextResponse("This setup link is not one this server started: open "
-                                     "/setup again.\n", status_code=400)
+            return _refuse("This setup link is not one this server started: open /setup "
+                           "again.")
+        if CODE.fullmatch(code) is None:
+            return _refuse("The code GitHub returned is not a plain token (letters, digits, "
+                           "'-' and '_'): open /setup again.")
+        try:
+            make_private(env_file)  # before the code is spent: a refusal can be fixed
+        except ConfigError as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=500, headers=headers)
         del pending[state]
         try:
             app = await _convert(settings.github_api_url, code)
         except httpx.HTTPError as exc:
             return PlainTextResponse(f"GitHub did not convert the code: {exc}. Open /setup "
                                      "again (a code is valid for one hour, once).\n",
-                                     status_code=502)
+                                     status_code=502, headers=headers)
         write_env(env_file, app)
         page = app.get("html_url") or f"{web}/apps/{app.get('slug')}"
         install = f"{page}/installations/new"
@@ -140,14 +196,37 @@ secret are written to <code>{html.escape(str(env_file))}</code> here.</p>
 its credentials are in <code>{html.escape(str(env_file))}</code>.</p>
 <ol><li><a href="{html.escape(install)}">Install it</a> on the repositories your agents use.</li>
 <li>Restart <code>reactor serve</code> and the workers: they read <code>.env</code> at start.</li>
-</ol>"""))
+</ol>"""), headers=headers)
 
     return [Route("/setup", start, methods=["GET"]), Route("/setup/done", done, methods=["GET"])]
 
 
+def _origin(url: str) -> str:
+    """The scheme, host and port of ``url``: the one place the setup page's form may post."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _base_url(request: Request) -> str | None:
+    """This server's address as the request names it (scheme, ``Host``, root path), or None
+    when ``Host`` is missing, repeated or not a host with at most a port. Over the loopback
+    door it is a loopback name (:func:`reactor.access.loopback_host`); past the token, the
+    name the operator's browser used."""
+    hosts = request.headers.getlist("host")
+    if len(hosts) != 1 or HOST.fullmatch(hosts[0].strip()) is None:
+        return None
+    scheme = "https" if request.url.scheme == "https" else "http"
+    root = quote(request.scope.get("root_path", "").rstrip("/"))
+    return f"{scheme}://{hosts[0].strip()}{root}"
+
+
+def _refuse(reason: str) -> Response:
+    return PlainTextResponse(f"{reason}\n", status_code=400, headers=page_headers())
+
+
 async def _convert(api_url: str, code: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
-        response = await http.post(f"/app-manifests/{code}/conversions",
+        response = await http.post(f"/app-manifests/{quote(code, safe='')}/conversions",
                                    headers={"Accept": "application/vnd.github+json"})
         response.raise_for_status()
         app: dict[str, Any] = response.json()
@@ -167,7 +246,8 @@ def create_setup_app(settings: Settings) -> Starlette:
     there, and the webhook route says why it cannot take deliveries yet."""
 
     async def home(request: Request) -> Response:
-        return RedirectResponse("/setup" + (f"?{request.url.query}" if request.url.query else ""))
+        return RedirectResponse("/setup" + (f"?{request.url.query}" if request.url.query else ""),
+                                headers=page_headers())
 
     async def no_app(request: Request) -> Response:
         return PlainTextResponse("No GitHub App is configured yet: open /setup on this "

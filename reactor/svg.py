@@ -92,16 +92,20 @@ def _columns(nodes: Iterable[Node], stages: Sequence[str]) -> list[str]:
 
 
 def layout(nodes: Sequence[Node], edges: Sequence[Edge], stages: Sequence[str]) -> Picture:
-    """Place each issue in its stage's column and its competition's lane, stacked by number."""
+    """Place each issue in its stage's column and its competition's lane, stacked by number
+    (the nodes are grouped by lane once: the time grows with the nodes, not lanes × nodes)."""
     columns = _columns(nodes, stages)
     col_of = {stage: i for i, stage in enumerate(columns)}
     boxes: dict[int, tuple[float, float]] = {}
     lanes: list[tuple[str, float]] = []
     top = MARGIN + HEADER_H
-    for comp in sorted({n.comp for n in nodes}):
+    by_lane: dict[str, list[Node]] = {}
+    for node in sorted(nodes, key=lambda n: n.number):
+        by_lane.setdefault(node.comp, []).append(node)
+    for comp in sorted(by_lane):
         lanes.append((comp, top))
         stacked: dict[str, int] = {}
-        for node in sorted((n for n in nodes if n.comp == comp), key=lambda n: n.number):
+        for node in by_lane[comp]:
             row = stacked[node.stage] = stacked.get(node.stage, -1) + 1
             x = MARGIN + GUTTER_W + col_of[node.stage] * COL_W + (COL_W - BOX_W) / 2
             boxes[node.number] = (x, top + row * (BOX_H + ROW_GAP))

@@ -12,8 +12,9 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -21,15 +22,21 @@ import pytest
 import redis
 import redis.asyncio
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from reactor import comments, dashboard, metrics, svg
+from reactor import access, comments, dashboard, metrics, shown, svg
 from reactor.actions import Rule
+from reactor.config import RepoConfig
+from reactor.labels import agent_label, comp_label
+from reactor.rules.cycles import Deps, in_cycles
 from reactor.settings import Settings
 from reactor.store import keys, memory
 from reactor.store.audit import AuditLog, AuditRecord
 from reactor.store.deliveries import Delivery
+from reactor.view import IssueSnapshot, IssueState
 from reactor.web import create_app
 from tests.conftest import free_port, wait_for_port
 
@@ -304,6 +311,34 @@ def test_a_request_a_proxy_relayed_over_loopback_needs_the_token(
     assert relayed.status_code == 401 and with_token.status_code == 200
 
 
+REBOUND = ("attacker.example:3000", "attacker.example", "127.0.0.1.attacker.example:3000",
+           "localhost.evil:3000", "user@127.0.0.1:3000", "127.0.0.1:3000@evil.example",
+           "localhost:3000/x", "127.0.0.2:3000", "0.0.0.0:3000", "[::2]:3000", "")
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("host", REBOUND)
+def test_a_loopback_request_to_a_name_not_loopback_is_not_local(
+        redis_url: str, path: str, host: str) -> None:
+    """DNS rebinding: a page elsewhere whose name now points at 127.0.0.1 connects over
+    loopback, but its requests name the page's host. They need the token like any other."""
+    app = operator_app(settings_for(redis_url, token=TOKEN))
+    with _loopback_client(app) as client:
+        rebound = client.get(path, headers={"Host": host})
+        with_token = client.get(path, headers={"Host": host, "Authorization": f"Bearer {TOKEN}"})
+    assert rebound.status_code == 401 and with_token.status_code == 200
+    with _loopback_client(operator_app(settings_for(redis_url))) as client:
+        assert client.get(path, headers={"Host": host}).status_code == 403
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:3000", "localhost", "LocalHost:8080",
+                                  "[::1]", "[::1]:3000"])
+def test_a_loopback_request_to_a_loopback_name_is_local(redis_url: str, host: str) -> None:
+    with _loopback_client(operator_app(settings_for(redis_url))) as client:
+        assert client.get("/", headers={"Host": host}).status_code == 200
+        assert client.get("/metrics", headers={"Host": host}).status_code == 200
+
+
 def test_the_real_server_answers_loopback_requests(redis_url: str) -> None:
     """Over a real socket (uvicorn), the connection's own addresses decide: loopback here."""
     with serving(operator_app(settings_for(redis_url))) as url:
@@ -321,10 +356,192 @@ def test_a_short_dashboard_token_is_a_config_error() -> None:
 
 
 def test_the_loopback_check_reads_both_ends_of_the_connection() -> None:
-    local = {"server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5), "headers": []}
-    assert metrics.is_local(local)
-    assert metrics.is_local({**local, "server": ("::ffff:127.0.0.1", 3000)})
-    assert not metrics.is_local({**local, "client": ("10.0.0.2", 5)})
-    assert not metrics.is_local({**local, "server": ("10.0.0.1", 3000)})
-    assert not metrics.is_local({**local, "server": None})
-    assert not metrics.is_local({**local, "headers": [(b"forwarded", b"for=1.2.3.4")]})
+    local = {"server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5),
+             "headers": [(b"host", b"127.0.0.1:3000")]}
+    assert access.is_local(local)
+    assert access.is_local({**local, "server": ("::ffff:127.0.0.1", 3000)})
+    assert not access.is_local({**local, "client": ("10.0.0.2", 5)})
+    assert not access.is_local({**local, "server": ("10.0.0.1", 3000)})
+    assert not access.is_local({**local, "server": None})
+    assert not access.is_local({**local, "headers": [(b"host", b"127.0.0.1:3000"),
+                                                     (b"forwarded", b"for=1.2.3.4")]})
+
+
+def test_the_loopback_check_needs_exactly_one_loopback_host() -> None:
+    local = {"server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5)}
+    assert not access.is_local({**local, "headers": []})
+    assert not access.is_local({**local, "headers": [(b"host", b"localhost"),
+                                                     (b"host", b"attacker.example")]})
+    assert access.is_local({**local, "headers": [(b"host", b"localhost:3000")]})
+
+
+# -- one tenant's data is bounded (issue 17, finding 3) ---------------------------------------
+
+FIVE = ("planner", "analyzer", "executor", "monitor", "retrospective")
+
+
+async def _seed_many(redis_url: str, identities: Mapping[int, tuple[str, str]],
+                     *, blocked_by: Mapping[int, int] | None = None) -> None:
+    """``identities`` remembered as the reactor writes them, in a repository configured with
+    the five stages and named (with links) by an audit record's stored delivery;
+    ``blocked_by`` links recorded."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        statuses = ("idle", "starting", "running", "completed", "error")
+        await memory.remember(client, REPO_ID, identities=identities,
+                              statuses={n: statuses[n % 5] for n in identities})
+        for blocked, blocking in (blocked_by or {}).items():
+            await memory.record_dependency(client, REPO_ID, blocked, blocking, added=True)
+        await client.set(keys.config_good(REPO_ID), f"stages: [{', '.join(FIVE)}]\n")
+        payload = {"repository": {"id": REPO_ID, "full_name": "acme/widgets",
+                                  "html_url": HTML_URL}}
+        delivery = Delivery(guid="g-1", event="issues", body=orjson.dumps(payload),
+                            received_at=time.time())
+        await client.set(keys.delivery("g-1"), delivery.header() + delivery.body)
+        await AuditLog(client).record(AuditRecord(
+            at="2026-01-02T03:04:05.000+00:00", delivery="g-1", event="issues",
+            action="labeled", outcome="accepted", repo="acme/widgets", issue="1"))
+    finally:
+        await client.aclose()
+
+
+def _one_competition(n: int) -> dict[int, tuple[str, str]]:
+    """``n`` issues in one competition, spread evenly over the five stages."""
+    return {i: ("big", FIVE[(i - 1) * 5 // n]) for i in range(1, n + 1)}
+
+
+def test_a_thousand_issues_in_one_competition_make_a_bounded_page_that_says_what_it_left_out(
+        redis_url: str) -> None:
+    """The issue's case: 1,000 issues over five stages drew every one of R7's 160,000 stage
+    edges (a 29 MB page). Now each cell lists the issues that want attention first and says
+    how many more it holds, and the picture draws a few dozen issues and says so."""
+    asyncio.run(_seed_many(redis_url, _one_competition(1000)))
+    with _loopback_client(operator_app(settings_for(redis_url))) as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert len(response.content) < 2_000_000
+    html = response.text
+    grid = html[html.index('<table class="grid">'): html.index("</table>")]
+    assert grid.count('class="pill') == 5 * shown.PER_CELL
+    assert grid.count(f"… and {200 - shown.PER_CELL} more") == 5
+    assert grid.count(f'<a class="pill s-error" href="{HTML_URL}/issues/') == 5 * shown.PER_CELL
+    drawn = well_formed(html[html.index("<svg"): html.index("</svg>") + 6])
+    boxes = drawn.findall(".//{http://www.w3.org/2000/svg}rect")
+    assert len(boxes) == shown.GRAPH_NODES
+    assert f"Drawn: {shown.GRAPH_NODES} of 1,000 issues" in html
+    assert f"… and {1000 - shown.GRAPH_NODES} more not drawn" in html
+
+
+def test_thousands_of_competitions_and_stages_are_capped_and_counted(redis_url: str) -> None:
+    """Each issue in a competition and a stage of its own (the grid grew as issues³): the
+    page draws a few competitions and columns and counts the rest."""
+    many = {i: (f"comp-{i:04d}", f"stage-{i:04d}") for i in range(1, 401)}
+    asyncio.run(_seed_many(redis_url, many))
+    with _loopback_client(operator_app(settings_for(redis_url))) as client:
+        html = client.get("/").text
+    assert len(html) < 200_000
+    rows = html[html.index('<table class="grid">'): html.index("</table>")].count("<tr>")
+    assert rows == 1 + shown.COMPETITIONS
+    assert f"… and {400 - shown.COMPETITIONS} more competitions" in html
+    assert ">comp-0400<" in html and ">comp-0001<" not in html  # the newest are drawn
+    assert "more stages without a column" in html and "other stages" in html
+
+
+def test_a_cycle_is_drawn_and_marked_however_many_issues_are_left_out(redis_url: str) -> None:
+    """#1 (planner) recorded as blocked by #60 (analyzer), which waits for every planner
+    issue: a cycle R7 would see. Both are drawn, red, though most issues are not."""
+    asyncio.run(_seed_many(redis_url, _one_competition(500), blocked_by={1: 160}))
+    with _loopback_client(operator_app(settings_for(redis_url))) as client:
+        html = client.get("/").text
+    drawn = html[html.index("<svg"): html.index("</svg>") + 6]
+    for number in (1, 160):
+        box = re.search(rf'<rect class="issue"[^>]*stroke="([^"]+)"[^>]*/><text[^>]*>#{number}<',
+                        drawn)
+        assert box is not None and box[1] == svg.CYCLE
+    assert 'class="dep native"' in drawn
+
+
+def _snapshot(number: int, comp: str, stage: str) -> IssueSnapshot:
+    return IssueSnapshot(number=number, id=0, title="", body="", state=IssueState.OPEN,
+                         state_reason=None, labels=frozenset({agent_label(stage),
+                                                              comp_label(comp)}),
+                         author="", created_at=datetime.fromtimestamp(0, UTC))
+
+
+_ISSUES = st.dictionaries(st.integers(1, 12), st.tuples(st.sampled_from(("a", "b")),
+                          st.sampled_from(("planner", "analyzer", "executor", "other"))),
+                          max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(issues=_ISSUES, links=st.lists(st.tuples(st.integers(1, 12), st.integers(1, 12)),
+                                      max_size=8))
+def test_the_drawn_graph_is_r7s_graph(issues: dict[int, tuple[str, str]],
+                                      links: list[tuple[int, int]]) -> None:
+    """The dashboard finds R7's cycles and edges without building its (n/2)² stage edges:
+    on small repositories, exactly those of :class:`reactor.rules.cycles.Deps`."""
+    native: dict[int, frozenset[int]] = {}
+    for blocked, blocking in links:
+        native[blocked] = native.get(blocked, frozenset()) | {blocking}
+    order = ("planner", "analyzer", "executor")
+    recalled = {n: memory.Recalled("idle", comp, stage) for n, (comp, stage) in issues.items()}
+    r7 = Deps.build([_snapshot(n, c, s) for n, (c, s) in issues.items()],
+                    RepoConfig(stages=order), native=native).graph
+    groups = shown.group(recalled)
+    assert shown.cyclic(recalled, groups, order, native) == in_cycles(r7)
+    drawn = shown.picture(recalled, groups, shown.grid(recalled, groups, order), order=order,
+                          native=native, link=lambda n: None)
+    assert {n.number for n in drawn.nodes} == set(issues)
+    assert {(e.waiter, e.waited): e.sources for e in drawn.edges} == {
+        (u, v): tuple(str(s) for s in r7.edges[u, v]["sources"]) for u, v in r7.edges}
+
+
+class _Counting:
+    """A page render that counts its calls and notes the thread each ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def __call__(self, data: str) -> str:
+        self.threads.append(threading.get_ident())
+        return f"<p>{data}</p>"
+
+
+def test_viewers_at_once_share_one_render_made_off_the_event_loop() -> None:
+    render = _Counting()
+    cache: dashboard.PageCache[str] = dashboard.PageCache(render, period=3600)
+    reads = 0
+
+    async def read() -> str:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0)
+        return "data"
+
+    async def viewers() -> list[dashboard.Rendered]:
+        first = await asyncio.gather(*(cache.get(read) for _ in range(5)))
+        return [*first, await cache.get(read)]  # within the period: the same render
+
+    pages = asyncio.run(viewers())
+    assert reads == 1 and len(render.threads) == 1
+    assert {p.body for p in pages} == {"<p>data</p>"}
+    assert render.threads[0] != threading.get_ident()  # asyncio.run's loop runs on this one
+
+
+def test_a_failed_read_fails_its_viewers_and_the_next_one_reads_again() -> None:
+    render = _Counting()
+    cache: dashboard.PageCache[str] = dashboard.PageCache(render, period=3600)
+    answers: Iterator[Exception | str] = iter([redis.ConnectionError("away"), "back"])
+
+    async def read() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def viewers() -> str:
+        with pytest.raises(redis.ConnectionError):
+            await cache.get(read)
+        return (await cache.get(read)).body
+
+    assert asyncio.run(viewers()) == "<p>back</p>"

@@ -1,10 +1,13 @@
 """``GET /setup``: registering the App from ``app-manifest.yml`` through GitHub's manifest flow,
 end to end against the sandbox — ``reactor serve`` with no App, the browser's form post, the
-redirect back, the code's conversion, ``.env`` — and the reactor started again from it."""
+redirect back, the code's conversion, ``.env`` — and the reactor started again from it; and
+what the pages refuse (issue 17: a rebound name, a bad ``?org=`` or ``code``, a ``.env``
+others can read)."""
 
 from __future__ import annotations
 
 import html
+import os
 import re
 import stat
 import subprocess
@@ -14,8 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
+from reactor import setup
+from reactor.errors import ConfigError
 from reactor.sandbox.testing import run_sandbox
 from reactor.settings import Settings
 from tests.conftest import free_port, wait_for_port
@@ -45,6 +51,13 @@ def form(page: str) -> tuple[str, str]:
     manifest = re.search(r'name="manifest" value="([^"]*)"', page)
     assert action and manifest, page
     return html.unescape(action[1]), html.unescape(manifest[1])
+
+
+def register(action: str, document: str) -> str:
+    """The browser's post of the manifest to GitHub, who redirects it back: that address."""
+    confirmed = httpx.post(action, data={"manifest": document})
+    assert confirmed.status_code == 302, confirmed.text
+    return str(confirmed.headers["location"])
 
 
 def test_the_manifest_flow_writes_the_apps_credentials_and_the_reactor_starts_with_them(
@@ -102,3 +115,105 @@ def test_a_used_or_unknown_code_is_not_converted(tmp_path: Path) -> None:
         assert first.status_code == 201 and first.json()["pem"] == sandbox.config.private_key_pem
         assert httpx.post(f"{sandbox.url}/app-manifests/{code[1]}/conversions").status_code == 404
 
+
+
+# -- what the setup pages refuse (issue 17, findings 2, 5 and 7) -------------------------------
+
+ATTACKER = "attacker.example:3000"
+
+
+def test_a_page_that_rebinds_its_name_to_loopback_gets_no_setup_page(tmp_path: Path) -> None:
+    """A browser on this machine sends the name of the page it shows as ``Host``: a page
+    elsewhere whose name now points at 127.0.0.1 must not read the setup ``state`` (nor the
+    manifest, nor complete the flow with its own code)."""
+    with serving(tmp_path, clean_env()) as url:
+        for path in ("/setup", "/setup/done?code=abc&state=s"):
+            rebound = httpx.get(f"{url}{path}", headers={"Host": ATTACKER})
+            assert rebound.status_code == 403, path
+            assert "state" not in rebound.text and "manifest" not in rebound.text
+        for host in ("127.0.0.1", "LOCALHOST:3000", "[::1]:3000"):
+            assert httpx.get(f"{url}/setup", headers={"Host": host}).status_code == 200, host
+
+
+def test_the_setup_pages_carry_the_dashboards_security_headers(tmp_path: Path) -> None:
+    with run_sandbox() as sandbox, serving(tmp_path, {**clean_env(),
+                                                      "GITHUB_API_URL": sandbox.url}) as url:
+        page = httpx.get(f"{url}/setup")
+        refused = httpx.get(f"{url}/setup?org=-bad")
+    assert page.status_code == 200 and refused.status_code == 400
+    for response in (page, refused):
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["cache-control"] == "no-store"
+    assert f"form-action {sandbox.url}" in page.headers["content-security-policy"]
+    assert "form-action 'none'" in refused.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("org", ["x/../../../login/device?z=", "-acme", "acme-", "ac--me",
+                                 "a" * 40, "acme inc", ""])
+def test_an_org_that_is_not_a_github_login_is_a_400_that_says_why(
+        tmp_path: Path, org: str) -> None:
+    with serving(tmp_path, clean_env()) as url:
+        response = httpx.get(f"{url}/setup", params={"org": org})
+    assert response.status_code == 400
+    assert "must be a GitHub organisation's login" in response.text
+    assert "<form" not in response.text
+
+
+def test_an_org_login_posts_the_manifest_to_that_organisation(tmp_path: Path) -> None:
+    with serving(tmp_path, clean_env()) as url:
+        page = httpx.get(f"{url}/setup", params={"org": "Acme-Inc-2"})
+    assert page.status_code == 200
+    action, _ = form(page.text)
+    assert action.startswith("https://github.com/organizations/Acme-Inc-2/settings/apps/new"
+                             "?state=")
+
+
+def test_a_code_that_is_not_a_plain_token_is_refused_and_the_link_still_works(
+        tmp_path: Path) -> None:
+    """A ``code`` that would change the conversion's path is refused before anything is
+    asked of GitHub, and the setup's ``state`` stays usable for GitHub's real code."""
+    with run_sandbox() as sandbox:
+        with serving(tmp_path, {**clean_env(), "GITHUB_API_URL": sandbox.url}) as url:
+            action, document = form(httpx.get(f"{url}/setup").text)
+            back = register(action, document)
+            state = re.search(r"state=([^&]+)", back)
+            assert state is not None
+            for code in ("x/../../../user", "abc?x=1", "a b", "%2e%2e"):
+                bad = httpx.get(f"{url}/setup/done", params={"code": code, "state": state[1]})
+                assert bad.status_code == 400 and "not a plain token" in bad.text, code
+            assert httpx.get(back).status_code == 200
+    assert (tmp_path / ".env").is_file()
+
+
+def test_an_existing_env_others_can_read_is_made_private_before_the_key_goes_in(
+        tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LOG_LEVEL=debug\n")
+    dotenv.chmod(0o644)
+    with run_sandbox() as sandbox:
+        with serving(tmp_path, {**clean_env(), "GITHUB_API_URL": sandbox.url}) as url:
+            back = register(*form(httpx.get(f"{url}/setup").text))
+            assert httpx.get(back).status_code == 200
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
+    written = dotenv.read_text()
+    assert "LOG_LEVEL=debug" in written and "PRIVATE_KEY=" in written
+
+
+def test_an_env_that_cannot_be_made_private_gets_no_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root every chmod succeeds, so the refusal is seen with one that fails."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LOG_LEVEL=debug\n")
+    dotenv.chmod(0o644)
+
+    def refused(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refused)
+    with pytest.raises(ConfigError, match=r"readable by others \(mode 644\).*chmod 600"):
+        setup.write_env(dotenv, {"id": 1, "pem": "-----BEGIN KEY-----", "webhook_secret": "s"})
+    assert dotenv.read_text() == "LOG_LEVEL=debug\n"
