@@ -2,7 +2,8 @@
 
 ``npm pack`` downloads a pinned package once; the one file a test needs is kept under
 ``.cache/octokit/`` at the repository root (gitignored). Without npm, or when the registry
-cannot be reached, :class:`Unavailable` says why and the caller skips with that reason.
+cannot be reached, :class:`Unavailable` says why, and the test is skipped with that reason —
+or fails, under ``CI=true`` (:func:`tests.prerequisites.missing`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.prerequisites import missing
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "octokit"
 NPM_TIMEOUT_S = 300
@@ -60,7 +61,7 @@ def webhook_examples() -> tuple[tuple[str, dict[str, Any]], ...]:
     try:
         index = fetch(*WEBHOOKS_EXAMPLES)
     except Unavailable as exc:
-        pytest.skip(str(exc))
+        missing(str(exc))
     return tuple(
         (entry["name"], example)
         for entry in json.loads(index.read_text())

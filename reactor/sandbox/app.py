@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
 from reactor.sandbox import control, manifests, persist, pipeline
 from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.protocol import DOCS
 from reactor.sandbox.rest import ENDPOINTS
 from reactor.sandbox.runtime import Sandbox
 from reactor.sandbox.state import World
@@ -47,17 +45,15 @@ def create_app(config: SandboxConfig) -> Starlette:
             if saver is not None:
                 await saver.stop()
 
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """GitHub answers an unknown path or method with its JSON 404 and usual headers."""
+        return await pipeline.serve_unknown(sandbox, request)
+
     app = Starlette(
         routes=[*control.routes(sandbox), *manifests.routes(sandbox),
                 *pipeline.routes(sandbox, ENDPOINTS)],
         lifespan=lifespan,
-        exception_handlers={404: _not_found, 405: _not_found},
+        exception_handlers={404: not_found, 405: not_found},
     )
     app.state.sandbox = sandbox
     return app
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    """GitHub answers an unknown path or method with its JSON 404."""
-    body = {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
-    return Response(orjson.dumps(body), status_code=404, media_type=pipeline.JSON_TYPE)

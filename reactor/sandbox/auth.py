@@ -24,6 +24,7 @@ from reactor.sandbox.state import World
 JWT_MAX_LIFETIME_S = 600
 CLOCK_DRIFT_S = 60
 AUTH_DOCS = "https://docs.github.com/rest"
+SUSPENDED = "This installation has been suspended"  # GitHub's 403 for its tokens
 
 
 def credential(header: str | None) -> str | None:
@@ -51,8 +52,11 @@ def authenticate(
     if token is not None:
         if token.expires_at <= world.clock():
             raise ApiError(401, "Bad credentials", docs=AUTH_DOCS)
+        installation = world.installations.get(token.installation_id)
+        if installation is not None and installation.suspended_at is not None:
+            raise ApiError(403, SUSPENDED, docs=AUTH_DOCS)
         scope = tuple(token.repo_ids) if token.repo_ids is not None else None
-        return Actor(ActorKind.INSTALLATION, bot_login, token.installation_id, scope)
+        return Actor(ActorKind.INSTALLATION, bot_login, token.installation_id, scope, value)
     if value.count(".") == 2:
         _verify_jwt(value, public_key=public_key, app_id=app_id, now=world.clock())
         return Actor(ActorKind.APP, bot_login.removesuffix("[bot]"))

@@ -19,6 +19,12 @@ README section:
 * ``POST /_sandbox/tokens`` ``{"installation_id"}`` — mint an installation token without a JWT.
 * ``POST /_sandbox/drain`` ``{"timeout": s}`` — wait until every queued webhook was attempted;
   answers ``{"pending": n}`` (0 when drained).
+* ``POST /_sandbox/suspend`` ``{"installation_id"[, "suspended": false]}`` — suspend an
+  installation (or lift it) as its account's owner would on GitHub: its ``suspended_at`` and
+  ``suspended_by`` are set, and its tokens, old and new, are refused with 403 "This
+  installation has been suspended" until it is lifted; answers ``{"installation_id",
+  "suspended_at"}``. (GitHub's ``installation`` ``suspend``/``unsuspend`` webhooks are not
+  sent.)
 """
 
 from __future__ import annotations
@@ -156,6 +162,8 @@ async def list_webhooks(sandbox: Sandbox, request: Request) -> Response:
 async def reset(sandbox: Sandbox, request: Request) -> Response:
     sandbox.reset()
     sandbox.hub.keep_only(list(sandbox.config.webhook_urls))
+    for url in sandbox.config.webhook_urls:  # back, should PATCH /app/hook/config have moved it
+        sandbox.hub.add_hook(url)
     return _json({"ok": True})
 
 
@@ -186,6 +194,21 @@ async def drain(sandbox: Sandbox, request: Request) -> Response:
     return _json({"pending": await sandbox.hub.drain(float(timeout))})
 
 
+async def suspend(sandbox: Sandbox, request: Request) -> Response:
+    body = await _object(request)
+    wanted = body.get("installation_id")
+    installation = sandbox.world.installations.get(wanted) if isinstance(wanted, int) else None
+    if installation is None:
+        raise ControlError("unknown installation_id", 404)
+    suspended = body.get("suspended", True)
+    if not isinstance(suspended, bool):
+        raise ControlError("suspended must be true or false")
+    installation.suspended_at = sandbox.world.now() if suspended else None
+    sandbox.world.touch()
+    return _json({"installation_id": installation.id,
+                  "suspended_at": installation.suspended_at})
+
+
 def _route(sandbox: Sandbox, path: str, handler: Handler, method: str) -> Route:
     async def endpoint(request: Request) -> Response:
         try:
@@ -209,5 +232,6 @@ def routes(sandbox: Sandbox) -> list[Route]:
         ("/_sandbox/token-lifetime", token_lifetime, "POST"),
         ("/_sandbox/tokens", mint_token, "POST"),
         ("/_sandbox/drain", drain, "POST"),
+        ("/_sandbox/suspend", suspend, "POST"),
     ]
     return [_route(sandbox, path, handler, method) for path, handler, method in table]

@@ -15,9 +15,9 @@ changed, webhooks sent, rate limit spent) and its answer is then replaced by the
 when GitHub writes and its front end still answers 502. ``"times": N`` makes a route fault
 strike at most N times.
 
-Primary limits are counted per installation, user or App as on GitHub (5,000 an hour); a
-``rate_limit`` fault overrides what is left for everyone until ``reset_in`` seconds have
-passed.
+Primary limits are counted per installation, user or App as on GitHub (5,000 an hour; 60
+for calls without credentials); a ``rate_limit`` fault overrides what is left for everyone
+until ``reset_in`` seconds have passed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 PRIMARY_LIMIT = 5000
+ANONYMOUS_LIMIT = 60  # calls without credentials, per hour
 _Num = TypeVar("_Num", int, float)
 WINDOW_S = 3600
 
@@ -175,10 +176,10 @@ class RateLimits:
     def _forced(self, now: float) -> bool:
         return self.forced_remaining is not None and now < self.forced_until
 
-    def peek(self, key: str, now: float) -> tuple[int, int, int]:
+    def peek(self, key: str, now: float, *, limit: int = PRIMARY_LIMIT) -> tuple[int, int, int]:
         """(remaining, used, reset epoch) for ``key`` without spending anything."""
         used, reset = self._bucket(key, now)
-        remaining = PRIMARY_LIMIT - used
+        remaining = limit - used
         if self._forced(now) and self.forced_remaining is not None:
             remaining, reset = min(remaining, self.forced_remaining), self.forced_until
         return max(0, remaining), used, math.ceil(reset)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -52,7 +53,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
     async def convert(request: Request) -> Response:
         issued, manifest = codes.pop(request.path_params["code"], (0.0, None))
         if manifest is None or time.monotonic() - issued > CODE_LIFETIME_S:
-            return _json({"message": "Not Found", "status": "404"}, 404)
+            raise HTTPException(404)  # answered as GitHub answers any 404 (app.py)
         hook = manifest.get("hook_attributes") or {}
         if isinstance(hook.get("url"), str) and hook["url"] not in sandbox.world.hook_urls:
             sandbox.hub.add_hook(hook["url"], concurrency=1)

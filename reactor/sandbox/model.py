@@ -129,6 +129,7 @@ class Installation:
     account: str
     created_at: str
     repo_ids: list[int] = field(default_factory=list)
+    suspended_at: str | None = None  # set by POST /_sandbox/suspend
 
 
 @dataclass(slots=True)

@@ -7,7 +7,8 @@ https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-res
 then the handler. A route fault with ``after`` lets all of that happen and then replaces the
 answer, whatever it was, with the fault's status. Every answer carries GitHub's headers
 (``x-github-request-id``, ``x-ratelimit-*``, ``etag`` on GETs) and is written to the request
-log.
+log — a path or method no route serves too (:func:`serve_unknown`): GitHub answers it with
+its JSON 404 and the caller's rate-limit headers, after checking the credentials it came with.
 """
 
 from __future__ import annotations
@@ -28,11 +29,19 @@ from starlette.routing import Route
 
 from reactor.sandbox.auth import authenticate
 from reactor.sandbox.faults import RouteFault
-from reactor.sandbox.protocol import Actor, ActorKind, ApiError, Call, Reply
+from reactor.sandbox.protocol import (
+    ANONYMOUS,
+    Actor,
+    ActorKind,
+    ApiError,
+    Call,
+    Reply,
+    not_found,
+)
+from reactor.sandbox.ratelimit import check_primary_limit, check_secondary_limit, rate_headers
 from reactor.sandbox.runtime import Sandbox
 
 JSON_TYPE = "application/json; charset=utf-8"
-RATE_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
 _request_ids = itertools.count(1)
 
 
@@ -43,6 +52,7 @@ class Auth(StrEnum):
     INSTALLATION = "installation"  # installation token only
     REPO = "repo"  # installation token or user
     ANY = "any"  # any valid credential
+    OPTIONAL = "optional"  # any valid credential, or none (GitHub serves these to anyone)
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ async def _serve(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Resp
         faults = sandbox.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        _check_secondary_limit(sandbox, now)
+        check_secondary_limit(sandbox, now)
         fault = faults.route_fault(request.method, request.scope["path"])
         if fault is not None and not fault.after:
             raise _fault_error(fault)
@@ -91,27 +101,64 @@ async def _serve(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Resp
         actor = _actor(sandbox, endpoint, request)
         response = _respond(sandbox, endpoint, request, raw, actor, now)
     except ApiError as error:
-        response = _error_response(sandbox, error, actor, now)
+        response = _error_response(sandbox, request, error, actor, now)
     if fault is not None and fault.after:
-        response = _error_response(sandbox, _fault_error(fault), actor, now, spend=False)
-    sandbox.requests.add(
-        request.method,
-        request.scope["path"],
-        response.status_code,
-        actor.login if actor else None,
-        now,
-    )
+        response = _error_response(sandbox, request, _fault_error(fault), actor, now, spend=False)
+    _log(sandbox, request, response, actor, now)
     return response
 
 
-def _actor(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Actor:
-    actor = authenticate(
+async def serve_unknown(sandbox: Sandbox, request: Request) -> Response:
+    """GitHub's answer to a path (or method) no route serves: 404 ``Not Found`` with every
+    header a served call has, or 401 when the credentials sent are not valid."""
+    now = sandbox.world.clock()
+    actor: Actor | None = None
+    try:
+        actor = _optional_actor(sandbox, request)
+        raise not_found()
+    except ApiError as error:
+        response = _error_response(sandbox, request, error, actor, now)
+    _log(sandbox, request, response, actor, now)
+    return response
+
+
+def _log(
+    sandbox: Sandbox, request: Request, response: Response, actor: Actor | None, now: float
+) -> None:
+    login = (actor.login or None) if actor is not None else None  # anonymous: None
+    sandbox.requests.add(request.method, request.scope["path"], response.status_code, login, now)
+
+
+def _optional_actor(sandbox: Sandbox, request: Request) -> Actor:
+    """The caller, or :data:`ANONYMOUS` when the request carries no ``Authorization``."""
+    if "authorization" not in request.headers:
+        return ANONYMOUS
+    return _authenticate(sandbox, request)
+
+
+def _identify(sandbox: Sandbox, request: Request) -> Actor:
+    """Who sent a request that was answered before authentication (a fault, a secondary
+    limit, bad credentials): its answer shows that caller's budget, or the anonymous one."""
+    try:
+        return _optional_actor(sandbox, request)
+    except ApiError:
+        return ANONYMOUS
+
+
+def _authenticate(sandbox: Sandbox, request: Request) -> Actor:
+    return authenticate(
         request.headers.get("authorization"),
         world=sandbox.world,
         public_key=sandbox.public_key,
         app_id=sandbox.config.app_id,
         bot_login=sandbox.bot_login,
     )
+
+
+def _actor(sandbox: Sandbox, endpoint: Endpoint, request: Request) -> Actor:
+    if endpoint.auth is Auth.OPTIONAL:
+        return _optional_actor(sandbox, request)
+    actor = _authenticate(sandbox, request)
     if endpoint.auth is Auth.APP and actor.kind is not ActorKind.APP:
         raise ApiError(401, "A JSON web token could not be decoded")
     if endpoint.auth is Auth.INSTALLATION and actor.kind is not ActorKind.INSTALLATION:
@@ -128,7 +175,7 @@ def _respond(
 ) -> Response:
     is_get = request.method == "GET"
     if not is_get:
-        _check_primary_limit(sandbox, actor, now)
+        check_primary_limit(sandbox, actor, now, request)
     call = Call(
         method=request.method,
         path=request.scope["path"],
@@ -154,7 +201,7 @@ def _respond(
             headers.pop("link", None)
             return _response(sandbox, 304, b"", headers, actor, now, spend=False)
         if endpoint.costs:
-            _check_primary_limit(sandbox, actor, now)
+            check_primary_limit(sandbox, actor, now, request)
     body = body if reply.status != 204 else b""
     return _response(sandbox, reply.status, body, headers, actor, now, spend=endpoint.costs)
 
@@ -164,15 +211,14 @@ def _response(
     status: int,
     body: bytes,
     headers: dict[str, str],
-    actor: Actor | None,
+    actor: Actor,
     now: float,
     *,
     spend: bool = True,
 ) -> Response:
-    if actor is not None:
-        if spend:
-            sandbox.limits.spend(actor.rate_key, now)
-        headers.update(_rate_headers(sandbox, actor, now))
+    if spend:
+        sandbox.limits.spend(actor.rate_key, now)
+    headers.update(rate_headers(sandbox, actor, now))
     headers["x-github-request-id"] = _request_id()
     headers["x-github-api-version-selected"] = "2022-11-28"
     if status in (204, 304):
@@ -181,64 +227,27 @@ def _response(
 
 
 def _error_response(
-    sandbox: Sandbox, error: ApiError, actor: Actor | None, now: float, *, spend: bool = True
+    sandbox: Sandbox,
+    request: Request,
+    error: ApiError,
+    actor: Actor | None,
+    now: float,
+    *,
+    spend: bool = True,
 ) -> Response:
-    """GitHub's error answer; a rate-limited call (or one already counted) spends nothing."""
+    """GitHub's error answer; a rate-limited call (or one already counted) spends nothing, nor
+    does one answered before its caller was authenticated (``actor`` None)."""
     headers = {"content-type": JSON_TYPE, **error.headers}
     limited = error.status in (403, 429) and "x-ratelimit-remaining" in error.headers
     body = orjson.dumps(error.body())
-    return _response(sandbox, error.status, body, headers, actor, now, spend=spend and not limited)
+    spend = spend and not limited and actor is not None
+    shown = actor or _identify(sandbox, request)
+    return _response(sandbox, error.status, body, headers, shown, now, spend=spend)
 
 
 def _fault_error(fault: RouteFault) -> ApiError:
     """What a faulty route answers: GitHub's error body for the fault's status."""
     return ApiError(fault.status, "Server Error" if fault.status >= 500 else "Sandbox fault")
-
-
-def _rate_headers(sandbox: Sandbox, actor: Actor, now: float) -> dict[str, str]:
-    remaining, used, reset = sandbox.limits.peek(actor.rate_key, now)
-    return {
-        "x-ratelimit-limit": "5000",
-        "x-ratelimit-remaining": str(remaining),
-        "x-ratelimit-used": str(used),
-        "x-ratelimit-reset": str(reset),
-        "x-ratelimit-resource": "core",
-    }
-
-
-def _check_primary_limit(sandbox: Sandbox, actor: Actor, now: float) -> None:
-    remaining, used, reset = sandbox.limits.peek(actor.rate_key, now)
-    if remaining > 0:
-        return
-    who = (
-        f"installation ID {actor.installation_id}"
-        if actor.kind is ActorKind.INSTALLATION
-        else f"user ID {sandbox.world.account(actor.login).id}"
-    )
-    raise ApiError(
-        403,
-        f"API rate limit exceeded for {who}.",
-        docs=RATE_DOCS,
-        headers={
-            "x-ratelimit-limit": "5000",
-            "x-ratelimit-remaining": "0",
-            "x-ratelimit-used": str(used),
-            "x-ratelimit-reset": str(reset),
-            "x-ratelimit-resource": "core",
-        },
-    )
-
-
-def _check_secondary_limit(sandbox: Sandbox, now: float) -> None:
-    faults = sandbox.faults
-    if now >= faults.secondary_until:
-        return
-    raise ApiError(
-        faults.secondary_status,
-        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-        docs=RATE_DOCS + "#about-secondary-rate-limits",
-        headers={"retry-after": str(faults.secondary_retry_after)},
-    )
 
 
 def _parse(raw: bytes) -> Any:

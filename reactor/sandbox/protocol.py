@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
+from reactor.sandbox.faults import ANONYMOUS_LIMIT, PRIMARY_LIMIT
 from reactor.sandbox.model import Repo
 from reactor.sandbox.payloads import Emitter
 from reactor.sandbox.view import View
@@ -34,23 +35,36 @@ class ActorKind(StrEnum):
     APP = "app"  # a JWT signed with the App's key
     INSTALLATION = "installation"  # an installation access token: the App's [bot] user
     USER = "user"  # ``token user:<login>``
+    ANONYMOUS = "anonymous"  # no credentials, on the routes GitHub serves to anyone
 
 
 @dataclass(frozen=True)
 class Actor:
-    """The authenticated caller; ``login`` is the account webhooks name as ``sender``."""
+    """The authenticated caller; ``login`` is the account webhooks name as ``sender`` (empty
+    for an anonymous caller); ``credential`` is an installation token's value (to revoke it)."""
 
     kind: ActorKind
     login: str
     installation_id: int | None = None
     repo_ids: tuple[int, ...] | None = None  # a token limited to some repositories
+    credential: str | None = field(default=None, repr=False)
 
     @property
     def rate_key(self) -> str:
-        """The bucket the primary rate limit counts against (per installation, user or App)."""
+        """The bucket the primary rate limit counts against (per installation, user or App;
+        anonymous calls share one, as GitHub counts them per address and the sandbox's
+        callers share a loopback one)."""
         if self.kind is ActorKind.INSTALLATION:
             return f"installation:{self.installation_id}"
         return f"{self.kind.value}:{self.login}"
+
+    @property
+    def rate_limit(self) -> int:
+        """Calls an hour: 5,000, or 60 without credentials, as on GitHub."""
+        return ANONYMOUS_LIMIT if self.kind is ActorKind.ANONYMOUS else PRIMARY_LIMIT
+
+
+ANONYMOUS = Actor(ActorKind.ANONYMOUS, "")
 
 
 class ApiError(Exception):

@@ -137,8 +137,8 @@ def installation(
         "has_multiple_single_files": False,
         "single_file_paths": [],
         "app_slug": slug,
-        "suspended_by": None,
-        "suspended_at": None,
+        "suspended_by": user(base, account) if inst.suspended_at else None,
+        "suspended_at": inst.suspended_at,
     }
 
 

@@ -65,6 +65,7 @@ class Sandbox:
         self.faults = Faults()
         self.requests = RequestLog()
         self.token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S
+        self.hook_insecure_ssl = "0"  # the App's webhook config (PATCH /app/hook/config)
 
     @property
     def bot_login(self) -> str:
@@ -101,3 +102,4 @@ class Sandbox:
         self.set_faults(Faults())
         self.requests.clear()
         self.token_lifetime_s = DEFAULT_TOKEN_LIFETIME_S
+        self.hook_insecure_ssl = "0"

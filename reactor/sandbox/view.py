@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reactor.sandbox import render, render_repo
-from reactor.sandbox.model import AccountType, Comment, File, Installation, Issue, Label, Repo
+from reactor.sandbox import render, render_repo, render_user
+from reactor.sandbox.model import (
+    Account,
+    AccountType,
+    Comment,
+    File,
+    Installation,
+    Issue,
+    Label,
+    Repo,
+)
 from reactor.sandbox.render import Json
 from reactor.sandbox.state import World
 
@@ -32,6 +41,14 @@ class View:
 
     def user(self, login: str) -> Json:
         return render.user(self.base, self.world.account(login))
+
+    def profile(self, account: Account, *, private: bool = False) -> Json:
+        """``account``'s ``public-user``, or (``private``) the ``private-user`` its owner reads."""
+        if not private:
+            return render_user.public_user(self.base, account)
+        login = account.login.lower()
+        owned = sum(1 for r in self.world.repos.values() if r.owner.lower() == login)
+        return render_user.private_user(self.base, account, owned_repos=owned)
 
     def app(self) -> Json:
         owner = self.world.account(APP_OWNER, AccountType.ORGANIZATION)

@@ -49,6 +49,28 @@ def client(sandbox: RunningSandbox) -> Iterator[SandboxClient]:
 
 
 @dataclass
+class Clock:
+    """The sandbox's clock, stopped at the real time and moved on only by the test: a test of
+    an expiry or a reset steps past it instead of sleeping, so a busy machine cannot break it."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(sandbox: RunningSandbox) -> Clock:
+    """The in-thread sandbox's clock (tokens, JWTs, rate limits), driven by the test."""
+    stopped = Clock(time.time())
+    sandbox.internals.world.clock = stopped
+    return stopped
+
+
+@dataclass
 class Repo:
     """A repository created for a test, with an installation token for it."""
 
@@ -100,4 +122,4 @@ def events(receiver: WebhookReceiver, client: SandboxClient) -> list[tuple[str, 
     return [(w.event, w.payload.get("action")) for w in receiver.received]
 
 
-__all__ = ["Repo", "app_jwt", "bearer", "events", "httpx", "new_issue"]
+__all__ = ["Clock", "Repo", "app_jwt", "bearer", "events", "httpx", "new_issue"]

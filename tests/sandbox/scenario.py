@@ -79,8 +79,14 @@ def run_scenario(drive: Driver, client: SandboxClient, config: SandboxConfig) ->
     bot = {"Authorization": f"token {token['token']}"}
     repo = {"owner": "acme", "repo": "widgets"}
     drive("GET", "/repos/{owner}/{repo}/installation", jwt, 200, **repo)
+    drive("GET", "/repos/{owner}/{repo}", bot, 200, **repo)
+    drive("GET", "/repos/{owner}/{repo}", bot, 403, owner="solo", repo="notes")
+    drive("GET", "/repos/{owner}/{repo}", bot, 404, owner="acme", repo="nowhere")
     drive("GET", "/installation/repositories", bot, 200)
     drive("GET", "/rate_limit", bot, 200)
+    _start_up(drive, jwt, bot, config)
+    _installations(drive, jwt, inst)
+    _app_hook(drive, jwt)
     _issues(drive, bot, repo)
     _labels(drive, bot, repo)
     _comments(drive, bot, repo)
@@ -102,6 +108,47 @@ def run_scenario(drive: Driver, client: SandboxClient, config: SandboxConfig) ->
         "POST", "/app/hook/deliveries/{delivery_id}/attempts", jwt, 202, delivery_id=listed[0]["id"]
     )
     assert client.drain() == 0
+
+
+def _start_up(
+    drive: Driver, jwt: dict[str, str], bot: dict[str, str], config: SandboxConfig
+) -> None:
+    """What clients call first: the API root, ``/meta``, who they are, their budget."""
+    anonymous: dict[str, str] = {}
+    drive("GET", "/", anonymous, 200)
+    drive("GET", "/meta", anonymous, 200)
+    drive("GET", "/rate_limit", anonymous, 200)
+    drive("GET", "/user", _user("ann"), 200)
+    drive("GET", "/user", bot, 403)
+    drive("GET", "/user", jwt, 403)
+    users = "/users/{username}"
+    drive("GET", users, anonymous, 200, username="ann")
+    drive("GET", users, bot, 200, username=f"{config.app_slug}[bot]")
+    drive("GET", users, bot, 200, username="acme")
+    drive("GET", users, bot, 404, username="nobody-at-all")
+
+
+def _installations(drive: Driver, jwt: dict[str, str], inst: int) -> None:
+    """Finding an installation by account, and a token that revokes itself."""
+    drive("GET", "/orgs/{org}/installation", jwt, 200, org="acme")
+    drive("GET", "/orgs/{org}/installation", jwt, 404, org="solo")
+    drive("GET", "/users/{username}/installation", jwt, 200, username="solo")
+    drive("GET", "/users/{username}/installation", jwt, 200, username="acme")
+    drive("GET", "/users/{username}/installation", jwt, 404, username="nobody-at-all")
+    spare = drive(
+        "POST", "/app/installations/{installation_id}/access_tokens", jwt, 201, installation_id=inst
+    )
+    spare_auth = {"Authorization": f"token {spare['token']}"}
+    drive("DELETE", "/installation/token", spare_auth, 204)
+    drive("GET", "/installation/repositories", spare_auth, 401)
+
+
+def _app_hook(drive: Driver, jwt: dict[str, str]) -> None:
+    config = drive("GET", "/app/hook/config", jwt, 200)
+    same = {"url": config["url"], "content_type": "json", "insecure_ssl": "1"}
+    drive("PATCH", "/app/hook/config", jwt, 200, json=same)
+    drive("PATCH", "/app/hook/config", jwt, 422, json={"content_type": "form"})
+    drive("PATCH", "/app/hook/config", jwt, 200, json={"insecure_ssl": 0})
 
 
 def _issues(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from reactor.sandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver
-from tests.sandbox.conftest import Repo, app_jwt, bearer, new_issue
+from tests.sandbox.conftest import Clock, Repo, app_jwt, bearer, new_issue
 
 
 def test_get_app_needs_a_valid_jwt(sandbox: RunningSandbox, client: SandboxClient) -> None:
@@ -22,9 +20,9 @@ def test_get_app_needs_a_valid_jwt(sandbox: RunningSandbox, client: SandboxClien
 
 
 def test_installation_token_is_long_acts_as_the_bot_and_expires(
-    sandbox: RunningSandbox, client: SandboxClient, repo: Repo
+    sandbox: RunningSandbox, client: SandboxClient, repo: Repo, clock: Clock
 ) -> None:
-    client.control("POST", "token-lifetime", {"seconds": 1})
+    client.control("POST", "token-lifetime", {"seconds": 600})
     minted = client.http.post(
         f"/app/installations/{repo.installation_id}/access_tokens",
         headers=bearer(app_jwt(sandbox.config)),
@@ -39,7 +37,9 @@ def test_installation_token_is_long_acts_as_the_bot_and_expires(
     ).json()
     assert issue["user"]["login"] == "reactor-test[bot]" and issue["user"]["type"] == "Bot"
     assert issue["performed_via_github_app"]["slug"] == "reactor-test"
-    time.sleep(1.2)
+    clock.advance(599)
+    assert client.as_token(token, "GET", f"{repo.path}/issues").status_code == 200
+    clock.advance(2)
     expired = client.as_token(token, "GET", f"{repo.path}/issues")
     assert expired.status_code == 401 and expired.json()["message"] == "Bad credentials"
 

@@ -17,6 +17,7 @@ import pytest
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.rest import ENDPOINTS
 from reactor.sandbox.testing import ReceivedWebhook, run_receiver, run_sandbox
+from tests.prerequisites import missing
 from tests.sandbox import openapi
 from tests.sandbox.scenario import Driver, Exchange, Recording, run_scenario
 
@@ -43,7 +44,7 @@ def recording() -> Iterator[Recording]:
         openapi.rest()
         openapi.webhooks()
     except openapi.Unavailable as exc:
-        pytest.skip(str(exc))
+        missing(str(exc))
     config = SandboxConfig.generate(app_id=7, app_slug="conformance")
     with (
         run_receiver() as receiver,

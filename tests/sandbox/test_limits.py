@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import math
 
 from reactor.sandbox.testing import SandboxClient, WebhookReceiver
-from tests.sandbox.conftest import Repo, new_issue
+from tests.sandbox.conftest import Clock, Repo, new_issue
 
 
 def test_a_304_costs_no_rate_limit(client: SandboxClient, repo: Repo) -> None:
@@ -43,16 +43,18 @@ def test_every_answer_carries_github_headers(client: SandboxClient, repo: Repo) 
 
 
 def test_primary_limit_is_403_with_remaining_0_until_reset(
-    client: SandboxClient, repo: Repo
+    client: SandboxClient, repo: Repo, clock: Clock
 ) -> None:
-    client.control("POST", "faults", {"rate_limit": {"remaining": 1, "reset_in": 1}})
+    client.control("POST", "faults", {"rate_limit": {"remaining": 1, "reset_in": 30}})
     ok = client.as_token(repo.token, "GET", f"{repo.path}/issues")
     assert ok.status_code == 200 and ok.headers["x-ratelimit-remaining"] == "0"
     limited = client.as_token(repo.token, "GET", f"{repo.path}/issues")
     assert limited.status_code == 403 and limited.headers["x-ratelimit-remaining"] == "0"
     assert "rate limit exceeded" in limited.json()["message"]
-    assert int(limited.headers["x-ratelimit-reset"]) <= time.time() + 2
-    time.sleep(1.1)
+    assert int(limited.headers["x-ratelimit-reset"]) == math.ceil(clock.now + 30)
+    clock.advance(29)
+    assert client.as_token(repo.token, "GET", f"{repo.path}/issues").status_code == 403
+    clock.advance(2)
     assert client.as_token(repo.token, "GET", f"{repo.path}/issues").status_code == 200
 
 

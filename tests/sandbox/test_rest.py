@@ -286,3 +286,17 @@ def test_an_issues_events_are_its_timeline_oldest_first_with_who_did_what(
     assert all(e["performed_via_github_app"] is None for e in events)
     second = client.as_user("bob", "GET", f"{path}/events", params={"per_page": 2, "page": 3})
     assert [e["event"] for e in second.json()] == ["reopened"]
+
+
+def test_a_repository_reads_by_name_with_its_id_for_its_own_installation_only(
+    client: SandboxClient, repo: Repo
+) -> None:
+    """``GET /repos/{o}/{r}`` answers the repository's id (how ``reactor replay --file``
+    checks a saved payload); another installation's token may not read it."""
+    own = client.http.get(repo.path, headers={"Authorization": f"token {repo.token}"})
+    assert own.status_code == 200
+    assert (own.json()["id"], own.json()["full_name"]) == (repo.data["id"], "acme/widgets")
+    other = client.create_repo("rival", "gadgets")
+    foreign = client.installation_token(other["installation_id"])
+    refused = client.http.get(repo.path, headers={"Authorization": f"token {foreign}"})
+    assert refused.status_code == 403

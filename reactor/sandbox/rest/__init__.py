@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reactor.sandbox.pipeline import Endpoint
 from reactor.sandbox.rest import (
+    app_hooks,
     apps,
     comments,
     contents,
@@ -11,10 +12,17 @@ from reactor.sandbox.rest import (
     issue_labels,
     issues,
     labels,
+    meta,
+    repos,
+    users,
 )
 
 ENDPOINTS: list[Endpoint] = [
+    *meta.ENDPOINTS,
     *apps.ENDPOINTS,
+    *app_hooks.ENDPOINTS,
+    *users.ENDPOINTS,
+    *repos.ENDPOINTS,
     *issues.ENDPOINTS,
     *issue_labels.ENDPOINTS,
     *labels.ENDPOINTS,

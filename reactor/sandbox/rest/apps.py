@@ -1,18 +1,24 @@
-"""The App's own routes: itself, its installations, installation tokens, the delivery log.
+"""The App's own routes: itself, its installations, installation tokens, the rate limit.
 
-https://docs.github.com/rest/apps/apps and https://docs.github.com/rest/apps/webhooks
+https://docs.github.com/rest/apps/apps and https://docs.github.com/rest/apps/installations.
+An App finds an installation by id, by repository or by account (``/orgs/{org}/installation``
+for an organization, ``/users/{username}/installation`` for any account, as
+``actions/create-github-app-token`` does), and an installation token can revoke itself
+(``DELETE /installation/token``: 401 "Bad credentials" afterwards). The App's webhook — its
+configuration and delivery log — is :mod:`reactor.sandbox.rest.app_hooks`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from reactor.sandbox.model import Installation
+from reactor.sandbox.auth import SUSPENDED
+from reactor.sandbox.model import AccountType, Installation
 from reactor.sandbox.pipeline import Auth, Endpoint
-from reactor.sandbox.protocol import ActorKind, ApiError, Call, Reply, not_found, validation_failed
+from reactor.sandbox.protocol import ApiError, Call, Reply, not_found, validation_failed
 from reactor.sandbox.state import iso
 
-DELIVERY_CURSOR = "v1_"
+INSTALLATION_DOCS = "https://docs.github.com/rest/apps/apps"
 
 
 def get_app(call: Call) -> Reply:
@@ -36,6 +42,26 @@ def get_installation(call: Call) -> Reply:
     return Reply(body=call.view.installation(_installation(call)))
 
 
+def get_org_installation(call: Call) -> Reply:
+    return Reply(body=call.view.installation(_installation_of(call, call.params["org"], org=True)))
+
+
+def get_user_installation(call: Call) -> Reply:
+    account = call.params["username"]
+    return Reply(body=call.view.installation(_installation_of(call, account, org=False)))
+
+
+def _installation_of(call: Call, login: str, *, org: bool) -> Installation:
+    """The installation on the account ``login``; with ``org``, only on an organization."""
+    world = call.view.world
+    found = next(
+        (i for i in world.installations.values() if i.account.lower() == login.lower()), None
+    )
+    if found is None or (org and world.account(found.account).type is not AccountType.ORGANIZATION):
+        raise not_found(docs=INSTALLATION_DOCS)
+    return found
+
+
 def get_repo_installation(call: Call) -> Reply:
     repo = call.view.world.repo(call.params["owner"], call.params["repo"])
     if repo is None:
@@ -46,6 +72,8 @@ def get_repo_installation(call: Call) -> Reply:
 def create_token(call: Call) -> Reply:
     """``POST /app/installations/{id}/access_tokens``: a token valid for the token lifetime."""
     installation = _installation(call)
+    if installation.suspended_at is not None:
+        raise ApiError(403, SUSPENDED)
     body = call.body if isinstance(call.body, dict) else {}
     repo_ids = _token_repos(call, installation, body)
     world = call.view.world
@@ -92,49 +120,23 @@ def list_installation_repos(call: Call) -> Reply:
     return Reply(body=body, headers=link)
 
 
-def list_deliveries(call: Call) -> Reply:
-    """Newest first, ``per_page`` at a time, with a ``cursor`` for the next page as on GitHub."""
-    per_page = min(100, max(1, int(call.query.get("per_page", "30") or 30)))
-    cursor = call.query.get("cursor")
-    before = None
-    if cursor:
-        if not cursor.startswith(DELIVERY_CURSOR) or not cursor[3:].isdigit():
-            raise ApiError(400, "Invalid cursor")
-        before = int(cursor[3:])
-    status = call.query.get("status")
-    found = call.sandbox.hub.log.newest_first(before=before, status=status)
-    page = found[:per_page]
-    headers = {}
-    if len(found) > per_page:
-        headers["link"] = (
-            f'<{call.url}?per_page={per_page}&cursor={DELIVERY_CURSOR}{page[-1].id}>; rel="next"'
-        )
-    return Reply(body=[d.item() for d in page], headers=headers)
-
-
-def get_delivery(call: Call) -> Reply:
-    delivery = call.sandbox.hub.log.by_id.get(call.int_param("delivery_id"))
-    if delivery is None or delivery.status_code is None:
-        raise not_found()
-    return Reply(body=delivery.detail())
-
-
-def redeliver(call: Call) -> Reply:
-    if call.sandbox.hub.redeliver(call.int_param("delivery_id")) is None:
-        raise not_found()
-    return Reply(202, {})
+def revoke_token(call: Call) -> Reply:
+    """``DELETE /installation/token``: the token the call came with stops working."""
+    call.view.world.tokens.pop(call.actor.credential or "", None)
+    call.view.world.touch()
+    return Reply(204)
 
 
 def rate_limit(call: Call) -> Reply:
-    """``GET /rate_limit``: the caller's core budget (free, as on GitHub)."""
-    remaining, used, reset = call.sandbox.limits.peek(call.actor.rate_key, call.view.world.clock())
-    core = {"limit": 5000, "remaining": remaining, "reset": reset, "used": used, "resource": "core"}
+    """``GET /rate_limit``: the caller's core budget (free, and open to anyone, as on GitHub)."""
+    actor, limit = call.actor, call.actor.rate_limit
+    remaining, used, reset = call.sandbox.limits.peek(
+        actor.rate_key, call.view.world.clock(), limit=limit
+    )
+    core = {"limit": limit, "remaining": remaining, "reset": reset, "used": used,
+            "resource": "core"}
     search = {"limit": 30, "remaining": 30, "reset": reset, "used": 0, "resource": "search"}
     return Reply(body={"resources": {"core": core, "search": search}, "rate": core})
-
-
-def _is_app(call: Call) -> bool:
-    return call.actor.kind is ActorKind.APP
 
 
 ENDPOINTS = [
@@ -143,9 +145,9 @@ ENDPOINTS = [
     Endpoint("GET", "/app/installations/{installation_id}", get_installation, Auth.APP),
     Endpoint("POST", "/app/installations/{installation_id}/access_tokens", create_token, Auth.APP),
     Endpoint("GET", "/repos/{owner}/{repo}/installation", get_repo_installation, Auth.APP),
+    Endpoint("GET", "/orgs/{org}/installation", get_org_installation, Auth.APP),
+    Endpoint("GET", "/users/{username}/installation", get_user_installation, Auth.APP),
     Endpoint("GET", "/installation/repositories", list_installation_repos, Auth.INSTALLATION),
-    Endpoint("GET", "/app/hook/deliveries", list_deliveries, Auth.APP),
-    Endpoint("GET", "/app/hook/deliveries/{delivery_id}", get_delivery, Auth.APP),
-    Endpoint("POST", "/app/hook/deliveries/{delivery_id}/attempts", redeliver, Auth.APP),
-    Endpoint("GET", "/rate_limit", rate_limit, Auth.ANY, costs=False),
+    Endpoint("DELETE", "/installation/token", revoke_token, Auth.INSTALLATION),
+    Endpoint("GET", "/rate_limit", rate_limit, Auth.OPTIONAL, costs=False),
 ]
