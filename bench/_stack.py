@@ -67,13 +67,14 @@ class Stack:
 
     def busy(self) -> int:
         """Work the reactor still has: jobs queued, running or due within the settle window,
-        held leases, and changes pending, in flight or parked."""
+        held leases, turns queued or running, and changes pending, in flight or parked."""
         queue = Queue(keys.QUEUE_EVENTS, connection=self.redis)
         scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
         soon = scheduled.get_jobs_to_schedule(int(time.time()) + 3)
         work = queue.count + StartedJobRegistry(queue=queue).count + len(soon)
-        work += sum(1 for _ in self.redis.scan_iter(keys.LEASE.format(scope="*"), count=1000))
-        for template in (keys.PENDING, keys.INFLIGHT, keys.SETTLING):
+        for template in (keys.LEASE, keys.TURN):
+            work += sum(1 for _ in self.redis.scan_iter(template.format(scope="*"), count=1000))
+        for template in (keys.PENDING, keys.INFLIGHT):
             work += sum(int(self.redis.llen(k)) for k in self.redis.scan_iter(
                 template.format(scope="*"), count=1000) if self.redis.type(k) == b"list")
         return work

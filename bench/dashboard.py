@@ -11,16 +11,22 @@ issue is drawn as a link). Two layouts, each at several sizes:
 - ``own``: each issue in a competition and a stage of its own (stages the config does not
   name: each is a column of its own, so a grid drawn in full is issues × issues cells).
 
+Both also hold an hour of audit records (``--records``, 3,000 by default: as many as the page
+reads), as a busy repository writes them — deliveries accepted and noted, reverts with their
+actions, hand-offs with the completions they answered, and each delivery stored — so the
+"Stuck", "Last hour" and "Recent decisions" panels are drawn from a full read.
+
 Each round waits out the page's refresh period (so nothing cached answers it), sends
 ``GET /`` and, while it is unanswered, posts a signed ``issues`` delivery every 50 ms (the
 first 10 ms after the GET) and times each answer; then a second ``GET /`` that a cache may
 answer. Lines:
 
-    {"figure": "dashboard", "layout", "issues", "rounds", "get_ms_p50", "get_ms_max",
+    {"figure": "dashboard", "layout", "issues", "records", "rounds", "get_ms_p50", "get_ms_max",
      "page_bytes", "cached_get_ms", "webhooks", "webhook_ms_p50", "webhook_ms_max",
      "target_get_ms": 5000, "target_page_bytes": 2000000, "target_webhook_ms": 1000}
 
     python -m bench.dashboard [--sizes 400 1000] [--layouts one own] [--rounds 3]
+                              [--records 3000]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,7 @@ import redis.asyncio
 from bench._processes import serving
 from reactor.processes import free_port, private_redis
 from reactor.store import keys, memory
+from reactor.store.audit import AuditRecord
 from reactor.store.deliveries import Delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +89,9 @@ def identities(layout: str, n: int) -> dict[int, tuple[str, str]]:
     return {i: (f"comp-{i:05d}", f"stage-{i:05d}") for i in range(1, n + 1)}
 
 
-async def seed(url: str, layout: str, n: int) -> None:
-    """Forget everything, then remember ``n`` issues as the reactor would have."""
+async def seed(url: str, layout: str, n: int, records: int) -> None:
+    """Forget everything, then remember ``n`` issues as the reactor would have, and an hour
+    of ``records`` audit records."""
     client = redis.asyncio.Redis.from_url(url)
     try:
         await client.flushdb()
@@ -95,8 +104,49 @@ async def seed(url: str, layout: str, n: int) -> None:
         named = Delivery(guid="bench-named", event="issues", body=orjson.dumps(payload),
                          received_at=time.time())
         await client.set(keys.delivery(named.guid), named.header() + named.body)
+        await seed_records(client, ids, records, body=orjson.dumps(payload))
     finally:
         await client.aclose()
+
+
+def hour_of_records(ids: dict[int, tuple[str, str]], count: int, *, now: float
+                    ) -> Iterator[tuple[AuditRecord, float]]:
+    """``count`` records spread over the hour before ``now``, oldest first, each with its
+    delivery's arrival: mostly notes, a revert (two actions and the delivery's own record)
+    every tenth, a hand-off (its comment and the completion's record) every twentieth."""
+    numbers = sorted(ids)
+    for i in range(count):
+        at = now - 3600 + 3600 * (i + 1) / (count + 1)
+        number = numbers[i % len(numbers)]
+        comp, _stage = ids[number]
+        base = {"at": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds"),
+                "delivery": f"bench-{i}", "event": "issues", "repo": "bench/dashboard",
+                "issue": str(number), "actor": "agent-bot"}
+        if i % 20 == 19:
+            yield AuditRecord(**base, outcome="applied", rule="R9",
+                              detail=f"comp:{comp} Comment: R9 hand-off from #{number}"), at
+            yield AuditRecord(**base, outcome="applied", rule="R9", action="labeled",
+                              label="status:completed",
+                              detail=f"comp:{comp} R9 hand-off from #{number}"), at - 0.4
+        elif i % 10 == 9:
+            for action in ("RemoveLabel: revert: status:running was not allowed",
+                           "Comment: R2 revert: started before the stage before completed"):
+                yield AuditRecord(**base, outcome="applied", rule="R2",
+                                  detail=f"comp:{comp} {action}"), at
+        else:
+            yield AuditRecord(**base, outcome="noted", rule="R1", action="labeled",
+                              detail=f"comp:{comp} accepted idle → starting by @bot-{i}"), at
+
+
+async def seed_records(client: redis.asyncio.Redis, ids: dict[int, tuple[str, str]],
+                       count: int, *, body: bytes) -> None:
+    async with client.pipeline(transaction=False) as pipe:
+        for record, arrived in hour_of_records(ids, count, now=time.time()):
+            pipe.xadd(keys.AUDIT, record.to_fields())  # type: ignore[arg-type]
+            stored = Delivery(guid=record.delivery, event="issues", body=body,
+                              received_at=arrived)
+            pipe.set(keys.delivery(stored.guid), stored.header() + stored.body)
+        await pipe.execute()
 
 
 def webhook() -> tuple[bytes, dict[str, str]]:
@@ -148,8 +198,8 @@ class Round:
             self._done.set()
 
 
-def measure(base: str, url: str, layout: str, n: int, rounds: int) -> None:
-    asyncio.run(seed(url, layout, n))
+def measure(base: str, url: str, layout: str, n: int, rounds: int, records: int) -> None:
+    asyncio.run(seed(url, layout, n, records))
     done: list[Round] = []
     cached: list[float] = []
     with httpx.Client(timeout=120) as http:  # one connection: no client set-up in the figures
@@ -163,7 +213,7 @@ def measure(base: str, url: str, layout: str, n: int, rounds: int) -> None:
             cached.append(time.perf_counter() - start)
     gets = [r.get_s * 1000 for r in done]
     hooks = [s * 1000 for r in done for s in r.webhook_s]
-    emit("dashboard", layout=layout, issues=n, rounds=rounds,
+    emit("dashboard", layout=layout, issues=n, records=records, rounds=rounds,
          get_ms_p50=statistics.median(gets), get_ms_max=max(gets),
          page_bytes=max(r.page_bytes for r in done),
          cached_get_ms=statistics.median(cached) * 1000, webhooks=len(hooks),
@@ -189,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         for layout in args.layouts:
             for n in args.sizes:
                 say(f"bench: dashboard, layout {layout}, {n} issues")
-                measure(base, url, layout, n, args.rounds)
+                measure(base, url, layout, n, args.rounds, args.records)
     return 0
 
 
@@ -200,6 +250,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--layouts", nargs="+", choices=("one", "own"), default=["one", "own"],
                         help="one competition, or a competition and stage each (both)")
     parser.add_argument("--rounds", type=int, default=3, help="cold GETs per size (3)")
+    parser.add_argument("--records", type=int, default=3000,
+                        help="audit records in the last hour (3000)")
     return parser
 
 

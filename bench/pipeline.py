@@ -11,6 +11,13 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
   reactor reads and judges, and writes nothing) on one issue in each of 20 competitions, as
   fast as one client sends; events are the webhooks the sandbox sent, handled when the last
   of them is audited.
+- ``redis_commands_per_event`` and ``worker_cpu_ms_per_event``: on the throughput run, every
+  command Redis ran (``INFO commandstats``: web, workers and RQ, commands inside scripts
+  included) and the workers' CPU (with the web process's and Redis's beside it), per event
+  sent.
+- ``violation_latency`` (largest worker count only, ``bench/promptness.py``): from an agent's
+  violating request to the App's undoing write, while the throughput workload runs, and for an
+  agent that keeps touching the issue after its violation (every 0.2 s, and with no pause).
 - ``calls_per_event`` (4 workers only): the App's GitHub calls from the request log, 304s
   apart, for an event that needs nothing, a valid transition, a hand-off, and bursts of
   k = 1, 10, 100 label events on one competition.
@@ -40,13 +47,16 @@ from typing import Any
 
 import httpx
 
+from bench import promptness
 from bench._stack import AGENT, Stack, at, running
 from reactor.store import audit
 
 COMPETITIONS = 20
 BURSTS = (1, 10, 100)
 TARGETS = {"handoff_p50_ms": 100, "handoff_p99_ms": 500, "events_per_s": 300,
-           "safety_overhead": 0.10}
+           "safety_overhead": 0.10, "redis_commands_per_event": 15,
+           "worker_cpu_ms_per_event": 4, "violation_latency_p99_ms": 3000}
+CHURN_PAUSES_S = (0.2, 0.0)
 MECHANISMS = "lease,fresh,journal"  # UNSAFE_DISABLE: every safety mechanism off
 
 
@@ -104,32 +114,73 @@ def handoff_latency(stack: Stack, samples: int) -> list[float]:
     return latencies
 
 
-def worker_throughput(stack: Stack, events: int) -> tuple[int, float, dict[str, float]]:
-    path = stack.repo("throughput")
+def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput"
+                      ) -> tuple[int, float, dict[str, float], dict[str, int]]:
+    """The throughput run: events sent, events per second, CPU per event by process, and the
+    Redis commands the run cost, by command."""
+    path = stack.repo(repo)
     numbers = [stack.call(AGENT, "POST", f"{path}/issues", {
         "title": f"[t{c}] planner: plan", "labels": labels(f"t{c}", "idle")})["number"]
         for c in range(COMPETITIONS)]
     stack.idle()
     sent_before = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json())
     start, cpu_before = time.time(), stack.cpu_s()
+    commands = promptness.CommandCount(stack.redis)
     asyncio.run(_toggle(stack.sandbox.url, path, numbers, events // (2 * COMPETITIONS)))
     stack.idle()
     cpu = {k: v - cpu_before[k] for k, v in stack.cpu_s().items()}
+    ran = commands.since()
     sent = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json()) - sent_before
     end = int(audit.newest_id(stack.redis).split("-")[0]) / 1000  # Redis's clock, in ms
     per_event = {f"cpu_ms_per_event_{k}": 1000 * v / sent for k, v in cpu.items()}
-    return sent, sent / (end - start), per_event
+    return sent, sent / (end - start), per_event, ran
+
+
+def emit_costs(workers: int, sent: int, cpu: dict[str, float], ran: dict[str, int]) -> None:
+    top = dict(sorted(ran.items(), key=lambda item: -item[1])[:12])
+    emit("redis_commands_per_event", workers=workers, events=sent,
+         commands_per_event=round(sum(ran.values()) / sent, 1),
+         top={name: round(calls / sent, 2) for name, calls in top.items()},
+         target=TARGETS["redis_commands_per_event"])
+    emit("worker_cpu_ms_per_event", workers=workers, events=sent,
+         cpu_ms=cpu["cpu_ms_per_event_workers"], target=TARGETS["worker_cpu_ms_per_event"],
+         web_cpu_ms=cpu["cpu_ms_per_event_web"], redis_cpu_ms=cpu["cpu_ms_per_event_redis"])
+
+
+def violation_latency(stack: Stack, args: argparse.Namespace, workers: int) -> None:
+    """Violations undone under the throughput workload, and under an agent's churn."""
+    path = stack.repo("violations")
+    _, loaded = promptness.under_load(
+        lambda: worker_throughput(stack, args.events, repo="throughput-violated"),
+        lambda stop: promptness.invalid_moves(stack, path, args.samples, stop=stop))
+    _emit_latency("throughput", workers, loaded)
+    stack.idle()
+    for pause in CHURN_PAUSES_S:
+        churned = promptness.churned_starts(stack, path, args.churn_samples, pause_s=pause)
+        _emit_latency("churn", workers, churned, pause_s=pause)
+
+
+def _emit_latency(workload: str, workers: int, latencies: list[float], **extra: Any) -> None:
+    if not latencies:
+        emit("violation_latency", workload=workload, workers=workers, samples=0, **extra)
+        return
+    cuts = (statistics.quantiles(latencies, n=100, method="inclusive")
+            if len(latencies) > 1 else latencies * 99)
+    emit("violation_latency", workload=workload, workers=workers, **extra,
+         p50_ms=statistics.median(latencies), p99_ms=cuts[98], max_ms=max(latencies),
+         samples=len(latencies), target_p99_ms=TARGETS["violation_latency_p99_ms"])
 
 
 async def _toggle(url: str, path: str, numbers: list[int], rounds: int) -> None:
     """Each competition's agent swaps its issue's status ``rounds`` times, one request after
-    another (each PUT swaps one label: two webhooks); the competitions act at once."""
-    headers = {"Authorization": f"token user:{AGENT}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+    another (each PUT swaps one label: two webhooks); the competitions act at once. Each
+    agent is a user of its own, as each has its own rate limit on GitHub."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         async def agent(c: int) -> None:
+            headers = {"Authorization": f"token user:{AGENT}-{c}"}
             for i in range(rounds):
                 status = "error" if i % 2 == 0 else "idle"
-                response = await http.put(f"{path}/issues/{numbers[c]}/labels",
+                response = await http.put(f"{path}/issues/{numbers[c]}/labels", headers=headers,
                                           json={"labels": labels(f"t{c}", status)})
                 response.raise_for_status()
         await asyncio.gather(*(agent(c) for c in range(len(numbers))))
@@ -177,18 +228,20 @@ def run_one(workers: int, args: argparse.Namespace, workdir: Path,
     say(f"bench: {workers} worker(s)")
     with running(workers, workdir=workdir / f"w{workers}") as stack:
         latencies = handoff_latency(stack, args.samples)
-        cuts = statistics.quantiles(latencies, n=100)
+        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
         emit("handoff_latency", workers=workers, p50_ms=statistics.median(latencies),
              p99_ms=cuts[98], samples=len(latencies), target_p50_ms=TARGETS["handoff_p50_ms"],
              target_p99_ms=TARGETS["handoff_p99_ms"])
-        sent, rate, cpu = worker_throughput(stack, args.events)
+        sent, rate, cpu, ran = worker_throughput(stack, args.events)
         rates[workers] = rate
         single = rates.get(1)
         emit("worker_throughput", workers=workers, events=sent, events_per_s=rate,
              scaling_vs_1=None if single is None else round(rate / single, 2),
              competitions=COMPETITIONS, target_events_per_s=TARGETS["events_per_s"],
              **{k: round(v, 2) for k, v in cpu.items()})
+        emit_costs(workers, sent, cpu, ran)
         if workers == max(args.workers):
+            violation_latency(stack, args, workers)
             for row in calls_per_event(stack):
                 emit("calls_per_event", workers=workers, **row)
             for process, rss in stack.rss_mb().items():
@@ -206,7 +259,7 @@ def safety_overhead(workers: int, args: argparse.Namespace, workdir: Path,
     with running(workers, workdir=workdir / f"w{workers}-unsafe",
                  env={"UNSAFE_DISABLE": args.disable}) as stack:
         bare = handoff_latency(stack, args.samples)
-        _, bare_rate, _ = worker_throughput(stack, args.events)
+        _, bare_rate, _, _ = worker_throughput(stack, args.events)
     safe_ms, bare_ms = statistics.mean(latencies), statistics.mean(bare)
     emit("safety_overhead", workers=workers, workload="hand-off", disabled=args.disable,
          mean_ms=safe_ms, mean_ms_unsafe=bare_ms, ratio=round(safe_ms / bare_ms - 1, 3),
@@ -222,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=30, help="hand-offs per worker count")
     parser.add_argument("--events", type=int, default=1200, help="webhooks for throughput")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--churn-samples", type=int, default=5,
+                        help="churned violations per pause (violation_latency)")
     parser.add_argument("--disable", default=MECHANISMS,
                         help="the mechanisms safety_overhead switches off (UNSAFE_DISABLE); "
                              "one at a time shows what each costs")

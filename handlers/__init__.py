@@ -1,10 +1,15 @@
-"""The one index of webhook handlers: each module owns a router for its event family."""
+"""The one index of webhook handlers: each module owns a router for its event family.
+
+Issue and dependency events join their competition's turn (:mod:`reactor.shell.turn`), whose
+handlers leave what they find with the turn's intake; every other event is handled alone, in
+a job of its own (:mod:`reactor.jobs`).
+"""
 
 from gidgethub.routing import Router
 
 from handlers import dependencies, installation, issues, labels, repository
 
-router = Router(issues.router, labels.router, installation.router, repository.router,
-                dependencies.router)
+router = Router(installation.router, labels.router, repository.router)
+turn_router = Router(issues.router, dependencies.router)
 
-__all__ = ["router"]
+__all__ = ["router", "turn_router"]

@@ -17,29 +17,28 @@ from gidgethub import routing, sansio
 
 from reactor.context import Context
 from reactor.model import Event, change_from_event
-from reactor.shell import coordinate
+from reactor.shell.intake import Intake
 from reactor.store import memory
-from reactor.store.audit import Outcome
 
 router = routing.Router()
 
 
 @router.register("issue_dependencies", action="blocked_by_added")
 @router.register("issue_dependencies", action="blocked_by_removed")
-async def judge_link(raw: sansio.Event, event: Event, ctx: Context) -> None:
+async def judge_link(raw: sansio.Event, event: Event, ctx: Context, intake: Intake) -> None:
     """Remember the link, then let the blocked issue's competition judge it."""
     change = change_from_event(event, now=datetime.now(UTC))
-    scope = await coordinate.scope_of(ctx.redis, event)
-    if change is None or scope is None or event.repo is None or change.other is None:
-        await ctx.audit(event, Outcome.OBSERVED, detail="a link to another repository")
+    if change is None or event.repo is None or event.installation_id is None \
+            or change.other is None:
+        await intake.observe(event, detail="a link to another repository")
         return
     await memory.record_dependency(ctx.redis, event.repo.id, change.issue, change.other,
                                    added=event.action == "blocked_by_added")
-    await coordinate.submit(ctx, scope, change)
+    await intake.judge(event, change)
 
 
 @router.register("issue_dependencies")
-async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
+async def observe(raw: sansio.Event, event: Event, ctx: Context, intake: Intake) -> None:
     """The ``blocking_*`` twin of a link, audited only."""
     if event.action not in ("blocked_by_added", "blocked_by_removed"):
-        await ctx.audit(event, Outcome.OBSERVED, detail="the blocking side of a link")
+        await intake.observe(event, detail="the blocking side of a link")

@@ -1,8 +1,13 @@
-"""``installation`` and ``installation_repositories``: the App installed, or given repositories.
+"""``installation`` and ``installation_repositories``: the App installed or uninstalled, given
+repositories or deprived of them.
 
 The reactor creates its labels (status, stage and ``reactor:`` labels, with colours and
-descriptions) in each repository it is given, and does nothing else on install.
+descriptions) in each repository it is given, and does nothing else on install. On uninstall
+it forgets what it kept of the installation's repositories, and of the installation itself;
+a repository taken from an installation is forgotten too (SPEC §6,
+:mod:`reactor.store.tenants`). The audit log keeps its records.
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#installation
+https://docs.github.com/en/webhooks/webhook-events-and-payloads#installation_repositories
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from reactor.errors import PayloadError
 from reactor.labels import canonical_labels
 from reactor.model import Event, Repo
 from reactor.shell import labels, repoconfig
+from reactor.store import tenants
 from reactor.store.audit import Outcome
 
 router = routing.Router()
+NAMED = 5  # repositories an audit record names; the rest are counted
 
 
 def _repositories(data: dict[str, Any], field: str, delivery_id: str) -> list[Repo]:
@@ -71,9 +78,27 @@ async def install_labels(raw: sansio.Event, event: Event, ctx: Context) -> None:
                         f"{len(created)} label(s)" + (f": {', '.join(created)}" if created else ""))
 
 
+@router.register("installation", action="deleted")
+@router.register("installation_repositories", action="removed")
+async def forget_repositories(raw: sansio.Event, event: Event, ctx: Context) -> None:
+    """Forget the repositories the App lost, and an uninstalled installation itself."""
+    uninstalled = event.name == "installation"
+    field = "repositories" if uninstalled else "repositories_removed"
+    if event.installation_id is None:
+        await ctx.audit(event, Outcome.REJECTED, detail="no installation in the payload")
+        return
+    repos = _repositories(raw.data, field, event.delivery_id)
+    forget = tenants.forget_installation if uninstalled else tenants.forget_repositories
+    gone = await forget(ctx.redis, event.installation_id, [r.id for r in repos])
+    names = ", ".join(r.full_name for r in repos[:NAMED]) or "no repositories"
+    names += f" and {len(repos) - NAMED} more" if len(repos) > NAMED else ""
+    await ctx.audit(event, Outcome.APPLIED, detail=f"forgot {names}"
+                    + (" and the installation" if uninstalled else "") + f": {gone} key(s)")
+
+
 @router.register("installation")
 @router.register("installation_repositories")
 async def observe(raw: sansio.Event, event: Event, ctx: Context) -> None:
     """Every other installation change is audited only."""
-    if event.action not in ("created", "added"):
+    if event.action not in ("created", "added", "deleted", "removed"):
         await ctx.audit(event, Outcome.OBSERVED)

@@ -1,7 +1,7 @@
 """``issues`` events: the agents' status, stage and competition changes land here.
 
-Each change goes to its competition's burst (:mod:`reactor.shell.coordinate`), where the rules
-R1–R6 and R9 decide on a fresh read of the whole competition.
+Each change goes to its competition's turn (:mod:`reactor.shell.turn`), where the rules R1–R9
+decide on a fresh read of the whole competition.
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#issues
 """
 
@@ -14,8 +14,7 @@ from gidgethub import routing, sansio
 from reactor.context import Context
 from reactor.labels import LabelKind, parse_label
 from reactor.model import Event, change_from_event
-from reactor.shell import coordinate
-from reactor.store.audit import Outcome
+from reactor.shell.intake import Intake
 
 router = routing.Router()
 
@@ -39,17 +38,16 @@ def concerns_the_rules(event: Event) -> bool:
     return any(parse_label(name).kind in _RULED for name in names)
 
 
-async def coordinate_change(raw: sansio.Event, event: Event, ctx: Context) -> None:
-    """Hand the change to its competition's burst (or only audit it when nothing is at stake)."""
+async def to_the_turn(raw: sansio.Event, event: Event, ctx: Context, intake: Intake) -> None:
+    """Hand the change to its competition's turn (or only audit it when nothing is at stake)."""
     change = change_from_event(event, now=datetime.now(UTC))
-    scope = await coordinate.scope_of(ctx.redis, event)
-    if change is None or scope is None:
-        await ctx.audit(event, Outcome.OBSERVED, detail="no repository or installation to act on")
+    if change is None or event.repo is None or event.installation_id is None:
+        await intake.observe(event, detail="no repository or installation to act on")
     elif not concerns_the_rules(event):
-        await ctx.audit(event, Outcome.OBSERVED, detail="not an agent or competition issue")
+        await intake.observe(event, detail="not an agent or competition issue")
     else:
-        await coordinate.submit(ctx, scope, change)
+        await intake.judge(event, change)
 
 
 for _action in ACTIONS:
-    router.add(coordinate_change, "issues", action=_action)
+    router.add(to_the_turn, "issues", action=_action)

@@ -10,10 +10,16 @@ reactor believes, which is what one debugs:
 - the "blocked by" links the reactor recorded (R7's native edges). Issue bodies are not
   kept, so a body's ``depends on #N`` is not known here (``reactor graph`` reads GitHub);
 - the stage order of the repository's last good ``.github/reactor.yml``;
-- the audit log's newest records. They name repositories by full name; a stored delivery of
-  each names the repository's id and ``html_url`` (learnt once per process: an id never
-  changes), from which the issue links are made — GitHub's, a GHES host's or the sandbox's.
-  A repository no stored delivery names any more is shown by its id, without links.
+- the audit log's newest records: the newest :data:`RECENT_RECORDS` whatever their age, and
+  on back to an hour ago, :data:`HOUR_RECORDS` at most (``XREVRANGE`` in pages of
+  :data:`PAGE`), never the whole stream. They name repositories by full name; a stored
+  delivery of each names the repository's id and ``html_url`` (learnt once per process: an
+  id never changes), from which the issue links are made — GitHub's, a GHES host's or the
+  sandbox's (:class:`reactor.learnt.RepoNames`). A repository no stored delivery names any
+  more is shown by its id, without links;
+- of a few stored deliveries the records name, what never changes, learnt once per process
+  (:class:`reactor.learnt.DeliveryFacts`): when a completion that was handed off arrived
+  (hand-off latency) and how a ``closed`` delivery's issue was closed.
 
 What one tenant has is bounded before it is read in full: :data:`REPOSITORIES` repositories
 (those with the newest audit records first) are read, the others only counted, and of each
@@ -27,94 +33,48 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
-import orjson
 import redis.asyncio
 
+from reactor import pulse, recent, standing
 from reactor.config import DEFAULT_CONFIG, RepoConfig, RepoConfigError, parse_config
-from reactor.store import deliveries, keys, memory
+from reactor.learnt import DeliveryFacts, RepoNames
+from reactor.store import keys, memory
 from reactor.store.audit import AuditRecord
 
 REPOSITORIES = 20  # drawn per page; the others are named, with their issue counts
 MAX_ISSUES = 5000  # read per repository: the newest
 CHUNK = 100  # issues per Redis pipeline: its replies are parsed on the event loop
-RECENT_RECORDS = 400  # audit records read per refresh
-RECORDS_SHOWN = 12  # per repository
-MAX_DELIVERY_BYTES = 1 << 20  # a stored delivery larger than this is not read for a name
-NAME_TRIES = 3  # stored deliveries read per unnamed repository and refresh
+RECENT_RECORDS = 400  # audit records read per refresh, whatever their age
+HOUR_RECORDS = 3000  # audit records read per refresh at most: the last hour's, newest first
+PAGE = 100  # audit records per XREVRANGE: its reply is parsed on the event loop
 _ISSUE_KEY = re.compile(re.escape(keys.PREFIX) + r"issue:(\d+):(\d+)")
-_SHOWN_OUTCOMES = frozenset({"applied", "rejected", "replayed"})
-
-
-@dataclass(frozen=True, slots=True)
-class RepoName:
-    full_name: str
-    html_url: str | None
-
-
-@dataclass
-class RepoNames:
-    """Repository ids and names, learnt from stored deliveries (see the module docstring)."""
-
-    by_id: dict[int, RepoName] = field(default_factory=dict)
-    ids: dict[str, int] = field(default_factory=dict)
-
-    async def learn(self, client: redis.asyncio.Redis, records: Iterable[AuditRecord]) -> None:
-        """Name each repository ``records`` (newest first) mention that is not known yet, from
-        the stored delivery of one of its newest records (a renamed repository: its new
-        name); a few tries per refresh, as old deliveries expire."""
-        tries: Counter[str] = Counter()
-        named: set[int] = set()
-        for record in records:
-            if not record.repo or record.repo in self.ids or record.delivery == record.event:
-                continue
-            tries[record.repo] += 1
-            found = None
-            if tries[record.repo] <= NAME_TRIES:
-                found = await _repository_of(client, record.delivery)
-            if found is None:
-                continue
-            repo_id, name = found
-            if repo_id not in named:  # the newest name of a renamed repository wins
-                self.by_id[repo_id] = name
-                named.add(repo_id)
-            self.ids[name.full_name] = repo_id
-
-
-async def _repository_of(client: redis.asyncio.Redis, guid: str) -> tuple[int, RepoName] | None:
-    """The repository a stored delivery's payload names: id, full name and ``html_url``."""
-    size = await client.strlen(keys.delivery(guid))
-    if not 0 < size <= MAX_DELIVERY_BYTES:
-        return None
-    record: bytes | None = await client.get(keys.delivery(guid))  # type: ignore[assignment]
-    try:
-        payload = orjson.loads(deliveries.decode(guid, record).body) if record else None
-    except ValueError:  # orjson.JSONDecodeError is one
-        return None
-    repo = payload.get("repository") if isinstance(payload, dict) else None
-    if not isinstance(repo, dict) or type(repo.get("id")) is not int:
-        return None
-    url = repo.get("html_url")
-    safe = url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
-    return repo["id"], RepoName(str(repo.get("full_name") or repo["id"]), safe)
 
 
 @dataclass(frozen=True)
 class Board:
     """One repository as the reactor remembers it: ``issues`` each have a competition and a
-    stage; ``unread`` remembered issues were left unread (past :data:`MAX_ISSUES`)."""
+    stage; ``unread`` remembered issues were left unread (past :data:`MAX_ISSUES`);
+    ``records`` are its audit records read, newest first, and ``arrivals`` and ``closes``
+    what their stored deliveries say (:class:`DeliveryFacts`)."""
 
     title: str
     html_url: str | None
-    order: tuple[str, ...]  # the configured stages, in order
+    config: RepoConfig
     issues: Mapping[int, memory.Recalled]
     native: Mapping[int, frozenset[int]]  # the "blocked by" links recorded, per issue
     records: tuple[AuditRecord, ...]
     unread: int = 0
+    arrivals: Mapping[str, float] = field(default_factory=dict)
+    closes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The configured stages, in order."""
+        return self.config.stages
 
     def link(self, number: int) -> str | None:
         return f"{self.html_url}/issues/{number}" if self.html_url else None
@@ -123,17 +83,44 @@ class Board:
 @dataclass(frozen=True)
 class Boards:
     """The page's repositories: those drawn, and the title and remembered issue count of
-    each one left out."""
+    each one left out; ``now`` is when they were read, and ``cut`` the time of the oldest
+    audit record read when the read's bound (:data:`HOUR_RECORDS`) stopped it short of an
+    hour before (None: it was not)."""
 
     drawn: tuple[Board, ...]
     others: tuple[tuple[str, int], ...]
+    now: datetime
+    cut: datetime | None = None
 
 
-async def recent_records(client: redis.asyncio.Redis) -> list[AuditRecord]:
-    """The newest audit records, newest first (one ``XREVRANGE``, unfiltered)."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrevrange(  # type: ignore[assignment]
-        keys.AUDIT, count=RECENT_RECORDS)
-    return [AuditRecord.from_stream(entry_id, fields) for entry_id, fields in entries]
+def _before(entry_id: bytes) -> str:
+    """The stream id just below ``entry_id``."""
+    millis, seq = (int(part) for part in entry_id.decode().split("-", 1))
+    return f"{millis}-{seq - 1}" if seq else f"{millis - 1}-{2**64 - 1}"
+
+
+def _id_time(entry_id: str) -> datetime:
+    """When Redis appended a stream entry (its id's first part, in milliseconds)."""
+    return datetime.fromtimestamp(int(entry_id.split("-", 1)[0]) / 1000, UTC)
+
+
+async def recent_records(client: redis.asyncio.Redis, *, now: datetime) -> list[AuditRecord]:
+    """The newest audit records, newest first: :data:`RECENT_RECORDS` whatever their age,
+    then back to an hour before ``now``, :data:`HOUR_RECORDS` in all at most."""
+    hour_ago = f"{max(0, int((now - pulse.HOUR).timestamp() * 1000))}-0"
+    found: list[AuditRecord] = []
+    upto = "+"
+    while len(found) < HOUR_RECORDS:
+        any_age = len(found) < RECENT_RECORDS
+        low = "-" if any_age else hour_ago
+        count = min(PAGE, (RECENT_RECORDS if any_age else HOUR_RECORDS) - len(found))
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrevrange(  # type: ignore[assignment]
+            keys.AUDIT, upto, low, count=count)
+        found += [AuditRecord.from_stream(entry_id, fields) for entry_id, fields in entries]
+        if len(entries) < count:
+            break
+        upto = _before(entries[-1][0])
+    return found
 
 
 async def remembered(client: redis.asyncio.Redis) -> dict[int, list[int]]:
@@ -170,12 +157,8 @@ async def _issues(client: redis.asyncio.Redis, repo_id: int, numbers: Sequence[i
     return issues, native
 
 
-def _shown(records: Sequence[AuditRecord], repo: str | None) -> tuple[AuditRecord, ...]:
-    """The repository's newest records that say something: a rule, an action, a refusal
-    (not the echoes of the reactor's own writes, R10)."""
-    mine = (r for r in records if repo and r.repo == repo and r.outcome != "skipped"
-            and (r.rule or r.outcome in _SHOWN_OUTCOMES))
-    return tuple(islice(mine, RECORDS_SHOWN))
+def _mine(records: Sequence[AuditRecord], repo: str | None) -> tuple[AuditRecord, ...]:
+    return tuple(r for r in records if repo and r.repo == repo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,24 +190,43 @@ async def _board(client: redis.asyncio.Redis, names: RepoNames, chosen: _Candida
                  numbers: Sequence[int], records: Sequence[AuditRecord]) -> Board:
     if chosen.repo_id is None:
         name = names.by_id.get(names.ids.get(chosen.title, -1))
-        return Board(chosen.title, name.html_url if name else None, DEFAULT_CONFIG.stages,
-                     {}, {}, _shown(records, chosen.title))
+        return Board(chosen.title, name.html_url if name else None, DEFAULT_CONFIG,
+                     {}, {}, _mine(records, chosen.title))
     name = names.by_id.get(chosen.repo_id)
     newest = sorted(numbers)[-MAX_ISSUES:]
     issues, native = await _issues(client, chosen.repo_id, newest)
     config = await repo_config(client, chosen.repo_id)
-    return Board(chosen.title, name.html_url if name else None, config.stages, issues,
-                 native, _shown(records, name.full_name if name else None),
+    return Board(chosen.title, name.html_url if name else None, config, issues,
+                 native, _mine(records, name.full_name if name else None),
                  unread=len(numbers) - len(newest))
 
 
-async def boards(client: redis.asyncio.Redis, names: RepoNames) -> Boards:
+async def _with_facts(client: redis.asyncio.Redis, facts: DeliveryFacts, drawn: list[Board],
+                      *, now: datetime) -> list[Board]:
+    """The boards with what their records' stored deliveries say (hand-off arrivals, how
+    closed issues were closed), read for the deliveries not known yet."""
+    arrivals = {i: pulse.handoff_deliveries(pulse.handoffs(b.records, now=now))
+                for i, b in enumerate(drawn)}
+    closes = {i: standing.close_deliveries(b.records) for i, b in enumerate(drawn)}
+    await facts.learn(client, arrivals=[g for gs in arrivals.values() for g in gs],
+                      closes=[g for gs in closes.values() for g in gs])
+    return [replace(b, arrivals=facts.known_arrivals(arrivals[i]),
+                    closes=facts.known_closes(closes[i])) for i, b in enumerate(drawn)]
+
+
+async def boards(client: redis.asyncio.Redis, names: RepoNames, facts: DeliveryFacts, *,
+                 now: datetime) -> Boards:
     """A board per repository the reactor remembers issues of or has audit records of, for
     the first :data:`REPOSITORIES` of them; the others by title and issue count."""
-    records = await recent_records(client)
+    records = await recent_records(client, now=now)
     await names.learn(client, records)
     numbers = await remembered(client)
     candidates = _candidates(names, numbers, records)
     drawn = [await _board(client, names, c, numbers.get(c.repo_id or -1, []), records)
              for c in candidates[:REPOSITORIES]]
-    return Boards(tuple(drawn), tuple((c.title, c.count) for c in candidates[REPOSITORIES:]))
+    drawn = await _with_facts(client, facts, drawn, now=now)
+    cut = None
+    if len(records) >= HOUR_RECORDS:  # the records' own times are what the charts count by
+        cut = recent.moment(records[-1].at) or _id_time(records[-1].id)
+    return Boards(tuple(drawn), tuple((c.title, c.count) for c in candidates[REPOSITORIES:]),
+                  now, cut)

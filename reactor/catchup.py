@@ -15,9 +15,17 @@ successful (2xx) attempt, except
   :func:`hold` (50 s, doubling up to 30 min), so that GUID is not redelivered again before
   GitHub has tried, and a long outage does not cost a burst of requests every minute.
 
-Runs take a Redis lock, so one runs at a time. A run's cursor for the next is its own start,
-or the newest attempt of a GUID it left waiting, if older; the next run reads
-:data:`OVERLAP` further back, for attempts GitHub logs a little late.
+Runs take a Redis lock, so one runs at a time; a run asked for while another goes on waits
+a moment for it (:data:`LOCK_WAIT_S`) rather than leave its work to the next minute. A run's
+cursor for the next is its own start, or the newest attempt of a GUID it left waiting, if
+older; the next run reads :data:`OVERLAP` further back, for attempts GitHub logs a little
+late.
+
+**Sooner than the minute.** The web process remembers the deliveries it had to answer 503
+because Redis was away, and once Redis answers it deletes the job's period marker and those
+GUIDs' holds (``reactor/store/ingest.py``): the scheduler then runs the catch-up within a
+second, and it asks GitHub for those GUIDs whatever it asked before — GitHub has just tried
+them.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ OVERLAP = timedelta(minutes=2)  # attempts may be logged after a run read past t
 HOLD_BASE_S = 50  # a little under the job's period: a failed redelivery is tried next run
 HOLD_CAP_S = 30 * 60
 LOCK_TIMEOUT_S = 15 * 60  # longer than the job's timeout
+LOCK_WAIT_S = 5.0  # a run asked for while another goes on waits for its end this long
 
 Progress = Callable[[str], None]  # told what a long run is doing, one short line at a time
 
@@ -219,7 +228,8 @@ async def redeliver_guid(
 
 async def run_once(gh: GitHubAPI, client: redis.asyncio.Redis, *, now: datetime) -> str:
     """A catch-up run under the lock; what it did, in a line (RQ keeps it as the result)."""
-    lock = client.lock(keys.CATCHUP_LOCK, timeout=LOCK_TIMEOUT_S, blocking=False)
+    lock = client.lock(keys.CATCHUP_LOCK, timeout=LOCK_TIMEOUT_S,
+                       blocking_timeout=LOCK_WAIT_S)
     if not await lock.acquire():
         return "skipped: another catch-up run is going on"
     try:

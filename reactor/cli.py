@@ -3,6 +3,12 @@
 Every subcommand reads :class:`~reactor.settings.Settings` once; a user mistake (a bad
 setting, an unreachable Redis, a wrong argument) is one line on stderr and a non-zero exit,
 never a traceback.
+
+Every subcommand runs with its own SIGINT and SIGTERM handling
+(:func:`reactor.processes.stop_on_signals`), so Ctrl-C stops ``reactor dev``, ``audit
+--follow`` and the rest even when they were started with SIGINT ignored (a background job,
+nohup, a CI runner); the exit status is then 128 + the signal's number (130, 143), as a shell
+reports it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,8 +25,9 @@ from typing import TYPE_CHECKING
 import orjson
 import redis
 
-from reactor.commands import deliveries, doctor, graph, reconcile, replay, status
+from reactor.commands import agent_guide, deliveries, doctor, graph, reconcile, replay, status
 from reactor.errors import ReactorError
+from reactor.processes import stop_on_signals
 from reactor.settings import Settings
 from reactor.terminal import json_document, printable
 
@@ -28,7 +36,7 @@ if TYPE_CHECKING:  # imported when used: `reactor worker` and `serve` start with
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # as shells report a Ctrl-C (130); SIGTERM: 143
 DEFAULT_AUDIT_LIMIT = 50
 
 
@@ -131,20 +139,21 @@ def _audit_line(record: AuditRecord, *, as_json: bool) -> str:
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     """Print the selection oldest first; with ``--follow``, then every new match until Ctrl-C."""
-    from reactor.store import audit
+    from reactor.store import audit, connect
 
     query = _audit_query(args, now=datetime.now(UTC))
     limit = _audit_limit(args)
-    client = redis.Redis.from_url(
-        settings.require_redis_url(), socket_connect_timeout=2, socket_timeout=30
-    )
-    upto = audit.newest_id(client)
-    for record in reversed(list(audit.select(client, query, limit=limit, upto=upto))):
-        sys.stdout.write(_audit_line(record, as_json=args.json) + "\n")
-    sys.stdout.flush()
-    if args.follow:
-        for record in audit.follow(client, query, after=upto):
-            print(_audit_line(record, as_json=args.json), flush=True)
+    client = connect.sync_client(settings, socket_connect_timeout=2, socket_timeout=30)
+    try:
+        upto = audit.newest_id(client)
+        for record in reversed(list(audit.select(client, query, limit=limit, upto=upto))):
+            sys.stdout.write(_audit_line(record, as_json=args.json) + "\n")
+        sys.stdout.flush()
+        if args.follow:  # until Ctrl-C or SIGTERM, which main() turns into the exit status
+            for record in audit.follow(client, query, after=upto):
+                print(_audit_line(record, as_json=args.json), flush=True)
+    finally:
+        client.close()
     return 0
 
 
@@ -198,17 +207,15 @@ def _parser() -> argparse.ArgumentParser:
     doctor.register(commands)
     replay.register(commands)
     deliveries.register(commands)
+    agent_guide.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["sandbox"]:
-        return _sandbox(argv[1:])
-    args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        return int(args.run(args, settings))
+        with stop_on_signals():
+            return _run(argv)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except ReactorError as exc:
@@ -219,13 +226,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("Redis did not answer in time")
     except redis.RedisError as exc:
         return _fail(f"Redis refused: {exc}")
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (reactor.processes.Interrupted)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
     except BrokenPipeError:
         # The reader went away (``reactor audit | head``): stop quietly, and keep Python's
         # final flush of stdout from failing again on the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
+
+
+def _run(argv: list[str]) -> int:
+    if argv[:1] == ["sandbox"]:
+        return _sandbox(argv[1:])
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    return int(args.run(args, settings))
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> int:

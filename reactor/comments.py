@@ -57,6 +57,25 @@ def escalation(*, issue: int, rule: Rule, actor: str, what: str, reverts: int,
     return _comment(issue, rule, key, text, f"{rule.value} escalated: {what}", tag="needs-human")
 
 
+def repaired(*, issue: int, rule: Rule, found: str, done: str, instead: str,
+             key: str) -> Comment:
+    """Posted when reconcile repairs a rule broken in an issue's state, with no change to
+    undo (its webhooks never came): it names no actor, since it cannot know one."""
+    text = f"{heading(rule)}: the reactor found {found}.\n\n{done} {instead}"
+    return _comment(issue, rule, key, text, f"{rule.value} repaired: {found}")
+
+
+def unclear(*, issue: int, rule: Rule, found: str, what: str, maintainers: Iterable[str],
+            key: str) -> Comment:
+    """Posted once when reconcile finds a state it cannot repair by itself: several
+    ``what`` on one issue, and nothing (memory, title, lifecycle) that tells which is right."""
+    text = (f"{heading(rule)}: the reactor found {found}, and nothing tells it which of these "
+            f"{what} is right. It labels this issue `reactor:needs-human`.\n\n"
+            f"{_hand_back(maintainers)}")
+    return _comment(issue, rule, key, text, f"{rule.value} needs a human: {found}",
+                    tag="needs-human")
+
+
 def closed(*, issue: int, rule: Rule, actor: str, what: str, instead: str, key: str) -> Comment:
     """Posted on an issue the reactor closes as not planned (R3 scope, R6 reverse)."""
     text = f"{heading(rule)}: @{actor} {what}.\n\nThe reactor closed this issue. {instead}"

@@ -1,10 +1,19 @@
 """``GET /``: the operator's dashboard, drawn from what the reactor remembers in Redis.
 
-Per repository: its competitions × stages with each issue's status (colour and text) linked
-to the issue, the dependency graph as a picture (:mod:`reactor.svg`), and the newest audit
-records (rule, actor, what was undone). The page reloads itself every :data:`REFRESH_S`
-seconds with a meta refresh: it carries no script and loads nothing from elsewhere. Every
-text shown (names, labels, logins, audit details) is escaped.
+Per repository, what an operator looks for first, then the detail:
+
+- which competitions are stuck, and why (:mod:`reactor.standing`);
+- the last hour: decisions per minute and hand-off latency, as small server-drawn SVG charts
+  (:mod:`reactor.pulse`, :mod:`reactor.charts`);
+- its competitions × stages with each issue's status (colour and text) linked to the issue,
+  closed issues shown closed (and how), ``reactor:`` labels flagged;
+- the dependency graph as a picture (:mod:`reactor.svg`);
+- the recent decisions, repeats folded, undone changes and escalations marked
+  (:mod:`reactor.recent`).
+
+The page reloads itself every :data:`REFRESH_S` seconds with a meta refresh: it carries no
+script and loads nothing from elsewhere. Every text shown (names, labels, logins, audit
+details) is escaped.
 
 The web process that draws it also takes the webhooks, so one tenant's data must not slow
 anyone's deliveries (SPEC §6):
@@ -32,15 +41,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from reactor import shown, svg
+from reactor import charts, panels, shown, standing, svg
 from reactor.access import PAGE_HEADERS, Access
-from reactor.boards import MAX_ISSUES, REPOSITORIES, Board, Boards, RepoNames, boards
+from reactor.boards import MAX_ISSUES, REPOSITORIES, Board, Boards, boards
+from reactor.learnt import DeliveryFacts, RepoNames
+from reactor.panels import a as _a
 from reactor.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REFRESH_S = 5
-DETAIL_CHARS = 500  # of an audit record's detail
 OTHERS_NAMED = 50  # repositories named in the note on those not drawn
 HEADERS = PAGE_HEADERS
 T = TypeVar("T")
@@ -55,8 +65,19 @@ table{border-collapse:collapse}td,th{border:1px solid #d8dee4;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f6f8fa;font-weight:600}
 .pill{display:inline-block;border:1px solid;border-radius:10px;padding:0 7px;margin:1px;
 font-size:12px;text-decoration:none;color:#1f2328}.audit td{font-size:12px}
-.detail{max-width:560px;overflow-wrap:anywhere}.pic{overflow-x:auto}.none{color:#57606a}
-.legend,.more{font-size:12px;color:#57606a}
+.detail{max-width:620px;overflow-wrap:anywhere}.pic{overflow-x:auto}.none{color:#57606a}
+.legend,.more{font-size:12px;color:#57606a}.s-closed{border-style:dashed;color:#57606a}
+.flag{color:#fff;background:#cf222e;border-radius:8px;padding:0 5px;margin-left:4px}
+.ok{color:#1a7f37;margin:4px 0}.stuck th{background:#fff8f0}.stuck ul{margin:0;padding-left:18px}
+.stuck li.r0{color:#bc4c00;font-weight:600}.stuck li.r1{color:#cf222e}
+.charts{display:flex;flex-wrap:wrap;gap:8px 28px}figure{margin:0}
+figcaption{font-size:12px;font-weight:600;margin-bottom:2px}.sw{display:inline-block;
+width:9px;height:9px;margin:0 3px 0 8px;border-radius:2px}
+.audit .k-routine td{color:#57606a}.tag{display:inline-block;border-radius:8px;padding:0 6px;
+font-size:11px;font-weight:600;color:#fff}.count{font-weight:600;color:#1f2328}
+.audit tr.k-undone td{background:#fff5f5}.audit tr.k-undone td:first-child{box-shadow:inset
+3px 0 #cf222e}.audit tr.k-escalated td{background:#fff1e5;font-weight:600}
+.audit tr.k-escalated td:first-child{box-shadow:inset 3px 0 #bc4c00}
 """
 
 
@@ -64,21 +85,23 @@ def _css() -> str:
     pills = "".join(f".s-{status}{{background:{fill};border-color:{stroke}}}"
                     for status, (fill, stroke) in svg.STATUS_COLOURS.items())
     fill, stroke = svg.UNKNOWN_COLOURS
-    return f"{_CSS}{pills}.s-unknown{{background:{fill};border-color:{stroke}}}"
+    closed_fill, closed_stroke = svg.CLOSED_COLOURS
+    kinds = "".join(f".sw.{k.css},.tag.{k.css}{{background:{colour}}}"
+                    for k, colour in charts.KIND_COLOURS.items())
+    return (f"{_CSS}{pills}.s-unknown{{background:{fill};border-color:{stroke}}}"
+            f".pill.s-closed{{background:{closed_fill};border-color:{closed_stroke}}}{kinds}")
 
 
-def _a(text: str, href: str | None, *, css: str = "") -> str:
-    """``text`` linked to ``href`` (in a new tab, sending no referrer), or a plain span."""
-    cls = f' class="{css}"' if css else ""
-    if href is None:
-        return f"<span{cls}>{escape(text)}</span>"
-    return f'<a{cls} href="{escape(href)}" target="_blank" rel="noreferrer">{escape(text)}</a>'
-
-
-def _pill(board: Board, number: int) -> str:
+def _pill(board: Board, number: int, known: standing.Known) -> str:
+    """An issue as the grid lists it: its status (closed: how), and its ``reactor:`` flags."""
     status = board.issues[number].status
     shown_as = status if status in svg.STATUS_COLOURS else "unknown"
-    return _a(f"#{number} {status or 'unknown'}", board.link(number), css=f"pill s-{shown_as}")
+    text = f"#{number} {status or 'unknown'}"
+    if number in known.closed:
+        shown_as, text = "closed", f"#{number} {svg.closed_text(known.closed[number])}"
+    flags = "".join(f'<span class="flag">{escape(flag.removeprefix("reactor:"))}</span>'
+                    for flag in sorted(known.flags.get(number, ())))
+    return _a(text, board.link(number), css=f"pill s-{shown_as}") + flags
 
 
 def _more(count: int) -> str:
@@ -89,11 +112,12 @@ def _issues(count: int) -> str:
     return f"{count:,} issue" + ("" if count == 1 else "s")
 
 
-def _cell(board: Board, cell: shown.Cell) -> str:
-    return "<td>" + "".join(_pill(board, n) for n in cell.numbers) + _more(cell.more) + "</td>"
+def _cell(board: Board, cell: shown.Cell, known: standing.Known) -> str:
+    return ("<td>" + "".join(_pill(board, n, known) for n in cell.numbers) + _more(cell.more)
+            + "</td>")
 
 
-def grid(board: Board, drawn: shown.Grid) -> str:
+def grid(board: Board, drawn: shown.Grid, known: standing.Known) -> str:
     """Competitions × stages, each cell listing its issues with their status, and a note of
     what is not drawn."""
     if not board.issues:
@@ -102,7 +126,7 @@ def grid(board: Board, drawn: shown.Grid) -> str:
     head = "".join(f"<th>{escape(stage)}</th>" for stage in drawn.columns)
     head += "<th>other stages</th>" if elsewhere else ""
     rows = "".join(
-        f"<tr><th>{escape(row.comp)}</th>{''.join(_cell(board, c) for c in row.cells)}"
+        f"<tr><th>{escape(row.comp)}</th>{''.join(_cell(board, c, known) for c in row.cells)}"
         + (f'<td class="more">{_issues(row.elsewhere) if row.elsewhere else ""}</td>'
            if elsewhere else "") + "</tr>"
         for row in drawn.rows)
@@ -136,31 +160,21 @@ def picture(board: Board, drawn: shown.Picture, ident: str) -> str:
             f'<p class="legend">{svg.LEGEND}</p>{note}')
 
 
-def audit_table(board: Board) -> str:
-    """The newest records that name a rule or an action: when, issue, rule, actor, what."""
-    if not board.records:
-        return '<p class="none">No decision recorded yet.</p>'
-    rows = []
-    for r in board.records:
-        issue = _a(f"#{r.issue}", board.link(int(r.issue))) if r.issue.isdigit() else ""
-        detail = r.detail if len(r.detail) <= DETAIL_CHARS else r.detail[:DETAIL_CHARS] + "…"
-        rows.append(f"<tr><td>{escape(r.at[11:19])}</td><td>{issue}</td><td>{escape(r.rule)}"
-                    f"</td><td>{escape(r.actor)}</td><td>{escape(r.outcome)}</td>"
-                    f'<td class="detail">{escape(detail)}</td></tr>')
-    head = "<tr><th>UTC</th><th>issue</th><th>rule</th><th>actor</th><th>outcome</th>" \
-           "<th>what</th></tr>"
-    return f'<table class="audit">{head}{"".join(rows)}</table>'
-
-
-def section(board: Board, ident: str) -> str:
-    """One repository's part of the page."""
+def section(board: Board, ident: str, *, now: datetime, cut: datetime | None = None) -> str:
+    """One repository's part of the page (``cut``: the records read reach back to then)."""
     groups = shown.group(board.issues)
-    drawn = shown.grid(board.issues, groups, board.order)
+    known = standing.known(board.records, board.closes)
+    drawn = shown.grid(board.issues, groups, board.order, closed=known.closed)
     graph = shown.picture(board.issues, groups, drawn, order=board.order, native=board.native,
-                          link=board.link)
-    return (f"<section><h2>{_a(board.title, board.html_url)}</h2><h3>Competitions</h3>"
-            f"{grid(board, drawn)}<h3>Dependencies</h3>{picture(board, graph, ident)}"
-            f"<h3>Recent decisions</h3>{audit_table(board)}</section>")
+                          link=board.link, closed=known.closed)
+    stuck = standing.stuck(board.issues, groups, config=board.config, known=known, now=now)
+    return (f"<section><h2>{_a(board.title, board.html_url)}</h2><h3>Stuck</h3>"
+            f"{panels.stuck_panel(stuck, competitions=len(groups), link=board.link)}"
+            f"<h3>Last hour</h3>{panels.last_hour(board.records, board.arrivals, now=now, cut=cut)}"
+            f"<h3>Competitions</h3>{grid(board, drawn, known)}"
+            f"<h3>Dependencies</h3>{picture(board, graph, ident)}"
+            f"<h3>Recent decisions</h3>{panels.decisions(board.records, link=board.link)}"
+            "</section>")
 
 
 def body(found: Boards) -> str:
@@ -168,7 +182,8 @@ def body(found: Boards) -> str:
     if not found.drawn:
         return ('<section><p class="none">No repository seen yet: the reactor lists one '
                 "here once it judges an issue there.</p></section>")
-    sections = "".join(section(board, str(i)) for i, board in enumerate(found.drawn))
+    sections = "".join(section(board, str(i), now=found.now, cut=found.cut)
+                       for i, board in enumerate(found.drawn))
     if not found.others:
         return sections
     named = ", ".join(f"{escape(title)} ({_issues(count)})"
@@ -237,7 +252,7 @@ class PageCache(Generic[T]):
 def routes(settings: Settings) -> list[Route]:
     """``GET /``, behind the same door as ``/metrics`` (:class:`reactor.access.Access`)."""
     access = Access(settings.dashboard_token)
-    names = RepoNames()
+    names, facts = RepoNames(), DeliveryFacts()
     cache: PageCache[Boards] = PageCache(body, period=REFRESH_S)
 
     async def dashboard(request: Request) -> Response:
@@ -245,7 +260,8 @@ def routes(settings: Settings) -> list[Route]:
         if refused is not None:
             return refused
         try:
-            rendered = await cache.get(lambda: boards(request.state.redis, names))
+            rendered = await cache.get(lambda: boards(request.state.redis, names, facts,
+                                                      now=datetime.now(UTC)))
         except (redis.RedisError, OSError) as exc:
             log.warning("dashboard unavailable: Redis does not answer: %s", exc)
             return HTMLResponse("<!doctype html><title>Unavailable</title><p>Redis does not "

@@ -1,22 +1,27 @@
-"""RQ entry points. A job carries a delivery id only; everything else is loaded fresh.
+"""RQ entry points: the only functions RQ names (its queue, scheduler and failed registry).
 
-A worker loads the stored delivery, parses it once into a typed event and routes it through
-:mod:`handlers`. The echo of a write the reactor recorded as expected is set aside (R10). A
-payload that does not parse (before routing or in a handler), or a GitHub answer that
-retrying cannot change (a 4xx), is audited as rejected and the job succeeds; anything else (GitHub
-unavailable, a bug) fails the job, so RQ retries it and finally keeps it, with its reason,
-in the failed registry. A rate limit (GitHub's, or the reactor's own budget of content
-writes) defers the job to the limit's end with RQ's scheduler.
+- :func:`take_turn` runs a competition's turn (:mod:`reactor.shell.turn`): the web process
+  queues one when a delivery arrives for a competition with no turn queued or running.
+- :func:`offer` leaves an item for a competition's turn at a scheduled moment — a settle
+  re-check, a timeout check, a rate limit's end — and runs the turn when it then owns it.
+- :func:`process_delivery` handles a delivery that joins no turn (``installation``,
+  ``label``, ``push``, …) in a job of its own: it loads the stored delivery, parses it once
+  into a typed event and routes it through :mod:`handlers`. A payload that does not parse, or
+  a GitHub answer that retrying cannot change (a 4xx), is audited as rejected and the job
+  succeeds; anything else (GitHub unavailable, a bug) fails the job, so RQ retries it and
+  finally keeps it, with its reason, in the failed registry.
 
-Fairness (SPEC §6): every delivery arrives on one queue, in arrival order, and only the
-worker learns its installation. Each installation has a limiter (RQ's ``rate_limit``) that
-lets at most :data:`INSTALLATION_SLOTS` of its deliveries be queued or running and queues each
-of the others, at the back, when a slot frees. A delivery is handled at once while its
-installation has a free slot and none waiting, except when the queue is backed up (the
-delivery waited :data:`BACKLOG_S` or more): then only an otherwise idle installation's is,
-and the others go through their limiter. A flood of one installation thus costs the
-deliveries behind it a glance at each of its deliveries, not the handling; without a backlog
-nothing changes.
+A rate limit (GitHub's, or the reactor's own budget of content writes) defers the work to the
+limit's end with RQ's scheduler; a deferred turn keeps its marker meanwhile, so deliveries
+arriving during the limit wait for it and cost no job.
+
+Fairness (SPEC §6): jobs arrive on one queue, in arrival order, and only the worker learns
+their installation. Each installation has a limiter (RQ's ``rate_limit``) of
+:data:`INSTALLATION_SLOTS`. A job runs at once unless the queue is backed up (it waited
+:data:`BACKLOG_S` or more): then only an otherwise idle installation's job runs, and the
+others take their installation's slots in turn, at the back of the queue. A flood of one
+installation thus costs the jobs behind it a glance at each of its jobs, not the work;
+without a backlog nothing changes and the limiter costs nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import orjson
 from gidgethub import sansio
@@ -39,8 +46,11 @@ from reactor.context import Context
 from reactor.errors import GitHubError, PayloadError, RateLimited, is_transient
 from reactor.metrics import observe_latency
 from reactor.model import Event, parse_event
-from reactor.store import deliveries, keys, memory
+from reactor.routing import TURN_EVENTS, Scope, route
+from reactor.shell import schedule, turn
+from reactor.store import deliveries, keys, turns
 from reactor.store.audit import AuditRecord, Outcome, now_iso
+from reactor.view import Change
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +59,15 @@ INSTALLATION_SLOTS = 8
 # A delivery that waited this long in the queue shows a backlog (the web process's clock
 # against the worker's: keep it well above their skew).
 BACKLOG_S = 1.0
+# How long a turn taken the moment it was queued waits for the rest of its request's
+# webhooks (GitHub sends a PUT's labeled and unlabeled together, a few ms apart).
+LINGER_S = 0.004
 
 # Take a slot of the installation's limiter for the job running now while fewer than
-# ARGV[2] are taken and no delivery waits for one (or the job holds one already: a retried
-# job). KEYS: the limiter's allowed set, waiting set, config hash, and RQ's set of limiters;
-# ARGV: slots, the limit now (slots, or 1 in a backlog), timestamp, job id, limiter name.
+# ARGV[2] are taken and no job waits for one (or the job holds one already: a retried job).
+# KEYS: the limiter's allowed set, waiting set, config hash, and RQ's set of limiters;
+# ARGV: slots, the limit now (1: only an otherwise idle installation), timestamp, job id,
+# limiter name.
 _CLAIM_LUA = """
 if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
 if redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
@@ -66,27 +80,97 @@ return 1
 
 
 def process_delivery(guid: str) -> str:
-    """Handle the stored delivery ``guid`` (the RQ job function; returns the outcome).
-
-    The job handles it in a slot of its installation, or leaves it to the installation's
-    limiter, to be handled in its turn (:func:`process_turn`): see the module docstring."""
+    """Handle the stored delivery ``guid`` alone (returns the outcome), or leave it to its
+    installation's limiter in a backlog (see the module docstring)."""
     job = get_current_job()
-    installation = None if job is None else _installation_of(job.connection, guid)
-    if job is None or installation is None:
+    if job is None or _waited_s(job) < BACKLOG_S:
         return _handle(guid)
-    turns = RateLimitRegistry(keys.installation_turns(installation), job.connection)
-    if not _claim(turns, job.id, backlog=_waited_s(job) >= BACKLOG_S):
-        return _wait_turn(job, guid, turns.key)
-    try:
+    installation = _installation_of(job.connection, guid)
+    if installation is None:
         return _handle(guid)
-    finally:
-        turns.release_and_enqueue(job.id)  # and queue the delivery waiting longest, if any
+    return _in_slot(job, installation, partial(_handle, guid), process_in_slot, (guid,))
 
 
-def process_turn(guid: str) -> str:
-    """Handle a delivery whose turn came: RQ queued it when a slot of its installation freed,
-    and frees that slot when the job ends."""
+def process_in_slot(guid: str) -> str:
+    """Handle a delivery whose slot came: RQ queued it when a slot of its installation
+    freed, and frees that slot when the job ends."""
     return _handle(guid)
+
+
+def take_turn(scope: str) -> str:
+    """Run the competition's turn, as the job the web process (or a turn handing over)
+    queued, which owns its marker. A job taken the moment it was queued first lingers a
+    few milliseconds (:data:`LINGER_S`): GitHub sends a request's webhooks together, and the
+    turn then takes them in one round."""
+    job = get_current_job()
+    parsed = Scope.loads(scope)
+    owner = job.id if job is not None else turns.owner_id(parsed.digest, "direct")
+    waited = _waited_s(job) if job is not None else LINGER_S
+    if job is None or waited < BACKLOG_S:
+        return _turn(parsed, owner, None, linger=max(0.0, LINGER_S - waited))
+    run = partial(_turn, parsed, owner, None)
+    return _in_slot(job, parsed.installation_id, run, take_turn_in_slot, (scope, owner))
+
+
+def take_turn_in_slot(scope: str, owner: str) -> str:
+    """Run a turn whose slot came (see :func:`process_in_slot`)."""
+    return _turn(Scope.loads(scope), owner, None)
+
+
+def offer(scope: str, item: str, owner: str) -> str:
+    """Leave ``item`` for the competition's turn (a scheduled job: a settle re-check, a
+    timeout check, a rate limit's end), and run the turn when it then owns it."""
+    return _turn(Scope.loads(scope), owner, item)
+
+
+def _turn(scope: Scope, owner: str, item: str | None, *, linger: float = 0.0) -> str:
+    from reactor.worker import runtime
+
+    current = runtime()
+    ctx = current.context
+    try:
+        if item is None:
+            report = current.run(turn.take(ctx, scope, owner=owner, linger=linger))
+        else:
+            found = current.run(turn.submit(ctx, scope, item, owner=owner))
+            if found is None:
+                return "left for the turn in progress"
+            report = found
+    except RateLimited as exc:
+        return _defer_turn(scope, exc)
+    if report.busy:
+        return "the competition's lease is held; checked again when it ends"
+    return f"{report.rounds} round(s)"
+
+
+def _defer_turn(scope: Scope, exc: RateLimited) -> str:
+    """Come back to the turn at the limit's end; its marker is kept for that job meanwhile,
+    so what arrives during the limit waits for it and costs no job."""
+    from reactor.shell import schedule
+    from reactor.worker import runtime
+
+    ctx = runtime().context
+    owner = schedule.wake(ctx.sync_redis, scope, at=exc.retry_at, why="ratelimit")
+    ctx.sync_redis.set(keys.turn(scope.key), owner,
+                       ex=max(1, int((exc.retry_at - datetime.now(UTC)).total_seconds()))
+                       + turns.QUEUED_TTL_S)
+    log.info("rate limited: turn deferred until %s", exc.retry_at.isoformat(),
+             extra={"scope": scope.key})
+    return f"deferred until {exc.retry_at.isoformat()}"
+
+
+def _in_slot(job: Job, installation: int, run: Callable[[], str],
+             later: Callable[..., str], args: tuple[str, ...]) -> str:
+    """Run ``run`` in a slot of the installation's limiter when an otherwise idle
+    installation gives one, else leave ``later(*args)`` to the limiter: RQ queues it (at
+    the back) once one of the installation's slots is free."""
+    slots = RateLimitRegistry(keys.installation_turns(installation), job.connection)
+    if not _claim(slots, job.id):
+        return _wait_slot(job, slots.key, later, args)
+    try:
+        return run()
+    finally:
+        slots.release_and_enqueue(job.id)  # and queue the job waiting longest, if any
 
 
 def _handle(guid: str) -> str:
@@ -124,32 +208,31 @@ def _waited_s(job: Job) -> float:
     return (datetime.now(UTC) - job.enqueued_at).total_seconds()
 
 
-def _claim(turns: RateLimitRegistry, job_id: str, *, backlog: bool) -> bool:
-    """Whether the running job ``job_id`` took (or holds) a slot of its installation; in a
+def _claim(slots: RateLimitRegistry, job_id: str) -> bool:
+    """Whether the running job ``job_id`` took (or holds) a slot of its installation: in a
     backlog, only an otherwise idle installation gives one."""
-    claimed = turns.connection.eval(
-        _CLAIM_LUA, 4, turns.allowed_key, turns.rate_limited_key, turns.config_key,
-        turns.rl_keys_key, INSTALLATION_SLOTS, 1 if backlog else INSTALLATION_SLOTS,
-        time.time(), job_id, turns.key,
+    claimed = slots.connection.eval(
+        _CLAIM_LUA, 4, slots.allowed_key, slots.rate_limited_key, slots.config_key,
+        slots.rl_keys_key, INSTALLATION_SLOTS, 1, time.time(), job_id, slots.key,
     )
     return bool(claimed)
 
 
-def _wait_turn(job: Job, guid: str, name: str) -> str:
-    """Leave the delivery to the installation's limiter ``name``, as a job RQ queues (at the
-    back) once one of the installation's slots is free: at once, when one is."""
+def _wait_slot(job: Job, name: str, later: Callable[..., str], args: tuple[str, ...]) -> str:
+    """Leave ``later(*args)`` to the installation's limiter ``name``, as a job RQ queues (at
+    the back) once one of the installation's slots is free: at once, when one is."""
     waiting_since = time.time()
-    turn = Queue(job.origin, connection=job.connection).enqueue(
-        process_turn, guid, job_id=f"{job.id}-turn", rate_limit=RateLimit(name, INSTALLATION_SLOTS),
+    waiting = Queue(job.origin, connection=job.connection).enqueue(
+        later, *args, job_id=f"{job.id}-slot", rate_limit=RateLimit(name, INSTALLATION_SLOTS),
         retry=_retry_of(job), job_timeout=job.timeout, result_ttl=job.result_ttl,
         failure_ttl=job.failure_ttl,
     )
-    if turn.get_status(refresh=False) == JobStatus.RATE_LIMITED:
+    if waiting.get_status(refresh=False) == JobStatus.RATE_LIMITED:
         # RQ orders its waiting set by whole seconds; keep the installation's arrival order.
         limiter = RateLimitRegistry(name, job.connection)
-        job.connection.zadd(limiter.rate_limited_key, {turn.id: waiting_since}, xx=True)
-    log.info("installation busy: waiting for a turn as %s", turn.id, extra={"delivery": guid})
-    return f"waiting for a turn as {turn.id}"
+        job.connection.zadd(limiter.rate_limited_key, {waiting.id: waiting_since}, xx=True)
+    log.info("installation busy: waiting for a slot as %s", waiting.id, extra={"job": job.id})
+    return f"waiting for a slot as {waiting.id}"
 
 
 def _retry_of(job: Job) -> Retry | None:
@@ -159,8 +242,30 @@ def _retry_of(job: Job) -> Retry | None:
     return Retry(max=job.retries_left, interval=job.retry_intervals or 0)
 
 
+@dataclass
+class Alone:
+    """The intake of a delivery handled in a job of its own (one whose payload names no
+    scope): what needs nothing is audited at once; a change goes to its competition's turn."""
+
+    ctx: Context
+
+    async def observe(self, event: Event, *, detail: str) -> None:
+        await self.ctx.audit(event, Outcome.OBSERVED, detail=detail)
+
+    async def judge(self, event: Event, change: Change) -> None:
+        scope = await turn.scope_of(self.ctx, event)
+        if scope is None:
+            await self.observe(event, detail="no repository or installation to act on")
+            return
+        item = turns.moved_item(change.delivery_id, schedule.encode(change))
+        await turn.submit(self.ctx, scope, item,
+                          owner=turns.owner_id(scope.digest, change.delivery_id))
+
+
 async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.router) -> Outcome:
-    """Load, parse, route and audit one delivery; returns what happened to it."""
+    """Load, parse, route and audit one delivery handled alone; returns what happened to it.
+    A delivery of an event that joins a turn (queued before routing existed, or replayed) is
+    handed to its competition's turn instead."""
     delivery = await deliveries.load(ctx.redis, guid)
     try:
         payload = orjson.loads(delivery.body)
@@ -171,15 +276,23 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
             detail=str(exc),
         ))
         return Outcome.REJECTED
-    if ctx.is_self(event.sender) and await _consume_echo(ctx, event):
-        await ctx.audit(event, Outcome.SKIPPED, rule="R10", detail="the reactor's own write")
-        return Outcome.SKIPPED
+    scope = route(delivery.event, payload)
+    if scope is not None:  # queued before routing existed, or replayed: its turn judges it
+        await turn.submit(ctx, scope, turns.delivery_item(guid),
+                          owner=turns.owner_id(scope.digest, guid))
+        return Outcome.OBSERVED
     raw = sansio.Event(payload, event=delivery.event, delivery_id=guid)
+    joins_a_turn = delivery.event in TURN_EVENTS
+    if joins_a_turn:
+        router = handlers.turn_router
     if not router.fetch(raw):
         await ctx.audit(event, Outcome.IGNORED)
         return Outcome.IGNORED
     try:
-        await router.dispatch(raw, event, ctx)
+        if joins_a_turn:
+            await router.dispatch(raw, event, ctx, Alone(ctx))
+        else:
+            await router.dispatch(raw, event, ctx)
     except PayloadError as exc:
         # A field only the handler reads is malformed: retrying cannot change the payload.
         await ctx.audit(event, Outcome.REJECTED, detail=str(exc))
@@ -190,42 +303,6 @@ async def handle_delivery(ctx: Context, guid: str, *, router: Router = handlers.
         await ctx.audit(event, Outcome.REJECTED, detail=f"GitHub refused: {exc}")
         return Outcome.REJECTED
     return Outcome.OBSERVED
-
-
-def evaluate_scope(scope: str) -> str:
-    """Evaluate a competition's parked or stranded changes (a scheduled RQ job)."""
-    from reactor.shell import coordinate
-    from reactor.worker import runtime
-
-    current = runtime()
-    try:
-        current.run(coordinate.run(current.context, coordinate.Scope.loads(scope)))
-    except RateLimited as exc:
-        job = get_current_job()
-        if job is None:
-            raise
-        name = job.id.partition("-after-")[0]
-        return _schedule_again(exc, evaluate_scope, scope, name=name, job=job)
-    return "evaluated"
-
-
-async def _consume_echo(ctx: Context, event: Event) -> bool:
-    """Whether the reactor recorded this change as expected just before making it (R10).
-
-    Only such echoes are set aside: an agent acting with the App's own token (common with
-    ``actions/create-github-app-token``) is judged like any actor. The echoes of an issue the
-    reactor creates are expected by its creation key, as its number is not known before."""
-    if event.repo is None or event.issue is None or event.action is None:
-        return False
-    echo = f"{event.action}:{event.label.casefold()}" if event.label else event.action
-    targets: list[int | str] = [event.issue]
-    if event.issue_creation_key is not None:
-        targets.append(f"create:{event.issue_creation_key}")
-    for target in targets:
-        if await memory.consume_expectation(ctx.redis, event.repo.id, target, echo,
-                                            delivery=event.delivery_id):
-            return True
-    return False
 
 
 def _defer(guid: str, exc: RateLimited) -> str:
@@ -250,3 +327,23 @@ def _schedule_again(
     wait = (exc.retry_at - datetime.now(UTC)).total_seconds()
     log.info("rate limited: deferred %.0fs", wait, extra={"delivery": name})
     return f"deferred until {exc.retry_at.isoformat()}"
+
+
+def sweep() -> str:
+    """The periodic sweep: one :func:`sweep_installation` job per installation."""
+    from reactor.shell import sweep as sweeping
+    from reactor.worker import runtime
+
+    current = runtime()
+    return current.run(sweeping.fan_out(current.context))
+
+
+def sweep_installation(installation_id: int, budget: int | None = None) -> str:
+    """One installation's sweep: at most ``budget`` GitHub calls (default
+    :data:`reactor.shell.sweep.CALLS_PER_RUN`), from where the last run stopped. Returns its
+    summary line."""
+    from reactor.shell import sweep as sweeping
+    from reactor.worker import runtime
+
+    current = runtime()
+    return current.run(sweeping.sweep(current.context, installation_id, budget=budget))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 MAX_LABEL_LENGTH = 50  # GitHub's own limit on label names
 
@@ -85,8 +86,10 @@ class ParsedLabel:
             return None
 
 
+@lru_cache(maxsize=4096)
 def parse_label(name: str) -> ParsedLabel:
-    """Classify one label name; never raises."""
+    """Classify one label name; never raises. Cached: a burst asks about the same few names
+    thousands of times (reactor/rules/chain.py)."""
     if len(name) > MAX_LABEL_LENGTH:
         return ParsedLabel(name, LabelKind.INVALID, "")
     prefix, colon, rest = name.partition(":")

@@ -214,10 +214,16 @@ class ReadingsCollector(Collector):
         r = self.readings
         yield _deliveries(r.counters)
         yield _violations(r.counters)
-        for kind, what in (("handoff", "Hand-offs (R9) the reactor made"),
-                           ("timeout", "Issues the reactor moved to timeout (R8)"),
-                           ("cycle", "Dependency cycles refused or broken (R7)")):
-            yield CounterMetricFamily(f"reactor_{kind}s", what, value=r.counters.get(kind, 0))
+        for name, field, what in (
+            ("reactor_handoffs", "handoff", "Hand-offs (R9) the reactor made"),
+            ("reactor_timeouts", "timeout", "Issues the reactor moved to timeout (R8)"),
+            ("reactor_cycles", "cycle", "Dependency cycles refused or broken (R7)"),
+            ("reactor_turn_rounds", "turn round",
+             "Rounds of competitions' turns (each at most one read of GitHub, one decision)"),
+            ("reactor_turn_judged_deliveries", "turn delivery",
+             "Deliveries those rounds judged"),
+        ):
+            yield CounterMetricFamily(name, what, value=r.counters.get(field, 0))
         yield _latency(r.latency)
         yield _calls(r.calls)
         yield _remaining(r.remaining)

@@ -85,14 +85,16 @@ def register_secret(value: str) -> None:
 
 
 def register_settings(settings: Settings) -> None:
-    """Redact the secrets in ``settings`` (webhook secrets, the App's key, Redis's password)."""
+    """Redact the secrets in ``settings`` (webhook secrets, the App's key, the passwords of
+    Redis and of its Sentinels)."""
     for secret in settings.webhook_secrets:
         _registry.add(secret.decode(errors="replace"), pinned=True)
     if settings.private_key is not None:
         _registry.add(settings.private_key, pinned=True)
     password = urlsplit(settings.redis_url).password if settings.redis_url else None
-    if password:
-        _registry.add(password, pinned=True)
+    for known in (password, settings.redis_sentinel_password):
+        if known:
+            _registry.add(known, pinned=True)
 
 
 def redact(text: str) -> str:

@@ -3,8 +3,11 @@
 The names are Probot's where Probot has one (``APP_ID``, ``PRIVATE_KEY``, ``PRIVATE_KEY_PATH``,
 ``WEBHOOK_SECRET``, ``WEBHOOK_PROXY_URL``, ``GITHUB_API_URL``, ``LOG_LEVEL``, ``PORT``), so a
 GitHub App developer's existing ``.env`` works unchanged; ``DASHBOARD_TOKEN`` (SPEC §4) opens
-the dashboard and ``/metrics`` beyond loopback. Variables already in the environment
-win over the file, as with Probot and python-dotenv's defaults.
+the dashboard and ``/metrics`` beyond loopback; ``REDIS_SENTINELS``, ``REDIS_SENTINEL_MASTER``,
+``REDIS_SENTINEL_PASSWORD`` and ``REDIS_TLS_CA_FILE`` say how to reach a replicated or managed
+Redis (:mod:`reactor.store.connect` makes every client from them), ``REDIS_WAIT_REPLICAS`` how
+many replicas must hold a delivery before its 202. Variables already in the environment win
+over the file, as with Probot and python-dotenv's defaults.
 
 A malformed value raises :class:`~reactor.errors.ConfigError` whose message is one line naming
 the variable and what was expected; the command line prints it and exits non-zero. No secret
@@ -31,6 +34,9 @@ DEFAULT_API_URL = "https://api.github.com"
 _HTTP = ("http", "https")
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#]*)@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]pass(?:word)?=)[^&#]*")
+_SENTINEL = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))(?::(?P<port>\d{1,5}))?")
+_MASTER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 MIN_DASHBOARD_TOKEN = 16
 # Safety mechanisms UNSAFE_DISABLE may switch off, for bench/ and the chaos suite's negative
 # control only: the per-competition lease, the fresh read before each issue's first write, the
@@ -49,6 +55,14 @@ class Settings:
     webhook_proxy_url: str | None = None
     github_api_url: str = DEFAULT_API_URL
     redis_url: str | None = None
+    # Sentinel: the sentinels' addresses and the name of the master they watch; REDIS_URL then
+    # gives the scheme, credentials and database only (see reactor/store/connect.py).
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: str | None = field(default=None, repr=False)
+    redis_tls_ca_file: str | None = None  # the CA that signed a rediss:// server's certificate
+    # Replicas that must have a delivery before its 202 (0: the master's word is enough).
+    redis_wait_replicas: int = 0
     sentry_dsn: str | None = field(default=None, repr=False)
     # Opens the dashboard and /metrics to requests that do not come over loopback.
     dashboard_token: str | None = field(default=None, repr=False)
@@ -109,6 +123,9 @@ class Settings:
             value = values.get(name, "").strip()
             return value or None
 
+        sentinels = _sentinels(get("REDIS_SENTINELS"))
+        master = get("REDIS_SENTINEL_MASTER")
+        redis_url = _redis_url(get("REDIS_URL"), sentinels=sentinels, master=master)
         return cls(
             app_id=_app_id(get("APP_ID")),
             private_key=_private_key(get("PRIVATE_KEY"), get("PRIVATE_KEY_PATH")),
@@ -117,7 +134,12 @@ class Settings:
             github_api_url=(
                 _url("GITHUB_API_URL", get("GITHUB_API_URL"), _HTTP) or DEFAULT_API_URL
             ).rstrip("/"),
-            redis_url=_url("REDIS_URL", get("REDIS_URL"), ("redis", "rediss", "unix")),
+            redis_url=redis_url,
+            redis_sentinels=sentinels,
+            redis_sentinel_master=master,
+            redis_sentinel_password=get("REDIS_SENTINEL_PASSWORD"),
+            redis_tls_ca_file=_ca_file(get("REDIS_TLS_CA_FILE"), redis_url),
+            redis_wait_replicas=_whole("REDIS_WAIT_REPLICAS", get("REDIS_WAIT_REPLICAS")),
             sentry_dsn=get("SENTRY_DSN"),
             dashboard_token=_dashboard_token(get("DASHBOARD_TOKEN")),
             host=get("HOST") or "127.0.0.1",
@@ -203,6 +225,52 @@ def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
     return raw
 
 
+def _redis_url(raw: str | None, *, sentinels: tuple[tuple[str, int], ...],
+               master: str | None) -> str | None:
+    """``REDIS_URL``; with Sentinel, where the master's scheme, credentials and database come
+    from (``redis://<master>/0`` when unset)."""
+    if bool(sentinels) != bool(master):
+        raise ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: give the "
+                          "sentinels' addresses and the name of the master they watch")
+    if not sentinels:
+        return _url("REDIS_URL", raw, ("redis", "rediss", "unix"))
+    if master is None or not _MASTER_NAME.fullmatch(master):
+        raise ConfigError(f"REDIS_SENTINEL_MASTER must be a master's name as the sentinels "
+                          f"know it (letters, digits, '.', '_', '-'), got {master!r}")
+    url = _url("REDIS_URL", raw, ("redis", "rediss"))
+    return url or f"redis://{master}/0"
+
+
+def _sentinels(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """``REDIS_SENTINELS``: comma-separated ``host:port`` (``[v6 address]:port``; the port
+    defaults to Sentinel's 26379)."""
+    if raw is None:
+        return ()
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        match = _SENTINEL.fullmatch(item)
+        port = int(match["port"] or 26379) if match else 0
+        if match is None or not 0 < port < 65536:
+            raise ConfigError(f"REDIS_SENTINELS must be comma-separated host:port addresses, "
+                              f"got {item!r}")
+        found.append((match["v6"] or match["host"], port))
+    return tuple(found)
+
+
+def _ca_file(raw: str | None, redis_url: str | None) -> str | None:
+    """``REDIS_TLS_CA_FILE``: a readable file, and only with TLS (a ``rediss://`` URL)."""
+    if raw is None:
+        return None
+    if redis_url is None or urlsplit(redis_url).scheme != "rediss":
+        raise ConfigError("REDIS_TLS_CA_FILE is set but REDIS_URL is not a rediss:// URL: "
+                          "the connection would not use TLS")
+    try:
+        Path(raw).expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"REDIS_TLS_CA_FILE: cannot read {raw}: {exc.strerror}") from None
+    return str(Path(raw).expanduser())
+
+
 def _dashboard_token(raw: str | None) -> str | None:
     """The token, or ConfigError when it is short enough to guess or cannot travel in an
     ``Authorization`` header: it opens the dashboard and /metrics to whoever presents it."""
@@ -222,6 +290,15 @@ def _count(name: str, raw: str | None, default: int) -> int:
         return default
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
+def _whole(name: str, raw: str | None) -> int:
+    """A whole number, 0 or more (0 when unset), or ConfigError naming the variable."""
+    if raw is None:
+        return 0
+    if not raw.isdigit() or int(raw) > 64:
+        raise ConfigError(f"{name} must be a whole number from 0 to 64, not {raw!r}")
     return int(raw)
 
 

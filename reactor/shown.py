@@ -6,7 +6,8 @@ the drawing is capped:
 
 - the grid: :data:`COMPETITIONS` competitions (those with the newest issues), :data:`COLUMNS`
   stages (the configured ones first) and :data:`PER_CELL` issues per cell (those that want
-  attention first: error, timeout, running, starting, idle, then completed; newest first);
+  attention first: error, timeout, running, starting, idle, then completed, then closed
+  ones; newest first);
 - the dependency picture: :data:`GRAPH_NODES` issues (those in a cycle first, then the
   grid's in its order) and :data:`GRAPH_EDGES` lines between them.
 
@@ -81,23 +82,26 @@ class Grid:
     stages_left: int = 0  # stages of the drawn competitions that have no column
 
 
-def _urgency(issues: Mapping[int, Recalled]) -> Callable[[int], tuple[int, int]]:
+def _urgency(issues: Mapping[int, Recalled], closed: Mapping[int, str]
+             ) -> Callable[[int], tuple[int, int]]:
     def key(number: int) -> tuple[int, int]:
         status = issues[number].status or ""
         rank = _ATTENTION.index(status) if status in _ATTENTION else (
             len(_ATTENTION) + (status == "completed"))
-        return rank, -number
+        return rank + (number in closed) * (len(_ATTENTION) + 2), -number
     return key
 
 
-def grid(issues: Mapping[int, Recalled], groups: Groups, order: Sequence[str]) -> Grid:
-    """The grid of ``groups`` (see the module docstring for what it keeps)."""
+def grid(issues: Mapping[int, Recalled], groups: Groups, order: Sequence[str], *,
+         closed: Mapping[int, str] | None = None) -> Grid:
+    """The grid of ``groups`` (see the module docstring for what it keeps); ``closed``: the
+    issues known to be closed (they come last in their cells)."""
     comps = sorted(groups, key=lambda c: -max(chain.from_iterable(groups[c].values())))
     chosen = sorted(comps[:COMPETITIONS])
     used = {stage for comp in chosen for stage in groups[comp]}
     extra = sorted(used - set(order))
     columns = (*order, *extra)[:COLUMNS]
-    urgent = _urgency(issues)
+    urgent = _urgency(issues, closed or {})
     rows = []
     for comp in chosen:
         cells = []
@@ -163,16 +167,20 @@ class Picture:
 
 def picture(issues: Mapping[int, Recalled], groups: Groups, drawn: Grid, *,
             order: Sequence[str], native: Mapping[int, frozenset[int]],
-            link: Callable[[int], str | None]) -> Picture:
+            link: Callable[[int], str | None], closed: Mapping[int, str] | None = None
+            ) -> Picture:
     """The picture's issues (those in a cycle first, then the grid's) and R7's edges
-    between them, with the cycles of the whole repository marked."""
+    between them, with the cycles of the whole repository marked and the issues known to
+    be ``closed`` (how) drawn so."""
+    closed = closed or {}
     in_cycle = cyclic(issues, groups, order, native)
     listed = (n for row in drawn.rows for cell in row.cells for n in cell.numbers)
     chosen = list(dict.fromkeys(chain(sorted(in_cycle), listed)))[:GRAPH_NODES]
     earlier = earlier_stages(groups, order)
     edges = list(_edges(issues, chosen, earlier, native))
     nodes = tuple(svg.Node(n, issues[n].stage or "?", issues[n].comp or "?",
-                           _status(issues[n].status), n in in_cycle, link(n)) for n in chosen)
+                           _status(issues[n].status), n in in_cycle, link(n), closed.get(n))
+                  for n in chosen)
     return Picture(nodes, tuple(edges[:GRAPH_EDGES]), len(issues) - len(chosen),
                    max(0, len(edges) - GRAPH_EDGES))
 

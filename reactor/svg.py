@@ -1,11 +1,12 @@
 """The dependency graph as a picture: a small SVG layout, drawn server-side, no library.
 
 Stages are columns (in the repository's stage order), competitions are horizontal lanes,
-issues are boxes coloured by status, and each dependency is a line from the issue waited for
-to the issue that waits (arrowhead at the waiter): dotted for stage order, solid for GitHub's
-"blocked by" links, dashed for a body's ``depends on #N``. Issues in a cycle, and the lines
-between them, are red. :func:`layout` is pure geometry (tested on its own); :func:`render`
-writes the SVG, escaping every name, so a competition called ``<script>`` is only text.
+issues are boxes coloured by status (a closed one grey and dashed, saying how it was closed),
+and each dependency is a line from the issue waited for to the issue that waits (arrowhead at
+the waiter): dotted for stage order, solid for GitHub's "blocked by" links, dashed for a
+body's ``depends on #N``. Issues in a cycle, and the lines between them, are red.
+:func:`layout` is pure geometry (tested on its own); :func:`render` writes the SVG, escaping
+every name, so a competition called ``<script>`` is only text.
 
 The input is :func:`reactor.rules.cycles.to_json`'s shape, read by :func:`from_graph_json`.
 """
@@ -34,6 +35,8 @@ STATUS_COLOURS: Mapping[str, tuple[str, str]] = {
     "timeout": ("#f1e4ff", "#8250df"),
 }
 UNKNOWN_COLOURS = ("#ffffff", "#57606a")
+CLOSED_COLOURS = ("#f6f8fa", "#8c959f")  # drawn dashed
+_CLOSED_HOW = {"completed": "completed", "not_planned": "not planned", "duplicate": "duplicate"}
 CYCLE = "#cf222e"
 LEGEND = ("An arrow points at the issue that waits. Dotted: stage order; solid: GitHub's "
           "“blocked by”; red: a cycle.")
@@ -42,7 +45,9 @@ _DASHES = {"stage": "2 4", "body": "7 4", "native": ""}
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """One issue: ``status`` None when the reactor knows none; ``href`` links the box."""
+    """One issue: ``status`` None when the reactor knows none; ``href`` links the box;
+    ``closed`` how the issue was closed (``completed``, ``not_planned``, ``duplicate``, or
+    "" when not known), None while it is open."""
 
     number: int
     stage: str
@@ -50,6 +55,13 @@ class Node:
     status: str | None
     in_cycle: bool = False
     href: str | None = None
+    closed: str | None = None
+
+
+def closed_text(how: str) -> str:
+    """``closed · duplicate``: a closed issue as the page shows it."""
+    said = _CLOSED_HOW.get(how)
+    return f"closed · {said}" if said else "closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +153,16 @@ def _box(picture: Picture, number: int) -> str:
     node = picture.nodes[number]
     x, y = picture.boxes[number]
     fill, stroke = STATUS_COLOURS.get(node.status or "", UNKNOWN_COLOURS)
-    width = "1.2"
+    width, dash = "1.2", ""
+    status = node.status or "unknown"
+    if node.closed is not None:
+        (fill, stroke), dash = CLOSED_COLOURS, ' stroke-dasharray="4 3"'
+        status = closed_text(node.closed)
     if node.in_cycle:
         stroke, width = CYCLE, "2.6"
-    status = node.status or "unknown"
     shape = (f'<rect class="issue" x="{x:.1f}" y="{y:.1f}" width="{BOX_W:.0f}" '
              f'height="{BOX_H:.0f}" rx="6" fill="{fill}" stroke="{stroke}" '
-             f'stroke-width="{width}"/>'
+             f'stroke-width="{width}"{dash}/>'
              f'<text x="{x + 8:.1f}" y="{y + 16:.1f}" class="g-num">#{number}</text>'
              f'<text x="{x + 8:.1f}" y="{y + 31:.1f}" class="g-st">{escape(status)}</text>'
              f"<title>#{number} · {escape(node.comp)} / {escape(node.stage)} · "

@@ -90,6 +90,12 @@ class IssueSnapshot:
     def tags(self) -> LabelSet:
         return LabelSet.parse(self.labels)
 
+    @cached_property
+    def ruled_labels(self) -> frozenset[str]:
+        """The labels a rule reads: every label but those of no kind the reactor knows
+        (``bug``, ``help wanted``), which no decision depends on."""
+        return frozenset(item.name for item in self.tags.items if item.kind is not LabelKind.OTHER)
+
     @property
     def stages(self) -> frozenset[str]:
         return self.tags.values(LabelKind.AGENT)

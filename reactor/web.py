@@ -41,9 +41,11 @@ from starlette.types import Receive, Scope, Send
 
 from reactor import dashboard, metrics
 from reactor.errors import StoreUnavailable
+from reactor.routing import route
 from reactor.settings import Settings
+from reactor.store import connect
 from reactor.store.deliveries import Delivery
-from reactor.store.ingest import Ingest, reconnect_retry
+from reactor.store.ingest import ANSWER_WITHIN_S, Ingest, reconnect_retry
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +208,12 @@ class WebhookRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ingest: Ingest = scope["state"]["ingest"]
+        arrived = asyncio.get_running_loop().time()
         headers: Headers = dict(scope["headers"])
         client = scope.get("client")
         body = _Body(self._budget, client[0] if client else "")
         try:
-            status, answer = await self._handle(headers, receive, body, ingest)
+            status, answer = await self._handle(headers, receive, body, ingest, arrived)
         except Reject as exc:
             await _send(send, exc.status, {"message": exc.reason}, close=True)
             return
@@ -224,7 +227,7 @@ class WebhookRoute:
         await _send(send, status, answer)
 
     async def _handle(
-        self, headers: Headers, receive: Receive, body: _Body, ingest: Ingest
+        self, headers: Headers, receive: Receive, body: _Body, ingest: Ingest, arrived: float
     ) -> tuple[int, dict[str, Any] | None]:
         event, guid = _delivery_headers(headers)
         check = SignatureCheck.from_header(headers.get(b"x-hub-signature-256"), self._keys)
@@ -232,7 +235,10 @@ class WebhookRoute:
         received = await self._read_body(receive, check, body)
         if not check.matches():
             raise Reject(401, "X-Hub-Signature-256 matches no webhook secret")
-        return await _accept(headers, event, guid, received, ingest)
+        # A Redis that does not answer is waited for until GitHub's answer budget (10 s from
+        # its request, upload included) is nearly spent: a restart costs no 503.
+        return await _accept(headers, event, guid, received, ingest,
+                             deadline=arrived + ANSWER_WITHIN_S)
 
     async def _read_body(self, receive: Receive, check: SignatureCheck, body: _Body) -> bytes:
         """The body, fed to ``check`` as it arrives; Reject(408) unless its first byte comes
@@ -292,10 +298,12 @@ class _Body:
 
 
 async def _accept(
-    headers: Headers, event: str, guid: str, body: bytes, ingest: Ingest
+    headers: Headers, event: str, guid: str, body: bytes, ingest: Ingest,
+    *, deadline: float,
 ) -> tuple[int, dict[str, Any] | None]:
-    """Store and enqueue a verified delivery: 202, 200 for a duplicate or ``ping``, or 503."""
-    payload = _payload(body, _header(headers, b"content-type"))
+    """Store a verified delivery for its scope's turn (or a job of its own): 202, 200 for a
+    duplicate or ``ping``, or 503."""
+    payload, parsed = _payload(body, _header(headers, b"content-type"))
     if event == "ping":
         return 200, {"pong": True}
     delivery = Delivery(
@@ -305,7 +313,7 @@ async def _accept(
         target_id=_header(headers, b"x-github-hook-installation-target-id"),
     )
     try:
-        accepted = await ingest.accept(delivery)
+        accepted = await ingest.accept(delivery, route(event, parsed), deadline=deadline)
     except StoreUnavailable as exc:
         log.warning("delivery refused: %s", exc, extra={"delivery": guid, "event": event})
         reason = "the reactor cannot store deliveries right now; redeliver later"
@@ -345,8 +353,9 @@ def _required(headers: Headers, name: bytes) -> bytes:
     return value
 
 
-def _payload(body: bytes, content_type: str) -> bytes:
-    """The JSON payload: the body itself, or its ``payload`` field when form-encoded."""
+def _payload(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any]]:
+    """The JSON payload — the body itself, or its ``payload`` field when form-encoded — and
+    the object it holds."""
     if content_type.startswith("application/x-www-form-urlencoded"):
         fields = parse_qs(body.decode("utf-8", "replace"))
         if "payload" not in fields:
@@ -358,7 +367,7 @@ def _payload(body: bytes, content_type: str) -> bytes:
         raise Reject(400, "body is not JSON") from None
     if not isinstance(parsed, dict):
         raise Reject(400, "payload must be a JSON object")
-    return body
+    return body, parsed
 
 
 async def _send(
@@ -414,20 +423,21 @@ class WebApp(Starlette):
 
 def create_app(settings: Settings) -> Starlette:
     """The web process's app; Redis clients open and close with its lifespan."""
-    redis_url = settings.require_redis_url()
+    settings.require_redis_url()
     secrets = settings.require_webhook_secrets()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         # A pooled connection broken by a Redis restart is retried on a fresh one (asyncio's
-        # Retry: the synchronous one never retries an awaited call); Redis down is still a
-        # prompt 503.
-        client = redis.asyncio.Redis.from_url(
-            redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+        # Retry: the synchronous one never retries an awaited call). The ingest keeps a
+        # connection of its own and rides out a Redis that is away (reactor/store/ingest.py).
+        client = connect.async_client(
+            settings, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
             retry=reconnect_retry(),
         )
         try:
-            async with Ingest(client) as ingest:
+            async with Ingest(client, replicas=settings.redis_wait_replicas,
+                              turn_each=not settings.guards("lease")) as ingest:
                 yield {"redis": client, "ingest": ingest}
         finally:
             await client.aclose()

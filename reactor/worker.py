@@ -48,7 +48,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.job import Job
+from rq.rate_limit import release_slot
 from rq.scheduler import RQScheduler
+from rq.worker import WorkerStatus
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -66,7 +68,8 @@ from reactor.github import AppInfo, GitHubClient, get_app
 from reactor.github.metrics import CallCounter
 from reactor.observability import configure_logging, init_sentry
 from reactor.settings import Settings
-from reactor.store import keys
+from reactor.shell import schedule
+from reactor.store import connect, keys
 from reactor.store.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,12 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 RIDE_THROUGH_RETRIES = 5  # 0.2 + 0.4 + 0.8 + 1.6 + 2 s: a Redis restart of ~5 s goes unnoticed
 MAINTENANCE_INTERVAL_S = 30  # RQ's default, 10 minutes, would leave abandoned jobs that long
+HEARTBEAT_S = 10  # a worker's registration lives worker_ttl (~8 min): renewed this often
+SCHEDULER_TICK_S = 0.2  # how often the scheduler holding RQ's lock looks for due jobs
+# Jobs run without RQ's execution record (Worker.execute_job), and how long such a job's hash
+# may outlive a worker that died running it.
+LEAN_JOBS = frozenset({"reactor.jobs.take_turn"})
+LEAN_JOB_TTL_S = 24 * 3600
 ABANDONED_AFTER_S = 15  # past a job's timeout, its execution counts as abandoned
 OTHER_QUEUES_EVERY_S = 1  # an idle worker's wait on the webhooks' queue, before the sweeps'
 START_BACKOFF = wait_random_exponential(multiplier=1, max=30)
@@ -122,12 +131,11 @@ def runtime() -> Runtime:
 
 
 async def open_context(settings: Settings) -> Context:
-    url = settings.require_redis_url()
-    client = redis.asyncio.Redis.from_url(url, socket_timeout=10, retry=async_redis_retry())
+    client = connect.async_client(settings, socket_timeout=10, retry=async_redis_retry())
     calls = CallCounter(client)
     github = GitHubClient.from_settings(settings, redis=client, on_response=calls)
     app = await identify_app(github)
-    sync_client = redis.Redis.from_url(url, retry=redis_retry())
+    sync_client = connect.sync_client(settings, retry=redis_retry())
     return Context(
         settings=settings, redis=client, sync_redis=sync_client, audit_log=AuditLog(client),
         github=github, app_login=app.bot_login, calls=calls,
@@ -193,17 +201,77 @@ class WorkedQueue(Queue):
 
 
 class Worker(SimpleWorker):
-    """RQ's in-process worker, quick to find Redis again and to give up abandoned jobs."""
+    """RQ's in-process worker, quick to find Redis again and to give up abandoned jobs, and
+    with the per-job bookkeeping cut to what the reactor uses.
+
+    RQ spends about 57 Redis commands on each job's bookkeeping (measured with ``MONITOR``
+    on RQ 3.0): the worker's registration renewed up to five times a job, its state written
+    twice, the job's heartbeat three times, worker statistics, the result stream, the
+    finished registry, the job's dependents. What the reactor relies on stays exactly RQ's:
+    taking a job through the queue's intermediate list, its execution in the started
+    registry (how a dead worker's job is handed back), timeouts, retries and the failed
+    registry. Of the rest, the registration is renewed at most every :data:`HEARTBEAT_S`,
+    idle and busy are kept in memory, and a job that keeps no result (``result_ttl=0``: a
+    competition's turn, whose outcome is in the audit log) is deleted once done, without a
+    result or a finished-registry entry: 18 commands a job. A turn's job goes further
+    (:data:`LEAN_JOBS`): it has no execution record in the started registry, since the
+    turn's own watchdog recovers what a dead worker's round took — 5 commands.
+    """
 
     max_connection_wait_time = 5.0  # RQ's default waits up to a minute between reconnections
     queue_class = WorkedQueue
     stopping = False  # a stop was asked for (SIGTERM, SIGINT)
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if self.last_heartbeat is not None and \
+                (datetime.now(UTC) - self.last_heartbeat).total_seconds() < HEARTBEAT_S:
+            return
+        super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """Idle and busy, twice a job, stay in memory; the rest (suspended, started) is
+        written as RQ writes it, for ``rq info``."""
+        if state in (WorkerStatus.IDLE, WorkerStatus.BUSY):
+            self._state = state
+        else:
+            super().set_state(state, pipeline)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """A competition's turn runs without RQ's execution record: should its worker die,
+        the turn's own watchdog (the scheduler waking a round that outlived its lease:
+        :func:`reactor.store.turns.overdue`) takes its work up again, sooner than RQ's
+        abandoned-job handling would. Every other job runs as RQ runs it."""
+        if job.func_name not in LEAN_JOBS:
+            super().execute_job(job, queue)
+            return
+        self.perform_job(job, queue, None)  # type: ignore[arg-type]
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        job.ended_at = datetime.now(UTC)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any,
+                           execution: Any) -> None:
+        if job.get_result_ttl(self.default_result_ttl) != 0 or job.repeats_left:
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            return
+        with self.connection.pipeline(transaction=False) as pipeline:
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.delete(job.key)
+            pipeline.execute()
+        release_slot(job)
+
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False
                               ) -> None:
-        """RQ leaves a job's intermediate entry only when the worker has one queue; each
-        queue here is dequeued the one-queue way (:class:`WorkedQueue`), so it always does."""
-        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+        """The job is marked started and leaves its queue's intermediate list. RQ leaves that
+        entry only when the worker has one queue; each queue here is dequeued the one-queue
+        way (:class:`WorkedQueue`), so it always does."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            job.prepare_for_execution(self.name, pipeline=pipeline)
+            if job.func_name in LEAN_JOBS:  # no registry holds it: it must not outlive a day
+                pipeline.expire(job.key, LEAN_JOB_TTL_S)
+            pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key,
+                          1, job.id)
+            pipeline.execute()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -250,8 +318,10 @@ class Periodic:
 PERIODIC = (
     Periodic("catchup", "reactor.catchup.run_job", every=timedelta(minutes=1),
              timeout=timedelta(minutes=10)),
-    Periodic("sweep", "reactor.shell.reconciler.sweep_job", every=timedelta(minutes=10),
-             timeout=timedelta(minutes=30), queue=keys.QUEUE_SWEEP),
+    # The sweep only fans out: one job per installation on the same queue, each bounded
+    # (reactor/shell/sweep.py; its SWEEP_EVERY is this period).
+    Periodic("sweep", "reactor.jobs.sweep", every=timedelta(minutes=10),
+             timeout=timedelta(minutes=5), queue=keys.QUEUE_SWEEP),
 )
 
 
@@ -264,16 +334,31 @@ class Scheduler(RQScheduler):
     RQ's exits on the first Redis error, and a worker without the lock tries to take it only
     every 10 minutes, so after a restart scheduled jobs ran a minute or more late. This one
     retries each round with backoff, tries for the lock every round it lacks it, and stops
-    (releasing the lock) when its worker is gone.
+    (releasing the lock) when its worker is gone. The lock holder looks for due jobs every
+    :data:`SCHEDULER_TICK_S` rather than RQ's second: a settle window's re-check is due a
+    second after the change, and a second's lateness would double it. It also wakes each
+    competition whose turn's round outlived its lease, its worker dead
+    (:func:`reactor.shell.schedule.wake_overdue`), so what that round took is judged some
+    16 s later rather than when RQ hands the dead job back.
     """
 
     def __init__(
         self, queues: Sequence[str], connection: redis.Redis, *,
-        periodic: Sequence[Periodic] = (),
+        periodic: Sequence[Periodic] = (), make_client: Callable[[], redis.Redis] | None = None,
     ) -> None:
         super().__init__(queues, connection=connection, logging_level="WARNING")
         self.periodic = tuple(periodic)
         self.worker_pid = os.getpid()  # read before the fork: the worker may die before it
+        self._make_client = make_client
+
+    @property
+    def connection(self) -> redis.Redis:
+        """The scheduler process's own client, made by ``make_client`` (from the worker's
+        settings: a Sentinel-managed or TLS client) rather than rebuilt from the options of
+        the worker's pool, as RQ's is."""
+        if self._connection is None and self._make_client is not None:
+            self._connection = self._make_client()  # type: ignore[assignment]
+        return super().connection  # type: ignore[no-any-return]
 
     def ending(self) -> bool:
         """Whether to stop: asked to (SIGTERM, SIGINT), or the worker is gone."""
@@ -295,23 +380,29 @@ class Scheduler(RQScheduler):
                 retrying(self._round)
             except RetryError:
                 break
-            time.sleep(self.interval)
+            time.sleep(SCHEDULER_TICK_S if self.acquired_locks else self.interval)
         with contextlib.suppress(*REDIS_DOWN):
             self.stop()  # type: ignore[no-untyped-call]
 
     def _round(self) -> None:
-        """One round: hold (or try for) the lock; the holder enqueues what is due."""
-        if not self.pid:
-            self.register_birth()
-        if self.should_reacquire_locks:
-            self.acquire_locks()  # type: ignore[no-untyped-call]
-        self.heartbeat()  # type: ignore[no-untyped-call]
-        if not self.acquired_locks:
-            return
-        self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
-        for job in self.periodic:
-            job.enqueue_if_due(Queue(job.queue, connection=self.connection),
-                               now=datetime.now(UTC))
+        """One round: hold (or try for) the lock; the holder enqueues what is due. The lock
+        and the periodic jobs are looked at once a second, due jobs every tick."""
+        now = time.monotonic()
+        if now - self._looked_at >= self.interval:
+            self._looked_at = now
+            if not self.pid:
+                self.register_birth()
+            if self.should_reacquire_locks:
+                self.acquire_locks()  # type: ignore[no-untyped-call]
+            self.heartbeat()  # type: ignore[no-untyped-call]
+            for job in self.periodic if self.acquired_locks else ():
+                job.enqueue_if_due(Queue(job.queue, connection=self.connection),
+                                   now=datetime.now(UTC))
+        if self.acquired_locks:
+            self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+            schedule.wake_overdue(self.connection)
+
+    _looked_at = float("-inf")  # time.monotonic() of the last look at the lock
 
 
 def stop_scheduler(scheduler: Scheduler, *, timeout: float = 30.0) -> None:
@@ -332,8 +423,9 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     configure_logging(settings.log_level)
     init_sentry(settings, component="worker")
     _runtime = Runtime(settings)
-    connection = redis.Redis.from_url(settings.require_redis_url(), retry=redis_retry())
-    scheduler = Scheduler([keys.QUEUE_EVENTS], connection, periodic=PERIODIC)
+    connection = connect.sync_client(settings, retry=redis_retry())
+    scheduler = Scheduler([keys.QUEUE_EVENTS], connection, periodic=PERIODIC,
+                          make_client=lambda: connect.sync_client(settings, retry=redis_retry()))
     log.info("worker started; the App acts as %s", _runtime.context.app_login)
     if settings.unsafe_disable:
         log.warning("UNSAFE_DISABLE=%s: these safety mechanisms are OFF (a benchmark or "

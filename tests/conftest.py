@@ -3,6 +3,11 @@
 ``redis_server`` starts a private ``redis-server`` (append-only, on a free port, in a temp dir)
 once per test session; ``redis_url`` hands each test its own flushed database; ``stack`` runs
 the reactor's web process and two RQ worker processes against a sandbox GitHub.
+
+Every process a fixture starts runs in a process group of its own and is stopped with its
+whole group (RQ's scheduler process included) however the test ends. A test that ran workers
+and passed also checks that RQ's failed registry is empty (SPEC §6: a worker never crashes
+on a delivery), whichever folder the test is in.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hmac
 import itertools
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -21,16 +27,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from rq import Queue
 
 from reactor.errors import ConfigError
 from reactor.processes import find_binary
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.testing import RunningSandbox, run_sandbox
-from reactor.store import audit
+from reactor.store import audit, keys
 from reactor.store.audit import AuditRecord
+from tests.prerequisites import missing
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -129,7 +138,7 @@ class RedisServer:
         try:
             self.binary = find_binary()
         except ConfigError as exc:
-            pytest.skip(str(exc))
+            missing(str(exc))
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -148,6 +157,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         wait_for_port(self.port)
         self._wait_until_loaded()
@@ -170,8 +180,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+            stop_group(self.process)
             self.process = None
 
 
@@ -194,6 +203,57 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url
 
 
+# -- processes and outcomes --------------------------------------------------------------------
+
+
+def signal_group(process: subprocess.Popen[Any], signum: int) -> None:
+    """Send ``signum`` to the process group ``process`` leads (started in a new session)."""
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def stop_group(process: subprocess.Popen[Any], *, timeout: float = 10.0) -> None:
+    """SIGTERM ``process``'s group, SIGKILL it after ``timeout``; return once it is empty."""
+    signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_group(process, signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + timeout
+    while True:  # the rest of the group: the process's own children
+        try:
+            os.killpg(process.pid, signal.SIGKILL if time.monotonic() > deadline else 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+
+
+@dataclass
+class _Outcome:
+    """Whether the running test has failed so far (its call phase), for teardown checks."""
+
+    failed: bool = False
+
+
+_TEST = _Outcome()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Keep each phase's report on the item (``item.rep_call``), so that fixtures can tell
+    whether the test failed, and note the running test's failure for :func:`running_stack`."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+    if report.when == "setup":
+        _TEST.failed = report.failed
+    elif report.failed:
+        _TEST.failed = True
+
+
 @dataclass
 class Stack:
     """The whole reactor as separate processes (web + RQ workers) against a sandbox GitHub."""
@@ -214,7 +274,7 @@ class Stack:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "reactor.cli", *args], env={**self.env, **env},
-                stdout=out, stderr=subprocess.STDOUT,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.processes.append(process)
         self.logs.append(log)
@@ -230,6 +290,26 @@ class Stack:
             return list(reversed(list(audit.read(client, limit=10_000))))
         finally:
             client.close()
+
+    def failed_jobs(self) -> list[tuple[str, str]]:
+        """(job id, its traceback's last lines) of every job in RQ's failed registry."""
+        connection = redis.Redis.from_url(self.redis_url)
+        try:
+            queue = Queue(keys.QUEUE_EVENTS, connection=connection)
+            found = []
+            for job_id in queue.failed_job_registry.get_job_ids():
+                job = queue.fetch_job(job_id)
+                found.append((job_id, (job.exc_info or "")[-1500:] if job else "(gone)"))
+            return found
+        finally:
+            connection.close()
+
+    def assert_no_failed_jobs(self) -> None:
+        """SPEC §6: a worker never crashes; nothing a passing test did may end in RQ's failed
+        registry (run for every test that ran workers, by :func:`running_stack`)."""
+        failed = self.failed_jobs()
+        assert failed == [], "jobs in RQ's failed registry:\n" + "\n".join(
+            f"--- {job_id} ---\n{reason}" for job_id, reason in failed)
 
     def log_tails(self, chars: int = 3000) -> str:
         """The end of each process's output, for a failing test's report."""
@@ -272,14 +352,13 @@ def running_stack(redis_url: str, *, workers: int, log_dir: Path,
             serve = stack.processes[0]
             assert serve.poll() is None, f"reactor serve exited:\n{stack.log_tails()}"
             yield stack
+            if not _TEST.failed:
+                stack.assert_no_failed_jobs()
         finally:
             for process in stack.processes:
-                process.terminate()
+                signal_group(process, signal.SIGTERM)
             for process in stack.processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                stop_group(process)
 
 
 @pytest.fixture

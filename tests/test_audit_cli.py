@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
@@ -19,7 +18,8 @@ import redis
 from reactor.cli import parse_since
 from reactor.store import keys
 from reactor.store.audit import AuditRecord
-from tests.test_cli import clean_env, reactor
+from tests.process_tree import ProcessTree
+from tests.test_cli import background_job, clean_env, reactor
 
 WAIT_S = 30  # a deadline for a line to appear, not a timing assertion
 
@@ -157,38 +157,31 @@ def _pump(stream: IO[str]) -> queue.Queue[str]:
     return lines
 
 
-def _follow(redis_url: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "reactor.cli", "audit", "--follow", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**clean_env(), "REDIS_URL": redis_url},
-    )
+def _follow(redis_url: str, *args: str) -> contextlib.AbstractContextManager[ProcessTree]:
+    """``reactor audit --follow ARGS``, started as a background job starts it (SIGINT
+    ignored); killed on the way out if the test left it running."""
+    return background_job("audit", "--follow", *args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env={**clean_env(), "REDIS_URL": redis_url})
 
 
-@contextmanager
-def stopped_after(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
-    """The process, killed on the way out if the test left it running."""
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=WAIT_S)
-
-
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
 def test_follow_prints_the_selection_then_new_matches_until_ctrl_c(
-    client: redis.Redis, redis_url: str
+    client: redis.Redis, redis_url: str, signum: int, status: int
 ) -> None:
+    """Ctrl-C (or SIGTERM) ends the tail quietly, with the status a shell reports for it —
+    even when it was started with SIGINT ignored."""
     write(client, rule="R2", detail="before")
-    with stopped_after(_follow(redis_url, "--rule", "R2", "--json")) as process:
+    with _follow(redis_url, "--rule", "R2", "--json") as tail:
+        process = tail.process
         assert process.stdout is not None and process.stderr is not None
         lines = _pump(process.stdout)
         assert orjson.loads(lines.get(timeout=WAIT_S))["detail"] == "before"
         write(client, rule="R1", detail="another rule")
         write(client, rule="R2", detail="after")
         assert orjson.loads(lines.get(timeout=WAIT_S))["detail"] == "after"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=WAIT_S) == 130
+        assert tail.interrupt(signum, timeout=WAIT_S) == status
         assert process.stderr.read() == ""
     assert lines.empty()
 
@@ -198,7 +191,8 @@ def test_a_reader_that_goes_away_ends_the_tail_quietly(
 ) -> None:
     """``reactor audit --follow | head -1``: the closed pipe is not a traceback."""
     write(client, detail="before")
-    with stopped_after(_follow(redis_url)) as process:
+    with _follow(redis_url) as tail:
+        process = tail.process
         assert process.stdout is not None and process.stderr is not None
         assert "before" in process.stdout.readline()
         process.stdout.close()

@@ -20,7 +20,8 @@ def test_the_pipeline_benchmark_prints_every_figure() -> None:
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     figures = {line["figure"] for line in lines}
     assert figures == {"handoff_latency", "worker_throughput", "calls_per_event", "memory",
-                       "safety_overhead"}
+                       "safety_overhead", "redis_commands_per_event",
+                       "worker_cpu_ms_per_event", "violation_latency"}
     assert {line["workload"] for line in lines if line["figure"] == "safety_overhead"} == {
         "hand-off", "throughput"}
     assert all(line["cores"] >= 1 for line in lines)
@@ -29,3 +30,7 @@ def test_the_pipeline_benchmark_prints_every_figure() -> None:
     assert calls[("nothing to do", None)] == 0
     assert set(calls) == {("nothing to do", None), ("valid transition", None),
                           ("hand-off", None), ("burst", 1), ("burst", 10), ("burst", 100)}
+    commands = [line for line in lines if line["figure"] == "redis_commands_per_event"]
+    assert commands and all(line["commands_per_event"] > 0 for line in commands)
+    assert {line["workload"] for line in lines if line["figure"] == "violation_latency"} == {
+        "throughput", "churn"}

@@ -1,7 +1,10 @@
-"""The ``reactor`` command as users run it: help, one-line errors, and ``reactor dev``."""
+"""The ``reactor`` command as users run it: help, one-line errors, ``reactor dev``, and Ctrl-C
+stopping every long-running command with all its processes, even when it was started with
+SIGINT ignored (as a background job, nohup or a CI runner start it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -12,14 +15,20 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 import redis
 
+from reactor.sandbox.config import SandboxConfig
+from reactor.sandbox.testing import run_sandbox
 from reactor.store import audit
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_port
+from tests.process_tree import ProcessTree, process_tree
 
 COMMANDS = ("dev", "serve", "worker", "sandbox", "audit")
+WAIT_S = 60  # a deadline for processes to answer or stop, not a timing assertion
 
 
 def reactor(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> (
@@ -84,15 +93,21 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def background_job(*args: str, **popen: Any) -> contextlib.AbstractContextManager[ProcessTree]:
+    """``reactor ARGS`` started as a background job (``reactor … &`` in a script) starts it:
+    with SIGINT ignored. Whatever is left of it is killed on the way out."""
+    return process_tree([sys.executable, "-m", "reactor.cli", *args], sigint_ignored=True,
+                        **popen)
+
+
 def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
     tmp_path: Path,
 ) -> None:
+    """Started as a background job is (SIGINT ignored), Ctrl-C still stops it all."""
     port = free_port()
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "reactor.cli", "dev", "--no-demo", "--port", str(port)],
-        stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=tmp_path)
-    try:
-        banner = _read_until(_lines(dev.stdout), "Press Ctrl-C to stop.")
+    with background_job("dev", "--no-demo", "--port", str(port), stdout=subprocess.PIPE,
+                        text=True, env=clean_env(), cwd=tmp_path) as dev:
+        banner = _read_until(_lines(dev.process.stdout), "Press Ctrl-C to stop.")
         sandbox_url = re.search(r"sandbox\s+(http://\S+)", banner)
         url_file = re.search(r"full URL in (\S+)\)", banner)
         assert sandbox_url and url_file, banner
@@ -113,8 +128,68 @@ def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
         issues = httpx.get(f"{sandbox_url[1]}/repos/demo/agents/issues?state=all",
                            headers={"Authorization": "token user:alice"}).json()
         assert [i["user"]["login"] for i in issues] == ["alice"]  # no demo agents at work
-    finally:
-        dev.send_signal(signal.SIGINT)
-        code = dev.wait(timeout=30)
-    assert code == 0
+
+        assert_whole_dev_tree(dev)
+        assert dev.interrupt(signal.SIGINT) == 0  # and nothing of the tree is left running
     assert not _listening(port)
+
+
+def test_the_children_of_a_killed_reactor_dev_stop_by_themselves(tmp_path: Path) -> None:
+    """``kill -9`` leaves ``reactor dev`` no chance to stop its children (each in a session of
+    its own, out of reach of its process group): they get SIGTERM from the kernel instead.
+    (Redis stops at once then, and a worker rides out its going for a while before it
+    stops: this test waits for that, some seconds.)"""
+    env = {**clean_env(), "TMPDIR": str(tmp_path)}  # its work directory, left behind
+    with background_job("dev", "--no-demo", "--port", str(free_port()),
+                        stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path) as dev:
+        _read_until(_lines(dev.process.stdout), "Press Ctrl-C to stop.")
+        assert_whole_dev_tree(dev)
+        dev.process.kill()
+        assert dev.process.wait(timeout=WAIT_S) == -signal.SIGKILL
+        deadline = time.monotonic() + WAIT_S  # a deadline for them to stop, not a timing check
+        while left := dev.leftovers():
+            assert time.monotonic() < deadline, f"still running: {left}"
+            time.sleep(0.1)
+
+
+def assert_whole_dev_tree(dev: ProcessTree, *, demo: bool = False) -> None:
+    """The tree holds every process ``reactor dev`` starts (so that a check that all of them
+    stopped checks something)."""
+    commands = dev.commands()
+    wanted = ["redis-server", "reactor.cli sandbox", "reactor.cli serve",
+              "reactor.cli worker --name dev-0", "reactor.cli worker --name dev-1"]
+    wanted += ["reactor.demo"] if demo else []
+    for part in wanted:
+        assert any(part in command for command in commands), (part, commands)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "sandbox"])
+def test_a_long_running_command_started_with_sigint_ignored_stops_on_ctrl_c(
+    command: str, redis_url: str, tmp_path: Path,
+) -> None:
+    """A background job, nohup, a CI runner or a pytest-xdist worker starts a process with
+    SIGINT ignored; each command installs its own handler, so Ctrl-C stops it anyway, with
+    its children (the worker's RQ scheduler process)."""
+    port = free_port()
+    env = {**clean_env(), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
+    args = {"serve": ["serve", "--port", str(port)],
+            "worker": ["worker", "--name", f"sigint-{port}"],
+            "sandbox": ["sandbox", "--port", str(port)]}[command]
+    with contextlib.ExitStack() as stack:
+        if command == "worker":  # a worker needs an App to act as: the sandbox's
+            sandbox = stack.enter_context(run_sandbox(SandboxConfig.generate()))
+            env.update(sandbox.env())
+        tree = stack.enter_context(background_job(*args, env=env, cwd=tmp_path,
+                                                  stdout=subprocess.DEVNULL))
+        if command == "worker":
+            client = redis.Redis.from_url(redis_url)
+            deadline = time.monotonic() + WAIT_S
+            while not any(b"sigint-" in name for name in client.smembers("rq:workers")):
+                assert tree.process.poll() is None, "the worker exited at start"
+                assert time.monotonic() < deadline, "the worker did not register with RQ"
+                time.sleep(0.1)
+            client.close()
+            assert len(tree.members()) == 2, tree.commands()  # the worker and RQ's scheduler
+        else:
+            wait_for_port(port)
+        assert tree.interrupt(signal.SIGINT) == 0  # stopped as asked, with nothing left

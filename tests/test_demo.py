@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,31 @@ import pytest
 
 from reactor.demo.script import COMPETITIONS, STAGES
 from tests.conftest import free_port
-from tests.test_cli import _lines, _listening, _read_until, clean_env
-from tests.test_dashboard_browser import CHROMIUM, WINDOW, chromium, png_size
+from tests.test_cli import (
+    _lines,
+    _listening,
+    _read_until,
+    assert_whole_dev_tree,
+    background_job,
+    clean_env,
+)
+from tests.test_dashboard import CHART, graph_of, part
+from tests.test_dashboard_browser import chromium, png_size, require_chromium
 
 FINISHED = "both competitions finished"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
+SHOT = (1280, 1600)  # the README's picture: the whole page, down to the recent decisions
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One ``reactor dev`` run to the end of the demo: (console text, issues, sandbox URL)."""
+    """One ``reactor dev`` run to the end of the demo: (console text, issues, sandbox URL).
+    Started as a background job starts it (SIGINT ignored); Ctrl-C then stops all of it."""
     port = free_port()
-    dev = subprocess.Popen([sys.executable, "-m", "reactor.cli", "dev", "--port", str(port)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=clean_env(), cwd=tmp_path_factory.mktemp("dev"))
-    try:
-        lines = _lines(dev.stdout)
+    with background_job("dev", "--port", str(port), stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, env=clean_env(),
+                        cwd=tmp_path_factory.mktemp("dev")) as dev:
+        lines = _lines(dev.process.stdout)
         console = _read_until(lines, FINISHED, timeout=90)
         for comp in COMPETITIONS:  # the reactor's last word follows the agent's last move
             marker = f"R9 competition {comp.name} done"
@@ -51,12 +59,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
                            headers={"Authorization": "token user:reader"}).json()
         dashboard = re.search(r"dashboard\s+(http://\S+)", console)
         assert dashboard is not None, console
+        assert_whole_dev_tree(dev, demo=True)
         yield console, issues, dashboard[1]
-    finally:
-        dev.send_signal(signal.SIGINT)
-        code = dev.wait(timeout=30)
-        assert code == 0
-        assert not _listening(port)
+        # Started as a background job is (SIGINT ignored), Ctrl-C stops it all.
+        assert dev.interrupt(signal.SIGINT) == 0
+    assert not _listening(port)
 
 
 def labels(issue: dict[str, Any]) -> set[str]:
@@ -94,21 +101,37 @@ def test_the_console_is_readable(demo: Any) -> None:
     assert "WEBHOOK_SECRET" not in console  # the sandbox's banner stays in its log file
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_the_dashboard_shows_the_demo_in_chromium(demo: Any, tmp_path: Path) -> None:
-    _console, _issues, url = demo
+    """After the demo: the duplicate shows closed, each undone mistake stands out among the
+    decisions, repeats are folded, nothing is stuck, and the last hour is drawn."""
+    require_chromium()  # skipped without it, failed under CI=true
+    _console, issues, url = demo
     dom = chromium(tmp_path, "--dump-dom", url)
     shot = tmp_path / "dashboard.png"
-    chromium(tmp_path, f"--screenshot={shot}", url)
-    grid = dom[dom.index('<table class="grid">'): dom.index("</table>")]
+    chromium(tmp_path, f"--screenshot={shot}", f"--window-size={SHOT[0]},{SHOT[1]}", url)
+    grid = part(dom, '<table class="grid">')
     for comp in COMPETITIONS:
         assert comp.name in grid
     for stage in STAGES:
         assert f">{stage}<" in grid
     assert grid.count(" completed<") >= 2 * len(STAGES), grid
-    audit = dom[dom.index('<table class="audit">'):]
+    duplicate = next(i["number"] for i in issues if "reactor:duplicate" in labels(i))
+    assert f">#{duplicate} closed · duplicate<" in grid and "unknown" not in grid, grid
+    assert re.search(rf">#{duplicate}</text><text[^>]*>closed · duplicate</text>",
+                     graph_of(dom))
+    assert "Nothing stuck: each of the 2 competitions is done or moving." in dom
+    audit = part(dom, '<table class="audit">')
     assert "<td>R9</td>" in audit, audit[:3000]  # the newest records: the last hand-offs
-    assert "<svg" in dom
-    assert png_size(shot) == WINDOW
+    for rule, tag in (("R5", "closed"), ("R3", "revert"), ("R2", "revert"), ("R4", "revert"),
+                      ("R8", "timeout")):
+        row = rf'<tr class="k-undone"[^>]*>(?:(?!</tr>).)*<td>{rule}</td>(?:(?!</tr>).)*' \
+              rf'<span class="tag k-undone">{tag}</span>'
+        assert re.search(row, audit), (rule, audit[:5000])
+    assert '<span class="count"' in audit  # a two-request move's deliveries, folded
+    bars = part(dom, CHART, "</svg>")
+    latency = part(dom[dom.index(bars) + len(bars):], CHART, "</svg>")
+    assert '<rect class="bar k-undone"' in bars and '<rect class="bar k-handoff"' in bars
+    assert latency.count('<circle class="handoff"') >= 2  # one per hand-off
+    assert png_size(shot) == SHOT
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)

@@ -78,7 +78,11 @@ def test_every_published_webhook_example_is_accepted_and_handled_or_ignored(stac
     assert len(handled) == len(sent)
     outcomes = {r.outcome for r in handled.values()}
     assert outcomes <= {"observed", "ignored", "rejected", "applied"}, outcomes
-    assert {sent[g] for g, r in handled.items() if r.outcome == "applied"} <= {"push"}
+    # Applied: a push re-reads config; an uninstall or a repository removed forgets its data.
+    applied = {g: r for g, r in handled.items() if r.outcome == "applied"}
+    assert {sent[g] for g in applied} <= {"push", "installation", "installation_repositories"}
+    assert all(r.detail == "config will be read again" or r.detail.startswith("forgot ")
+               for r in applied.values()), applied
     # The examples' installations do not exist on this GitHub: acting for them is refused
     # (a 404 for their token), audited once, and not retried.
     refused = [r for r in handled.values() if r.outcome == "rejected"]

@@ -5,15 +5,19 @@ in a backlog, a delivery of a busy installation waits its turn in that installat
 limiter, the other installations' deliveries go first, and each is handled exactly once.
 
 The black-box test floods installation ``flood`` with deliveries about its agent issues,
-spread over many competitions so that each costs a fresh read; right after, installation
-``calm``'s planner completes. Every part is real: the web process, two RQ worker processes,
-Redis, the sandbox. ``calm``'s hand-off must complete while most of the flood still waits —
-evidence that does not depend on the machine's speed — and within a generous deadline.
+spread over many competitions so that each turn costs a fresh read, while the workers are
+frozen (SIGSTOP: a stalled machine) so that the flood is a backlog when they go on; right
+after, installation ``calm``'s planner completes. Every part is real: the web process, two
+RQ worker processes, Redis, the sandbox. ``calm``'s hand-off must complete while most of
+the flood still waits — evidence that does not depend on the machine's speed — and within
+a generous deadline. (Without the freeze the reactor works a flood off as fast as one
+client can post it on this machine, and there is no backlog to be fair in.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections import Counter
@@ -35,13 +39,14 @@ from reactor import jobs, worker
 from reactor.context import Context
 from reactor.errors import RateLimited
 from reactor.model import Repo
+from reactor.routing import Scope
 from reactor.sandbox.testing import run_sandbox
 from reactor.settings import Settings
 from reactor.store import keys
 from reactor.store.audit import Outcome
 from reactor.store.deliveries import Delivery
 from reactor.store.ingest import Ingest
-from tests.conftest import Stack, webhook_headers
+from tests.conftest import Stack, signal_group, webhook_headers
 from tests.scenarios.conftest import Scenario, agent_labels, names, title
 
 BUSY, CALM = 1, 2
@@ -138,7 +143,7 @@ def test_a_delivery_of_an_otherwise_idle_installation_is_handled_in_its_own_job(
 
     job = queue.fetch_job(guid)
     assert job is not None and job.return_value() == "observed"
-    assert handled.order == [guid] and handled.slots == [1]
+    assert handled.order == [guid] and handled.slots == [0]  # no backlog: no slot needed
     assert limiter(connection, CALM).get_allowed_job_count() == 0
 
 
@@ -154,7 +159,7 @@ def test_without_a_backlog_a_busy_installations_delivery_is_handled_in_its_own_j
     queue = work(connection)
 
     assert queue.fetch_job(guid).return_value() == "observed"  # type: ignore[union-attr]
-    assert handled.slots == [2]
+    assert handled.slots == [1]  # handled at once, beside the one running elsewhere
     assert limiter(connection, BUSY).get_allowed_job_ids() == ["running-elsewhere"]
 
 
@@ -178,7 +183,7 @@ def test_in_a_backlog_a_busy_installation_waits_its_turns_while_others_go_first(
 
     assert handled.order == [calm, no_installation, *flood]
     assert max(handled.slots) <= jobs.INSTALLATION_SLOTS
-    assert all(queue.fetch_job(g).return_value().startswith("waiting for a turn")  # type: ignore[union-attr]
+    assert all(queue.fetch_job(g).return_value().startswith("waiting for a slot")  # type: ignore[union-attr]
                for g in flood)
     assert busy.get_allowed_job_ids() == ["running-elsewhere"]
     assert busy.get_rate_limited_job_count() == 0
@@ -197,6 +202,7 @@ def test_deliveries_waiting_for_slots_are_queued_as_slots_free(
 ) -> None:
     """Every slot taken elsewhere: BUSY's deliveries wait, none is lost; a slot that frees
     serves them in turn."""
+    monkeypatch.setattr(jobs, "BACKLOG_S", 0.0)
     busy = limiter(connection, BUSY)
     holders = [f"elsewhere-{i}" for i in range(jobs.INSTALLATION_SLOTS)]
     for holder in holders:
@@ -217,7 +223,7 @@ def test_deliveries_waiting_for_slots_are_queued_as_slots_free(
     assert busy.get_rate_limited_job_count() == 0
 
 
-def test_a_rate_limited_turn_frees_its_slot_and_is_deferred_to_the_limits_end(
+def test_a_rate_limited_delivery_frees_its_slot_and_is_deferred_to_the_limits_end(
     runtime: worker.Runtime, redis_url: str, connection: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -231,7 +237,7 @@ def test_a_rate_limited_turn_frees_its_slot_and_is_deferred_to_the_limits_end(
 
     queue = work(connection)
 
-    turn = queue.fetch_job(f"{guid}-turn")
+    turn = queue.fetch_job(f"{guid}-slot")
     assert turn is not None and str(turn.return_value()).startswith("deferred until")
     [deferred] = ScheduledJobRegistry(queue=queue).get_job_ids()
     assert deferred.startswith(f"{guid}-after-")
@@ -239,26 +245,30 @@ def test_a_rate_limited_turn_frees_its_slot_and_is_deferred_to_the_limits_end(
     assert queue.fetch_job(deferred).retries_left == 3  # type: ignore[union-attr]
 
 
-def test_a_rate_limited_scheduled_evaluation_is_deferred_not_failed(
+def test_a_rate_limited_turn_is_deferred_to_the_limits_end_and_keeps_its_marker(
     runtime: worker.Runtime, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from reactor.shell import coordinate
+    """A turn that meets a rate limit comes back at its end, in a scheduled job that owns the
+    competition's turn meanwhile: deliveries arriving during the limit wait for it."""
+    from reactor.shell import turn
 
     retry_at = datetime.now(UTC) + timedelta(minutes=2)
 
-    async def limited(ctx: Context, scope: object) -> None:
+    async def limited(ctx: Context, scope: object, **kwargs: object) -> None:
         raise RateLimited("limited", retry_at=retry_at, installation_id=BUSY, status=429)
 
-    monkeypatch.setattr(coordinate, "run", limited)
-    scope = coordinate.Scope(Repo("o", "r", 5), BUSY, "titanic")
+    monkeypatch.setattr(turn, "take", limited)
+    scope = Scope(Repo("o", "r", 5), BUSY, "titanic")
     queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-    queue.enqueue("reactor.jobs.evaluate_scope", scope.dumps(), job_id="check-abc")
+    queue.enqueue("reactor.jobs.take_turn", scope.dumps(), job_id="turn-abc")
 
     work(connection)
 
-    assert queue.fetch_job("check-abc").return_value().startswith("deferred")  # type: ignore[union-attr]
-    assert ScheduledJobRegistry(queue=queue).get_job_ids() == [
-        f"check-abc-after-{int(retry_at.timestamp())}"]
+    assert queue.fetch_job("turn-abc").return_value().startswith("deferred")  # type: ignore[union-attr]
+    [later] = ScheduledJobRegistry(queue=queue).get_job_ids()
+    assert later.endswith(f"ratelimit-{int(retry_at.timestamp())}")
+    assert connection.get(keys.turn(scope.key)) == later.encode()
+    assert connection.ttl(keys.turn(scope.key)) > 120
 
 
 # -- the whole reactor ----------------------------------------------------------------------
@@ -341,8 +351,16 @@ def test_a_flooded_installation_does_not_hold_up_another_installations_hand_off(
     payloads = opened_payloads(flooded, FLOOD_COMPETITIONS)
     planner = start_planner(calm, "quiet")
 
+    workers = stack.processes[1:]
     flooded_at = time.monotonic()
-    guids = flood(stack, payloads, FLOOD_DELIVERIES)
+    for process in workers:
+        signal_group(process, signal.SIGSTOP)
+    try:
+        guids = flood(stack, payloads, FLOOD_DELIVERIES)
+        time.sleep(jobs.BACKLOG_S)  # the flood's turns have waited long enough to be a backlog
+    finally:
+        for process in workers:
+            signal_group(process, signal.SIGCONT)
     posted_s = time.monotonic() - flooded_at
 
     completed_at = time.monotonic()

@@ -16,9 +16,10 @@ from rq.registry import ScheduledJobRegistry
 from reactor import jobs, worker
 from reactor.errors import RateLimited
 from reactor.model import Repo
+from reactor.routing import Scope
 from reactor.sandbox.testing import run_sandbox
 from reactor.settings import Settings
-from reactor.shell.burst import Scope, schedule
+from reactor.shell.schedule import wake
 from reactor.store import keys
 from reactor.store.deliveries import Delivery
 from reactor.store.ingest import JOB_RETRY, Ingest
@@ -70,15 +71,17 @@ def test_a_rate_limited_delivery_is_rescheduled_for_the_limits_end(
     assert abs(scheduled.get_scheduled_time(deferred) - retry_at) < timedelta(seconds=1)
 
 
-@pytest.mark.parametrize("kind", ["check", "settle"])
-def test_a_scheduled_evaluation_is_retried_like_a_delivery(redis_url: str, kind: str) -> None:
+@pytest.mark.parametrize("why", ["settle", "lease"])
+def test_a_scheduled_wake_is_retried_like_a_delivery(redis_url: str, why: str) -> None:
     """GitHub failing a scheduled re-check (a 502) must not leave it in the failed registry
     for good: it carries a delivery's retries."""
     connection = redis.Redis.from_url(redis_url)
     scope = Scope(Repo("acme", "lab", 1), 7, "titanic")
-    schedule(connection, scope, at=datetime.now(UTC) + timedelta(minutes=5), kind=kind)
+    owner = wake(connection, scope, at=datetime.now(UTC) + timedelta(minutes=5), why=why)
     [job_id] = ScheduledJobRegistry(queue=Queue(keys.QUEUE_EVENTS, connection=connection)
                                     ).get_job_ids()  # type: ignore[no-untyped-call]
     job = Queue(keys.QUEUE_EVENTS, connection=connection).fetch_job(job_id)
+    assert job_id == owner
     assert job is not None and job.retries_left == JOB_RETRY.max
+    assert job.func_name == "reactor.jobs.offer" and job.args == (scope.dumps(), "w", owner)
     connection.close()

@@ -1,4 +1,4 @@
-"""Leases with fencing tokens, and the burst queue, on a real redis-server."""
+"""Leases with fencing tokens, on a real redis-server."""
 
 from __future__ import annotations
 
@@ -61,20 +61,6 @@ async def test_a_lost_lease_fails_its_check_and_cannot_release_the_new_holders(
         await stale.check()
     await stale.release()
     await fresh.check()
-
-
-async def test_changes_taken_by_a_killed_holder_are_given_to_the_next(
-    client: redis.asyncio.Redis,
-) -> None:
-    scope = "1:comp:titanic"
-    await locks.push_pending(client, scope, b"a")
-    await locks.push_pending(client, scope, b"b")
-    assert await locks.take_pending(client, scope) == [b"a", b"b"]
-    await locks.push_pending(client, scope, b"c")  # the holder dies before finishing
-    assert await locks.take_pending(client, scope) == [b"a", b"b", b"c"]
-    await locks.finish_pending(client, scope)
-    assert await locks.take_pending(client, scope) == []
-    assert not await locks.has_pending(client, scope)
 
 
 WORKER = textwrap.dedent("""

@@ -210,14 +210,15 @@ async def test_github_calls_are_counted_by_route_and_status_with_the_rate_limit_
         with sandbox.client() as control:
             installation = int(control.create_repo("acme", "widgets")["installation_id"])
         config = sandbox.config
+        counter = CallCounter(client)
         github = GitHubClient(app_id=config.app_id, private_key=config.private_key_pem,
-                              redis=client, api_url=sandbox.url, on_response=CallCounter(client))
+                              redis=client, api_url=sandbox.url, on_response=counter)
         async with github:
             await get_app(github.app)
             gh = github.for_installation(installation)
             for _ in range(2):  # the second read is a conditional one: 304
                 await gh.getitem("/repos/acme/widgets/issues")
-            await asyncio.sleep(0.05)  # the counter writes at the loop's next turn
+            await counter.drain()  # the counter writes a second later, or when drained
     found = await scrape(client)
     calls = "reactor_github_calls_total"
     assert value(found, calls, method="GET", route="/app", status="200") == 1

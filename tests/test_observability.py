@@ -24,6 +24,7 @@ from reactor.observability import (
     init_sentry,
     redact,
     register_secret,
+    register_settings,
 )
 from reactor.settings import Settings
 from reactor.store import keys
@@ -194,3 +195,13 @@ def test_sentry_events_carry_no_token_and_no_frame_variables(
     frames = [frame for value in sentry_events[0]["exception"]["values"]
               for frame in value["stacktrace"]["frames"]]
     assert frames and not [frame for frame in frames if "vars" in frame]
+
+
+def test_the_redis_and_sentinel_passwords_in_the_settings_are_redacted_by_value() -> None:
+    settings = Settings.parse({
+        "REDIS_URL": "redis://:url-password-7f3a@mymaster/0", "REDIS_SENTINELS": "10.0.0.7",
+        "REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_PASSWORD": "sentinel-pw-91c2",
+    })
+    register_settings(settings)
+    text = redact("auth failed with url-password-7f3a, then sentinel-pw-91c2")
+    assert "url-password-7f3a" not in text and "sentinel-pw-91c2" not in text

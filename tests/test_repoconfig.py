@@ -2,7 +2,8 @@
 
 A malformed text comes back as a ConfigProblem on every load while the last good config stays
 in force; reporting it is claimed once per text; each distinct text is parsed once per process
-and a problem is logged once; a huge or hostile file costs milliseconds per evaluation.
+and a problem is logged once; a huge or hostile file costs one bounded parse per process and
+no parse and no GitHub call per evaluation (counted, not timed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from reactor.sandbox.testing import RunningSandbox, SandboxClient, run_sandbox
 from reactor.shell import repoconfig
 from reactor.shell.repoconfig import PATH, ConfigProblem, ParseCache
 from reactor.store import keys
+from tests.core.test_config import BOMB5_NODES, Work, counting_work
 
 GOOD = "maintainers: [alice]\n"
 BOMB = """\
@@ -131,19 +133,19 @@ async def test_without_a_good_text_the_defaults_stay(world: World) -> None:
     assert problem is not None and "not valid YAML at line 2" in problem.text
 
 
-async def test_the_alias_bomb_gives_a_short_problem_and_costs_milliseconds(
-    world: World,
+async def test_the_alias_bomb_gives_a_short_problem_and_is_refused_before_it_expands(
+    world: World, parses: list[str],
 ) -> None:
     await world.push(GOOD)
-    started = time.perf_counter()
-    config, problem = await world.push(BOMB)
-    elapsed = time.perf_counter() - started
+    with counting_work() as work:
+        config, problem = await world.push(BOMB)
 
     assert len(BOMB.encode()) < 300
     assert problem is not None and len(problem.text) < 1000
     assert "aliases expand to more than 10,000 values" in problem.text
-    assert config.maintainers == {"alice"}
-    assert elapsed < 1.0  # the sandbox round trip included
+    assert config.maintainers == {"alice"}  # the last good config, from the parse cache
+    assert parses == [GOOD, BOMB]
+    assert 0 < work.composed <= BOMB5_NODES and work.constructed == 0  # BOMB is bomb(5)
 
 
 async def test_nesting_a_thousand_deep_is_a_problem_not_an_exception(world: World) -> None:
@@ -154,7 +156,7 @@ async def test_nesting_a_thousand_deep_is_a_problem_not_an_exception(world: Worl
 
 
 async def test_a_huge_valid_config_is_refused_by_size_and_evaluations_stay_cheap(
-    world: World,
+    world: World, parses: list[str],
 ) -> None:
     huge = "maintainers:\n" + "".join(f"  - m{i:07d}\n" for i in range(960_000 // 13))
     await world.push(GOOD)
@@ -163,11 +165,13 @@ async def test_a_huge_valid_config_is_refused_by_size_and_evaluations_stay_cheap
     assert problem.text == f"{PATH}: the file is {-(-len(huge) // 1024)} KiB; the limit is 64 KiB"
     assert config.maintainers == {"alice"}
 
-    started = time.perf_counter()
-    for _ in range(10):
-        await world.load()
-    per_load = (time.perf_counter() - started) / 10
-    assert per_load < 0.05
+    calls = len(world.control.control("GET", "requests"))
+    with counting_work() as work:
+        for _ in range(10):
+            assert await world.load() == (config, problem)
+    assert parses == [GOOD, huge]  # each text parsed once in this process
+    assert work == Work()  # evaluations read the cache: no YAML read at all
+    assert len(world.control.control("GET", "requests")) == calls  # nor a GitHub call
 
 
 async def test_each_distinct_text_is_parsed_once_per_process(

@@ -12,7 +12,7 @@ from reactor.actions import AddLabel, Comment, RemoveLabel, Rule, Saga
 from reactor.config import parse_config
 from reactor.labels import Status
 from reactor.shell import saga as journals
-from reactor.shell.coordinate import still_to_judge
+from reactor.shell.decide import still_to_judge
 from reactor.view import Change
 from tests.core.world import K, agent, change, of_type, run, view
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -144,14 +143,14 @@ def test_form_encoded_deliveries_are_accepted(client: TestClient, redis_url: str
 def test_503_while_redis_is_down_then_the_redelivery_is_accepted_once(
     client: TestClient, redis_server: RedisServer
 ) -> None:
+    """(How promptly the 503 comes is the ingest's: tests/test_ingest.py checks that a
+    refused connection fails at once and a hung Redis within the store's timeout.)"""
     guid = str(uuid.uuid4())
     assert post(client, PAYLOAD)[0] == 202  # the ingest connection is open when Redis stops
     redis_server.stop()
     try:
-        started = time.monotonic()
         status, body = post(client, PAYLOAD, guid=guid)
         assert status == 503 and "redeliver" in body["message"]
-        assert time.monotonic() - started < 1.0
         assert client.get("/readyz").status_code == 503
     finally:
         redis_server.start()

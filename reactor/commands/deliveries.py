@@ -127,13 +127,10 @@ def _line(delivery: HookDelivery, state: str, *, as_json: bool) -> str:
 @asynccontextmanager
 async def _clients(settings: Settings) -> AsyncIterator[tuple[GitHubAPI, redis.asyncio.Redis]]:
     """The App's API object and the Redis client it keeps its state in, closed after."""
-    import redis.asyncio
-
     from reactor.github import GitHubClient
+    from reactor.store import connect
 
-    client = redis.asyncio.Redis.from_url(
-        settings.require_redis_url(), socket_connect_timeout=2, socket_timeout=30
-    )
+    client = connect.async_client(settings, socket_connect_timeout=2, socket_timeout=30)
     try:
         async with GitHubClient.from_settings(settings, redis=client) as github:
             yield github.app, client

@@ -136,15 +136,15 @@ async def examine(settings: Settings, *, manifest_at: Path | None,
 
 def _check_redis(settings: Settings, report: Callable[[Finding], None]) -> redis.Redis | None:
     """Redis's checks; the client when Redis answered."""
-    import redis
+    from reactor.store import connect
 
     if not settings.redis_url:
         report(problem("Redis", "REDIS_URL is not set",
                        "set it to the Redis the web process and the workers share, e.g. "
                        "redis://127.0.0.1:6379/0"))
         return None
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
-    reached = check_reachable(client, settings.redis_url)
+    client = connect.sync_client(settings, socket_connect_timeout=2, socket_timeout=10)
+    reached = check_reachable(client, connect.describe(settings))
     report(reached)
     if reached.verdict is not Verdict.OK:
         return None
@@ -307,12 +307,10 @@ def unsubscribed(subscribed: Iterable[str], wanted: Iterable[str]) -> list[str]:
 async def _check_github(settings: Settings, manifest: Manifest | None,
                         report: Callable[[Finding], None]) -> None:
     """The JWT round trip, then what GitHub says of the App and its installations."""
-    import redis.asyncio
-
     from reactor.github import GitHubClient, RetryPolicy
+    from reactor.store import connect
 
-    client = redis.asyncio.Redis.from_url(settings.require_redis_url(),
-                                          socket_connect_timeout=2, socket_timeout=10)
+    client = connect.async_client(settings, socket_connect_timeout=2, socket_timeout=10)
     try:
         async with GitHubClient.from_settings(settings, redis=client,
                                               retry=RetryPolicy(attempts=2)) as github:

@@ -1,6 +1,8 @@
 """``reactor reconcile [--repo O/R]``: read every open agent issue and repair what the rules
 require (:mod:`reactor.shell.reconciler`) — after a Redis wipe, missed deliveries or an
-outage. Progress goes to stderr one line per repository; the summary to stdout.
+outage. Progress goes to stderr one line per repository; the summary to stdout. Suspended
+installations are skipped; a repository (or installation) that fails is said on its own line
+and the others go on; the exit status is 1 when any failed.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ async def _run(only: str | None, settings: Settings) -> int:
             ctx, only=only, progress=lambda line: print(printable(line), file=sys.stderr))
     finally:
         await ctx.aclose()
-    if only is not None and summary.repositories == 0:
+    if only is not None and summary.repositories == 0 and not summary.problems:
         raise ConfigError(f"the App is not installed on {only} (or it does not exist)")
     print(printable(summary.line()))
-    return 0
+    return 1 if summary.problems else 0

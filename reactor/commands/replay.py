@@ -1,10 +1,12 @@
 """``reactor replay``: run a webhook delivery through the handlers again, for debugging.
 
 ``reactor replay GUID`` takes a delivery the reactor stored (kept 7 days);
-``reactor replay --file F --event E`` a payload saved from GitHub's "Recent deliveries" page.
+``reactor replay --file F --event E`` a payload saved from GitHub's "Recent deliveries" page,
+once GitHub confirms the installation and repository ids it names (nothing signs a file).
 ``--dry-run`` prints the decision the rules take — each action with its rule, the actor and
-the state it relied on — and writes nothing (:mod:`reactor.shell.replay`); ``--json`` prints
-it as one JSON object.
+the state it relied on — and writes nothing, to GitHub or to Redis: its clients only read
+(:mod:`reactor.shell.replay`, :mod:`reactor.store.readonly`); ``--json`` prints it as one
+JSON object.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from reactor.errors import ConfigError
 from reactor.settings import Settings
 from reactor.terminal import json_document, printable
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the clients are imported when the command runs, not with `reactor`
+    from reactor.context import Context
+    from reactor.model import Event
     from reactor.shell.replay import Report
 
 
@@ -32,7 +36,8 @@ def register(
     parser = subparsers.add_parser("replay", help=about, description=about)
     parser.add_argument("guid", nargs="?", metavar="GUID", help="the X-GitHub-Delivery")
     parser.add_argument("--file", type=Path, metavar="F",
-                        help="a payload saved from GitHub's Recent deliveries page")
+                        help="a payload saved from GitHub's Recent deliveries page (replayed "
+                             "once GitHub confirms the ids it names)")
     parser.add_argument("--event", metavar="E", help="its X-GitHub-Event (with --file)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the decision; write nothing to GitHub or to Redis")
@@ -53,23 +58,63 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from reactor.shell import replay as replaying
+
+    body = _read(args.file) if args.file is not None else b""
+    saved = replaying.saved_event(args.event, body) if args.file is not None else None
+    if saved is not None or args.dry_run:
+        reading = await _open_reading(settings)
+        try:
+            if saved is not None:  # nothing signs a file: GitHub must confirm its ids first
+                await replaying.verify(reading, saved)
+            if args.dry_run:
+                event = saved or await replaying.load_event(reading, args.guid)
+                report = await replaying.dry_run(reading, event)
+                print(json_document(orjson.dumps(report.as_json()).decode()) if args.json
+                      else _text(report))
+                return 0
+        finally:
+            await reading.aclose()
+    await _live(args, settings, saved, body)
+    return 0
+
+
+async def _live(args: argparse.Namespace, settings: Settings, saved: Event | None,
+                body: bytes) -> None:
+    """Replay for real: the stored delivery ``args.guid``, or the verified file ``saved``."""
+    from reactor.shell import replay as replaying
     from reactor.worker import open_context
 
     ctx = await open_context(settings)
     try:
-        guid = args.guid or await replaying.store(ctx, args.event, _read(args.file))
-        event = await replaying.load_event(ctx, guid)
-        if args.dry_run:
-            report = await replaying.dry_run(ctx, event)
-            print(json_document(orjson.dumps(report.as_json()).decode()) if args.json
-                  else _text(report))
-        else:
-            outcome = await replaying.live(ctx, event)
-            print(json_document(orjson.dumps({"delivery": guid, "outcome": outcome}).decode())
-                  if args.json else printable(f"replayed {guid}: {outcome}"))
+        guid = await replaying.store(ctx, saved, body) if saved is not None else args.guid
+        outcome = await replaying.live(ctx, await replaying.load_event(ctx, guid))
+        print(json_document(orjson.dumps({"delivery": guid, "outcome": outcome}).decode())
+              if args.json else printable(f"replayed {guid}: {outcome}"))
     finally:
         await ctx.aclose()
-    return 0
+
+
+async def _open_reading(settings: Settings) -> Context:
+    """The clients of a dry run: they read Redis and GitHub and write to neither."""
+    from reactor.context import Context
+    from reactor.github import GitHubClient
+    from reactor.store import connect
+    from reactor.store.audit import AuditLog
+    from reactor.store.readonly import ReadOnlyRedis, ReadOnlySyncRedis
+    from reactor.worker import async_redis_retry, identify_app
+
+    client = connect.async_client(settings, client_class=ReadOnlyRedis, socket_timeout=10,
+                                  retry=async_redis_retry())
+    github = GitHubClient.from_settings(settings, redis=client)
+    try:
+        app = await identify_app(github)
+    except BaseException:
+        await github.aclose()
+        await client.aclose()
+        raise
+    sync_client = connect.sync_client(settings, client_class=ReadOnlySyncRedis)
+    return Context(settings=settings, redis=client, sync_redis=sync_client,
+                   audit_log=AuditLog(client), github=github, app_login=app.bot_login)
 
 
 def _read(path: Path) -> bytes:

@@ -95,16 +95,13 @@ async def app_context(settings: Settings) -> AsyncIterator[Context]:
     A worker waits for Redis and GitHub to come back; a command says at once what is wrong:
     Redis is pinged first and ``GET /app`` is tried once, a refused JWT named as such.
     """
-    import redis
-    import redis.asyncio
-
     from reactor.context import Context
     from reactor.github import GitHubClient
+    from reactor.store import connect
     from reactor.store.audit import AuditLog
 
-    url = settings.require_redis_url()
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
-    sync_client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
+    client = connect.async_client(settings, socket_connect_timeout=2, socket_timeout=30)
+    sync_client = connect.sync_client(settings, socket_connect_timeout=2, socket_timeout=30)
     try:
         await client.ping()
         async with GitHubClient.from_settings(settings, redis=client) as github:

@@ -9,7 +9,9 @@ hook: it counts the attempts in Redis, where ``GET /metrics`` reads them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +77,8 @@ REMAINING_KEY = "reactor:metrics:rate-remaining"  # hash: installation id or "ap
 # Every metrics key lives this long after its last write, as everything the reactor keeps
 # expires: a reactor idle for that long starts its counters afresh (Prometheus reads a reset).
 METRICS_TTL_S = 90 * 24 * 3600
+FLUSH_AFTER_S = 1.0  # a process writes its call counts at most this often
+RENEW_EVERY_S = 3600.0  # and renews their time to live at most this often
 
 
 def call_field(record: CallRecord) -> str:
@@ -87,9 +91,10 @@ class CallCounter:
     ``x-ratelimit-remaining`` per installation, in Redis: every process's calls add up.
 
     ``on_response`` is synchronous and must not raise, so the counts gather in memory and a
-    task on the running loop writes them in one pipeline at its next turn (a job's calls are
-    written while it still awaits Redis or GitHub). Counts a write could not take stay here
-    for the next one: a Redis restart loses none.
+    task on the running loop writes them in one pipeline :data:`FLUSH_AFTER_S` later (a busy
+    process writes its calls once a second, not once a call; :meth:`drain` writes what is
+    left when the process closes). Counts a write could not take stay here for the next one:
+    a Redis restart loses none.
     """
 
     def __init__(self, redis: RedisClient) -> None:
@@ -98,6 +103,8 @@ class CallCounter:
         self._remaining: dict[str, int] = {}
         self._writing: asyncio.Task[None] | None = None  # a write due that has not begun
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._renewed = -RENEW_EVERY_S  # time.monotonic() the keys' time to live was renewed
+        self._now = asyncio.Event()  # set by drain: a write waiting for its second goes now
 
     def __call__(self, record: CallRecord) -> None:
         self._calls[call_field(record)] += 1
@@ -108,14 +115,22 @@ class CallCounter:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop: the next call's task writes these too
                 return
-            self._writing = loop.create_task(self.flush())
+            self._writing = loop.create_task(self._flush_later())
             self._in_flight.add(self._writing)
             self._writing.add_done_callback(self._in_flight.discard)
 
+    async def _flush_later(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._now.wait(), FLUSH_AFTER_S)
+        await self.flush()
+
     async def drain(self) -> None:
-        """Finish the writes begun and write what is left: before the Redis client closes."""
+        """Write what is gathered now, and finish the writes begun: before the Redis client
+        closes."""
+        self._now.set()
         await asyncio.gather(*self._in_flight)
         await self.flush()
+        self._now.clear()
 
     async def flush(self) -> None:
         """Write the counts gathered so far (a no-op when there are none)."""
@@ -129,9 +144,13 @@ class CallCounter:
                     pipe.hincrby(CALLS_KEY, field, count)
                 if remaining:
                     pipe.hset(REMAINING_KEY, mapping=remaining)  # type: ignore[arg-type]
-                for key in (CALLS_KEY, REMAINING_KEY):
-                    pipe.expire(key, METRICS_TTL_S)
+                renew = time.monotonic() - self._renewed >= RENEW_EVERY_S
+                if renew:
+                    for key in (CALLS_KEY, REMAINING_KEY):
+                        pipe.expire(key, METRICS_TTL_S)
                 await pipe.execute()
+                if renew:
+                    self._renewed = time.monotonic()
         except (RedisError, OSError) as exc:
             log.warning("GitHub call counts not written, kept for the next write: %s", exc)
             self._calls.update(calls)

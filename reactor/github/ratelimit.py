@@ -18,6 +18,7 @@ the job layer reschedules at ``retry_at``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -105,27 +106,38 @@ def _retry_after(value: str | None, *, now: datetime) -> datetime | None:
     return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+OPEN_FOR_S = 1.0  # how long a process trusts that an installation was not limited
+
+
 class RateGate:
-    """The per-installation "limited until" marks, shared by every process through Redis."""
+    """The per-installation "limited until" marks, shared by every process through Redis.
+
+    A process that found an installation open trusts that for :data:`OPEN_FOR_S` (a busy
+    turn makes several calls a second); a limit another process met is seen within that."""
 
     def __init__(self, redis: RedisClient, *, clock: Clock = utc_now) -> None:
         self._redis = redis
         self._clock = clock
+        self._open: dict[int | None, float] = {}  # installation -> time.monotonic() checked
 
     async def check(self, installation_id: int | None, *, method: str, url: str) -> None:
         """Raise RateLimited when the installation is still limited; otherwise return.
 
         The error's status is 429: the refusal is the reactor's own, made without a call.
         """
-        raw = await self._redis.get(keys.rate_limited_until(scope(installation_id)))
-        if raw is None:
+        now = time.monotonic()
+        if now - self._open.get(installation_id, -OPEN_FOR_S) < OPEN_FOR_S:
             return
-        until = datetime.fromtimestamp(float(as_text(raw)), UTC)
-        if until > self._clock():
-            raise rate_limited(installation_id, until, status=429, method=method, url=url)
+        raw = await self._redis.get(keys.rate_limited_until(scope(installation_id)))
+        if raw is not None:
+            until = datetime.fromtimestamp(float(as_text(raw)), UTC)
+            if until > self._clock():
+                raise rate_limited(installation_id, until, status=429, method=method, url=url)
+        self._open[installation_id] = now
 
     async def close(self, installation_id: int | None, limit: Limit) -> None:
         """Record that no call may be made for the installation before ``limit.until``."""
+        self._open.pop(installation_id, None)
         seconds = (limit.until - self._clock()).total_seconds()
         if seconds <= 0:
             return

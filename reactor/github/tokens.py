@@ -9,7 +9,9 @@ opaque strings of any length (GitHub's newer format is ~520 characters).
 
 Concurrent misses do not stampede: the process that wins a short ``SET NX`` lock fetches the
 token while the others poll the cache. The lock expires by itself, so a process that dies
-holding it delays the others by at most ``lock_timeout``.
+holding it delays the others by at most ``lock_timeout``. A process also keeps the token it
+last read, for as long as Redis would (until the margin before ``expires_at``), and forgets
+it when GitHub rejects it: a turn's calls do not each ask Redis.
 """
 
 from __future__ import annotations
@@ -32,9 +34,6 @@ from reactor.github._shared import (
 )
 from reactor.observability import register_secret
 from reactor.store import keys
-
-# Held by the one process fetching a fresh token for an installation.
-# (Defined here until reactor/store/keys.py gains it.)
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,7 @@ class TokenCache:
         self._poll_interval = poll_interval
         self._release = redis.register_script(DELETE_IF_VALUE)
         self._drop = redis.register_script(DELETE_IF_FIELD)
+        self._held: dict[int, tuple[str, float]] = {}  # installation -> (token, fresh until)
 
     async def get(self, installation_id: int) -> str:
         """The installation's token: cached, fetched by another process, or fetched here."""
@@ -102,25 +102,33 @@ class TokenCache:
 
     async def drop(self, installation_id: int, token: str) -> None:
         """Forget ``token`` (GitHub rejected it), unless another process already replaced it."""
+        if self._held.get(installation_id, ("", 0.0))[0] == token:
+            del self._held[installation_id]
         key = keys.installation_token(installation_id)
         await self._drop(keys=[key], args=["token", token])
 
     async def _cached(self, installation_id: int) -> str | None:
+        now = self._clock().timestamp()
+        held = self._held.get(installation_id)
+        if held is not None and now < held[1]:
+            return held[0]
         key = keys.installation_token(installation_id)
         token, expires = await self._redis.hmget(key, ["token", "expires_at"])
         if token is None or expires is None:
             return None
         fresh_until = float(as_text(expires)) - self._margin.total_seconds()
-        if fresh_until <= self._clock().timestamp():
+        if fresh_until <= now:
             return None
         text = as_text(token)
         register_secret(text)  # another process may have minted it: redact it here too
+        self._held[installation_id] = (text, fresh_until)
         return text
 
     async def _renew(self, installation_id: int) -> str:
         token = await self._fetch(installation_id)
         register_secret(token.token)
         ttl = token.expires_at - self._margin - self._clock()
+        self._held[installation_id] = (token.token, (token.expires_at - self._margin).timestamp())
         if ttl > timedelta(0):
             key = keys.installation_token(installation_id)
             async with self._redis.pipeline(transaction=True) as pipe:

@@ -6,8 +6,10 @@ One module per rule family — :mod:`~reactor.rules.lifecycle` (R1), :mod:`~reac
 :mod:`~reactor.rules.handoff` (R9) — composed in :mod:`~reactor.rules.engine`.
 """
 
+from reactor.rules._base import inert
 from reactor.rules.duplicates import normalise_title
-from reactor.rules.engine import evaluate, seed_accepted
+from reactor.rules.engine import evaluate, reads_links, seed_accepted
 from reactor.rules.handoff import creation_key, task_of
 
-__all__ = ["creation_key", "evaluate", "normalise_title", "seed_accepted", "task_of"]
+__all__ = ["creation_key", "evaluate", "inert", "normalise_title", "reads_links",
+           "seed_accepted", "task_of"]

@@ -20,10 +20,22 @@ from reactor.labels import LabelKind, ParsedLabel, Status, parse_label
 from reactor.view import Change, ChangeKind, CompetitionView, IssueSnapshot
 
 LABEL_CHANGES = (ChangeKind.LABELED, ChangeKind.UNLABELED)
-BACKLOG_PATIENCE = timedelta(seconds=30)
 GITHUB_CLOCK_STEP = timedelta(seconds=1)  # GitHub's timestamps count whole seconds
-BACKLOG_RECHECK = timedelta(seconds=1)
+# How far later changes of an issue, or its webhooks still on their way, may stretch the
+# settle window of its earliest change: a change is judged at most ``settle`` plus this after
+# it arrived, whatever keeps arriving on its issue (SPEC §6, promptness).
+STRETCH = timedelta(seconds=2)
 LabelKey = tuple[LabelKind, str]
+_UNREAD = (LabelKind.OTHER, LabelKind.PRIORITY)
+
+
+def inert(change: Change) -> bool:
+    """Whether no rule reads the change: a label the reactor does not read (``bug``,
+    ``priority:high``) added or removed. A burst of only such changes asks for nothing, so
+    it costs no read of GitHub; nor does such a change hold a settle window open."""
+    if change.kind not in LABEL_CHANGES or change.label is None:
+        return False
+    return parse_label(change.label).kind in _UNREAD
 
 
 def label_key(label: ParsedLabel) -> LabelKey:
@@ -91,18 +103,17 @@ class Situation:
     config: RepoConfig
     now: datetime
     changes: tuple[Change, ...]
-    backlog: bool = False  # deliveries received earlier still wait in the queue
     # Memo of identities: rules ask for every issue's stage and comp many times per burst.
     _identities: dict[tuple[int, LabelKind], str | None] = field(
         default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
-              now: datetime, backlog: bool = False) -> Situation:
+              now: datetime) -> Situation:
         """A delivery seen twice (redelivered, retried, parked and taken again) counts once."""
         unique = {c.delivery_id: c for c in reversed(changes)}
         ordered = tuple(sorted(unique.values(), key=lambda c: (c.at, c.delivery_id)))
-        return cls(view, config, now, ordered, backlog)
+        return cls(view, config, now, ordered)
 
     @cached_property
     def _by_issue(self) -> dict[int, tuple[Change, ...]]:
@@ -243,22 +254,24 @@ class Situation:
             return None, False
         return next(iter(earlier), Status.IDLE) or Status.IDLE, False
 
-    def settle_until(self, issue: IssueSnapshot) -> datetime:
-        """The end of the settle window: ``config.settle`` after the issue's latest change —
-        the latest the burst holds, or GitHub's ``updated_at`` of the fresh read when that is
-        later (the read shows changes whose webhooks are still on their way; it counts to the
-        second, so it is rounded up, and never past now, whatever GitHub's clock says).
+    def settle_until(self, issue: IssueSnapshot, *, in_flight: bool) -> datetime:
+        """The end of the settle window of the issue's changes in this burst (SPEC §6,
+        promptness): ``config.settle`` after its latest change that a rule reads — a change
+        of a label no rule reads never holds it open — so that an agent's two-request move is
+        judged whole.
 
-        While deliveries received earlier still wait in the queue (a backlog), the burst may
-        lack some of this issue's changes, so the window stays open — a re-check a moment
-        later — for at most :data:`BACKLOG_PATIENCE` past its end."""
-        latest = max((c.at for c in self.of(issue.number)), default=self.now)
-        if issue.updated_at is not None:
+        With ``in_flight`` (the burst does not account for the fresh read: its webhooks are
+        still on their way), the window runs from GitHub's ``updated_at`` of the read when
+        that is later — it counts to the second, so it is rounded up, and never past now.
+
+        Either way, later changes stretch the window of the burst's earliest change by at
+        most :data:`STRETCH`: a change is judged at most ``settle`` + that after it arrived,
+        however much else keeps arriving on its issue or competition."""
+        read = [c.at for c in self.of(issue.number) if not inert(c)]
+        earliest, latest = min(read, default=self.now), max(read, default=self.now)
+        if in_flight and issue.updated_at is not None:
             latest = max(latest, min(issue.updated_at + GITHUB_CLOCK_STEP, self.now))
-        end = latest + self.config.settle
-        if self.backlog and self.now < end + BACKLOG_PATIENCE:
-            return max(end, self.now + BACKLOG_RECHECK)
-        return end
+        return min(latest, earliest + STRETCH) + self.config.settle
 
     def in_stage(self, comp: str, stage: str) -> tuple[IssueSnapshot, ...]:
         """Issues of ``comp`` owned by ``stage`` (by identity), open and closed, oldest first."""

@@ -14,6 +14,7 @@ and the rules fall back on the order-free questions of :mod:`reactor.rules.paths
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from reactor.labels import Status, parse_label
 from reactor.view import Change, ChangeKind
@@ -61,6 +62,7 @@ def shown_after(request: Request) -> frozenset[Status]:
     return _statuses(request[0][0].shown or frozenset())
 
 
+@lru_cache(maxsize=1024)
 def _statuses(names: frozenset[str]) -> frozenset[Status]:
     return frozenset(s for n in names
                      if (s := parse_label(n).status) is not None and s is not Status.IDLE)
@@ -72,12 +74,15 @@ def _candidates(items: list[tuple[Change, Status]], labels: frozenset[Status]
     shown alike (a removal before an addition, as GitHub applies a ``PUT``). Of requests
     that differ only in which of two alike changes they take, the first stands for all."""
     found: list[Request] = [(item,) for item in items if _leads((item,), labels) is not None]
-    for i, first in enumerate(items):
-        for second in items[i + 1:]:
-            if first[0].shown == second[0].shown:
-                pair = tuple(sorted((first, second), key=lambda x: x[0].kind is ChangeKind.LABELED))
-                if _leads(pair, labels) is not None:
-                    found.append(pair)
+    alike: dict[frozenset[str] | None, list[int]] = {}  # changes shown alike, by position
+    for index, item in enumerate(items):
+        alike.setdefault(item[0].shown, []).append(index)
+    pairs = sorted((i, j) for group in alike.values() for n, i in enumerate(group)
+                   for j in group[n + 1:])
+    for i, j in pairs:
+        pair = tuple(sorted((items[i], items[j]), key=lambda x: x[0].kind is ChangeKind.LABELED))
+        if _leads(pair, labels) is not None:
+            found.append(pair)
     unique: dict[tuple[tuple[bool, Status, frozenset[str] | None], ...], Request] = {}
     for request in found:
         unique.setdefault(tuple((c.kind is ChangeKind.LABELED, s, c.shown) for c, s in request),

@@ -52,13 +52,9 @@ class _Statuses:
 
 
 def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
-             now: datetime, backlog: bool = False) -> Decision:
-    """Decide what the burst ``changes`` on ``view`` call for. Pure: no I/O, no clock.
-
-    ``backlog``: deliveries received earlier still wait in the queue, so this burst may lack
-    some changes: anything not plainly valid waits a little longer (see
-    :meth:`~reactor.rules._base.Situation.settle_until`)."""
-    sit = Situation.build(changes, view, config, now=now, backlog=backlog)
+             now: datetime) -> Decision:
+    """Decide what the burst ``changes`` on ``view`` call for. Pure: no I/O, no clock."""
+    sit = Situation.build(changes, view, config, now=now)
     notes = _label_notes(sit)
     closures = _closures(sit)
     closing = frozenset(c.violation.issue for c in closures)
@@ -116,11 +112,23 @@ def _issue(sit: Situation, number: int) -> IssueSnapshot:
     return found
 
 
+def reads_links(changes: Sequence[Change], view: CompetitionView, config: RepoConfig, *,
+                now: datetime) -> bool:
+    """Whether R7 needs the issues' "blocked by" links to judge the burst: a change may add a
+    dependency, or an issue is labelled ``reactor:blocked``. Otherwise the shell need not
+    read them."""
+    sit = Situation.build(changes, view, config, now=now)
+    return _blocked(sit) or any(_trigger(c, sit) is not None for c in sit.changes)
+
+
+def _blocked(sit: Situation) -> bool:
+    return any(i.tags.has(LabelKind.REACTOR, "blocked") for i in sit.view.issues)
+
+
 def _cycles(sit: Situation, statuses: Mapping[int, Status]) -> Decision:
     """R7 on the burst: refuse the changes that close a cycle, lift what none justifies."""
     triggers = [t for c in sit.changes if (t := _trigger(c, sit)) is not None]
-    blocked = any(i.tags.has(LabelKind.REACTOR, "blocked") for i in sit.view.issues)
-    if not triggers and not blocked:
+    if not triggers and not _blocked(sit):
         return Decision()
     deps = cycles.Deps.build(sit.view.issues, sit.config, native=sit.view.native,
                              accepted=statuses, stage_of=sit.stage_of, comp_of=sit.comp_of)

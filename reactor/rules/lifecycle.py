@@ -45,7 +45,7 @@ from reactor.rules._base import (
     label_key,
 )
 from reactor.rules.authority import authority_violation
-from reactor.rules.chain import Chain, chain
+from reactor.rules.chain import Chain, chain, shown_after
 from reactor.rules.isolation import scope_violation
 from reactor.rules.order import GUARDED, order_violation
 from reactor.view import Change, ChangeKind, IssueSnapshot
@@ -92,13 +92,13 @@ def judge(issue: IssueSnapshot, sit: Situation, decided: Mapping[int, Status]) -
     if stage is None or not (changes or became):
         return None
     found, remembered = sit.status_before(issue, changes, became=became)
-    until = sit.settle_until(issue)
-    if found is None and sit.now < until:
-        return Settle(until)  # the burst does not add up to the read yet
+    ahead = sit.settle_until(issue, in_flight=True)
+    if found is None and sit.now < ahead:
+        return Settle(ahead)  # the burst does not add up to the read yet
     before = found or issue.status or Status.IDLE  # past the window: GitHub is the truth
     maintainers = [c for c in changes if sit.is_maintainer(c)]
     if maintainers:
-        return _override(issue, before, maintainers[-1], sit, until)
+        return _override(issue, before, maintainers[-1], sit, ahead)
     intruders: dict[str, Violation] = {}  # by actor: the violation of its first change
     for change in changes:
         culprit = scope_violation(issue, (change,), sit) or authority_violation(
@@ -111,8 +111,8 @@ def judge(issue: IssueSnapshot, sit: Situation, decided: Mapping[int, Status]) -
                     and (s := parse_label(c.label or "").status) is not None}
     undone = _undo(read, [c for c in changes if c.actor.login.casefold() in intruders],
                    intruders, keep={before, *agents_added} - {Status.IDLE}, never_remove=before)
-    return _Judge(issue, stage, sit, decided, before, remembered, until, undone.read,
-                  agents, undone.reverts).verdict()
+    return _Judge(issue, stage, sit, decided, before, remembered, undone.read, agents,
+                  undone.reverts).verdict()
 
 
 def _override(issue: IssueSnapshot, before: Status, culprit: Change, sit: Situation,
@@ -202,10 +202,16 @@ class _Judge:
     decided: Mapping[int, Status]
     before: Status
     remembered: bool
-    until: datetime
     read: _Read
     changes: tuple[Change, ...]
     undone: tuple[Revert, ...]
+
+    @cached_property
+    def until(self) -> datetime:
+        """The settle window's end: from the burst's own changes when they account for the
+        read, else — webhooks still on their way — as far as GitHub's newer read asks, within
+        the bound (:meth:`Situation.settle_until`)."""
+        return self.sit.settle_until(self.issue, in_flight=not self._explained())
 
     def verdict(self) -> Verdict:
         """Accept at once what is valid; anything else waits for the settle window, in case
@@ -230,6 +236,8 @@ class _Judge:
             return self._accept(status)
         if waiting:
             return Settle(self.until)
+        if status is not None and self._valid_but_for_blips(status):
+            return self._accept(status)  # a blip's webhooks came after later moves
         if status is not None and not self._explained() and paths.lenient_path(
                 self.before, status, self._evidenced, enters=self._enters):
             return self._accept(status)  # some webhooks never came: judge what is known
@@ -304,6 +312,33 @@ class _Judge:
             if opened and earlier:  # nothing showed before the issue existed
                 return False
         return True
+
+    def _valid_but_for_blips(self, status: Status) -> bool:
+        """Whether the burst is a valid walk to the status read once its *blips* are set
+        aside: a status label added and taken off again (or taken off and put back) by the
+        next request, leaving the issue as it was. A blip's webhooks may come after those of
+        later moves already judged — the reactor then remembers where the agent went next,
+        or went through the blip to get there — so their order cannot be told; and a blip
+        leaves nothing behind to undo."""
+        requests = list(self._chain.requests)
+        index, found = 0, False
+        while index + 1 < len(requests):
+            (first, one), (second, other) = requests[index][-1], requests[index + 1][0]
+            if len(requests[index]) == len(requests[index + 1]) == 1 and one is other \
+                    and first.kind is not second.kind:
+                del requests[index:index + 2]
+                index, found = max(0, index - 1), True
+            else:
+                index += 1
+        if not found:
+            return False
+        if self._chain.certain:
+            walk = paths.settled_walk(self.before, [shown_after(r) for r in requests],
+                                      enters=self._enters)
+        else:
+            moves = [(c.kind is ChangeKind.LABELED, s) for r in requests for c, s in r]
+            walk = paths.ordered_walk(self.before, moves, enters=self._enters)
+        return walk.possible and walk.broke is None and walk.reached is status
 
     # -- the rules --------------------------------------------------------------------------
 

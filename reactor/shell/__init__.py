@@ -1,7 +1,13 @@
 """The I/O shell around the pure rules: read fresh state, evaluate, apply, remember, audit.
 
-- ``reads``       a competition's issues, read fresh from GitHub
-- ``repoconfig``  ``.github/reactor.yml``, cached in Redis and re-read when pushed
+- ``turn``        a competition's turn: one holder at a time takes its pending items in rounds
+- ``intake``      what a round's deliveries come to: changes to judge, records of the rest
+- ``decide``      reads what a round's changes need, judges them, remembers the outcome
 - ``apply``       performs a Decision's actions as delta writes, checking the lease first
-- ``coordinate``  the per-competition loop: lease, burst, evaluate, apply, settle, retry
+- ``repair``      a reconcile, made inside the competition's turn
+- ``schedule``    changes handed on to a later round or another scope
+- ``reads``       a competition's issues, read fresh from GitHub
+- ``repoconfig``  ``.github/reactor.yml``, cached and re-read when pushed
+- ``reconciler``  ``reactor reconcile`` and the sweep's per-repository pass
+- ``sweep``       the periodic sweep, per installation and within a call budget
 """

@@ -3,11 +3,13 @@
 GitHub has no conditional writes (no ``If-Match`` on issues), so the applier comes as close
 as GitHub allows (SPEC §6): the lease's fencing check runs before every write; before the
 first write to an issue, the issue is read again and compared with the snapshot the decision
-was taken on (:class:`Conflict` when it changed, and the caller decides again); writes add or
-remove one label and never replace the set; removing a label that is already gone (404)
-counts as done. Each label write is recorded as expected first, so its webhook echo is known
-as the reactor's own (R10). A comment is posted only by whoever claims its marker first, so
-retries and replays never post it twice; an issue is created at most once per key.
+was taken on — its state and the labels a rule reads: an agent touching an unrelated label
+cannot hold a decision off (:class:`Conflict` when they changed, and the caller decides
+again); writes add or remove one label and never replace the set; removing a label that is
+already gone (404) counts as done. Each label write is recorded as expected first, so its
+webhook echo is known as the reactor's own (R10). A comment is posted only by whoever claims
+its marker first, so retries and replays never post it twice; an issue is created at most
+once per key.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from reactor.actions import (
     ReopenIssue,
 )
 from reactor.errors import Conflict, GitHubError, is_transient
-from reactor.labels import ReactorLabel
+from reactor.labels import LabelKind, ReactorLabel, parse_label
 from reactor.markers import creation_ref
 from reactor.model import Repo
 from reactor.shell import handoffs, reads
@@ -92,10 +94,10 @@ class Applier:
         if seen is None or action.issue in self._checked or "fresh" in self.unsafe:
             return
         fresh = await one_issue(self.gh, self.repo, action.issue)
-        if fresh is None or fresh.labels != seen.labels or fresh.state != seen.state:
+        if fresh is None or fresh.ruled_labels != seen.ruled_labels or fresh.state != seen.state:
             raise Conflict(action.issue)
         self._checked.add(action.issue)
-        self._labels[action.issue] = frozenset(n.casefold() for n in fresh.labels)
+        self._labels[action.issue] = frozenset(n.casefold() for n in fresh.ruled_labels)
 
     async def perform(self, action: Action) -> None:
         match action:
@@ -143,8 +145,9 @@ class Applier:
         self._left(number, label, action)
 
     def _left(self, number: int, label: str, action: str) -> None:
-        """Track the labels the App's writes left on an issue it read fresh."""
-        if number in self._labels:
+        """Track the labels (those a rule reads) the App's writes left on an issue it read
+        fresh."""
+        if number in self._labels and parse_label(label).kind is not LabelKind.OTHER:
             folded = label.casefold()
             self._labels[number] = (self._labels[number] | {folded} if action == "labeled"
                                     else self._labels[number] - {folded})
@@ -164,7 +167,8 @@ class Applier:
             return
         if again and number in self._labels:
             fresh = await one_issue(self.gh, self.repo, number)
-            if fresh is not None and {n.casefold() for n in fresh.labels} == self._labels[number]:
+            if fresh is not None and \
+                    {n.casefold() for n in fresh.ruled_labels} == self._labels[number]:
                 await self._write_label(number, label, action, again=False)
                 return
         raise Conflict(number) from exc

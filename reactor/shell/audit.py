@@ -1,23 +1,20 @@
-"""Audit records for what the shell decided and did.
+"""Audit records for what a turn decided and did; the turn writes them when it closes.
 
 Every delivery of a burst gets one record of its own saying what became of it — ``applied``
-(the reactor acted on its issue), ``noted``, ``accepted`` (no rule broken) or ``parked``
-(judged again when the settle window ends) — so ``reactor audit --delivery GUID`` finds any
-of them. Each action and note gets a record too, naming in ``deliveries`` the deliveries of
-its issue it answers.
+(the reactor acted on its issue), ``noted`` (with the notes on its issue), ``accepted`` (no
+rule broken) or ``parked`` (judged again when the settle window ends) — so
+``reactor audit --delivery GUID`` finds any of them. Each action gets a record too, naming in
+``deliveries`` the deliveries of its issue it answers, and so does each note on an issue no
+change of the burst concerns. A hand-off a stopped worker began and another finished names the
+deliveries its completion accounted for, which are judged by it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from reactor.actions import Action, Decision, Dispatch, Note
+from reactor.actions import Action, Decision, Dispatch, Note, Saga
+from reactor.routing import Scope
 from reactor.store.audit import AuditRecord, Outcome, now_iso
 from reactor.view import Change
-
-if TYPE_CHECKING:
-    from reactor.context import Context
-    from reactor.shell.burst import Scope
 
 SUMMARY_REASONS = 3  # reasons quoted in a delivery's own record
 
@@ -44,22 +41,22 @@ def _describe(action: Action) -> str:
     return f"{type(action).__name__}: {action.reason}"
 
 
-async def record_decision(
-    ctx: Context, scope: Scope, decision: Decision, changes: list[Change]
-) -> None:
-    """One record per action and note, then one per delivery of the burst."""
-    for action in decision.actions:
-        await ctx.audit_log.record(_record(
-            scope, changes, outcome=Outcome.APPLIED, rule=action.rule.value,
-            issue=_issue_of(action), detail=_describe(action)))
-    for note in decision.notes:
-        await ctx.audit_log.record(_record(
-            scope, changes, outcome=Outcome.NOTED, rule=note.rule.value, issue=note.issue,
-            detail=note.reason))
+def decision_records(scope: Scope, decision: Decision, changes: list[Change]
+                     ) -> list[AuditRecord]:
+    """One record per action, one per note on an issue no change of the burst concerns (a
+    note on a changed issue is in that change's own record), then one per delivery."""
+    records = [_record(scope, changes, outcome=Outcome.APPLIED, rule=action.rule.value,
+                       issue=_issue_of(action), detail=_describe(action))
+               for action in decision.actions]
+    changed = {change.issue for change in changes}
+    records += [_record(scope, changes, outcome=Outcome.NOTED, rule=note.rule.value,
+                        issue=note.issue, detail=note.reason)
+                for note in decision.notes if note.issue not in changed]
     for change in changes:
         outcome, rule, detail = _fate(change, decision)
-        await ctx.audit_log.record(_record(
-            scope, [change], outcome=outcome, rule=rule, issue=change.issue, detail=detail))
+        records.append(_record(scope, [change], outcome=outcome, rule=rule, issue=change.issue,
+                               detail=detail))
+    return records
 
 
 def _fate(change: Change, decision: Decision) -> tuple[Outcome, str, str]:
@@ -78,33 +75,34 @@ def _fate(change: Change, decision: Decision) -> tuple[Outcome, str, str]:
     return Outcome.ACCEPTED, "", "no rule broken"
 
 
-async def record_problem(ctx: Context, scope: Scope, problem: str, changes: list[Change]) -> None:
-    await ctx.audit_log.record(_record(
-        scope, changes, outcome=Outcome.REJECTED, rule="config", issue=None, detail=problem,
-    ))
+def problem_record(scope: Scope, problem: str, changes: list[Change]) -> AuditRecord:
+    return _record(scope, changes, outcome=Outcome.REJECTED, rule="config", issue=None,
+                   detail=problem)
 
 
-async def record_unprompted(ctx: Context, scope: Scope, decision: Decision, *,
-                            event: str) -> None:
-    """Records of what the reactor did unprompted by a delivery — a scheduled timeout check
+def unprompted_records(scope: Scope, decision: Decision, *, event: str) -> list[AuditRecord]:
+    """Records of what the reactor did unprompted by a delivery — a timeout check
     (``timer``) or a reconcile run (``reconcile``) — one per action and note."""
     comp = f"comp:{scope.comp} " if scope.comp else ""
     entries = [(Outcome.APPLIED, a.rule.value, _issue_of(a), _describe(a))
                for a in decision.actions]
     entries += [(Outcome.NOTED, n.rule.value, n.issue, n.reason) for n in decision.notes]
-    for outcome, rule, issue, detail in entries:
-        await ctx.audit_log.record(AuditRecord(
-            at=now_iso(), delivery=event, event=event, outcome=outcome.value,
-            installation=str(scope.installation_id), repo=scope.repo.full_name,
-            issue=str(issue or ""), rule=rule, detail=f"{comp}{detail}".strip()))
-
-
-async def record_resumed(ctx: Context, scope: Scope, source: int, done: int, steps: int) -> None:
-    """A hand-off a stopped worker began, carried out by this one (its own decision was
-    never recorded)."""
-    comp = f"comp:{scope.comp} " if scope.comp else ""
-    await ctx.audit_log.record(AuditRecord(
-        at=now_iso(), delivery="resume", event="resume", outcome=Outcome.APPLIED.value,
+    return [AuditRecord(
+        at=now_iso(), delivery=event, event=event, outcome=outcome.value,
         installation=str(scope.installation_id), repo=scope.repo.full_name,
-        issue=str(source), rule="R9",
-        detail=f"{comp}hand-off from #{source} resumed at step {done + 1} of {steps}"))
+        issue=str(issue or ""), rule=rule, detail=f"{comp}{detail}".strip())
+        for outcome, rule, issue, detail in entries]
+
+
+def resumed_record(scope: Scope, saga: Saga, done: int) -> AuditRecord:
+    """A hand-off a stopped worker began, carried out by this one: its own decision was
+    never recorded, so this record names the deliveries its completion accounted for."""
+    comp = f"comp:{scope.comp} " if scope.comp else ""
+    first, *rest = saga.settled or ("resume",)
+    return AuditRecord(
+        at=now_iso(), delivery=first, event="issues", action="resume",
+        outcome=Outcome.APPLIED.value, installation=str(scope.installation_id),
+        repo=scope.repo.full_name, issue=str(saga.source), rule="R9",
+        detail=f"{comp}hand-off from #{saga.source} resumed at step {done + 1} of "
+               f"{len(saga.steps)}", deliveries=",".join(rest))
+

@@ -23,7 +23,7 @@ from reactor.errors import Conflict, GitHubError, is_transient
 from reactor.labels import Status
 from reactor.rules.handoff import undo_steps
 from reactor.shell import saga as journals
-from reactor.store import locks, memory
+from reactor.store import memory, turns
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -88,7 +88,7 @@ async def _remember(applier: Applier, saga: Saga) -> None:
     now = datetime.now(UTC).isoformat()
     await memory.remember(applier.redis, applier.repo.id, statuses=statuses, identities={},
                           entered={n: now for n in started})
-    await locks.mark_judged(applier.redis, applier.lease.scope, list(saga.settled))
+    await turns.mark_judged(applier.redis, applier.lease.scope, list(saga.settled))
 
 
 async def _compensate(applier: Applier, journal: journals.Journal, failed: int,

@@ -1,38 +1,40 @@
 """``reactor reconcile`` and the periodic sweep: every open agent issue read afresh, and
 what the rules require of the state repaired (:mod:`reactor.rules.reconcile`).
 
-Per repository: one paginated listing of its open issues (conditional requests make an
-unchanged page free); the agent issues are grouped by competition; each competition is
-judged under its lease, like a burst, with its native "blocked by" links read afresh (the
-sweep is where they are checked against what the webhooks said). The decision is applied as
-any other — hand-offs as sagas — and remembered; each issue in ``starting`` or ``running``
-gets its timeout check (re)scheduled. Everything is audited under the event ``reconcile``.
+Per installation (suspended ones skipped), per repository in order of id: one paginated
+listing of its open issues (conditional requests make an unchanged page free); the agent
+issues are grouped by competition, and each competition's turn reconciles it.
+
+Each competition's reconcile is made by its turn (:mod:`reactor.shell.repair`), like any
+other work on it.
+
+One tenant never stops the others: an error on a repository is reported and the next one
+goes on; a rate limit ends that installation's part of the run only. The sweep
+(:mod:`reactor.shell.sweep`) also bounds each installation's GitHub calls per run
+(:mod:`reactor.shell.budget`) and resumes where the previous run stopped.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from gidgethub.abc import GitHubAPI
 
-from reactor.actions import Decision
 from reactor.context import Context
-from reactor.github import list_installations
-from reactor.labels import Status
+from reactor.errors import Conflict, GitHubError, LeaseLost, RateLimited
+from reactor.github import Installation, list_installations, repo_installation
 from reactor.model import Repo, parse_issue
-from reactor.rules import timeouts
-from reactor.rules.reconcile import reconcile
-from reactor.shell import reads, repoconfig, timers
-from reactor.shell.apply import Applier
-from reactor.shell.audit import record_unprompted
-from reactor.shell.burst import Scope
-from reactor.store import locks, memory
-from reactor.view import CompetitionView, IssueSnapshot
+from reactor.routing import Scope
+from reactor.rules.repairs import home_comp
+from reactor.shell import repair, repoconfig, turn
+from reactor.shell.budget import Budget, Pass, Position
+from reactor.store import memory, turns
+from reactor.view import IssueSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Summary:
-    """What a reconcile run saw and repaired."""
+    """What a reconcile run saw and repaired, and what it left for the next one."""
 
     repositories: int = 0
     competitions: int = 0
@@ -49,130 +51,201 @@ class Summary:
     busy: int = 0  # competitions skipped because a worker held them: the next run takes them
     actions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seeded: int = 0
+    unsettled: int = 0  # issues changed moments ago: the webhook path judges them
+    suspended: int = 0  # installations skipped
+    problems: list[str] = field(default_factory=list)  # one line per failed repository
+    calls: int = 0  # GitHub calls made by the sweep's metered passes
+    stopped: str = ""  # why a sweep stopped early, and where the next run resumes
 
     def line(self) -> str:
         repaired = ", ".join(f"{n} {kind}" for kind, n in sorted(self.actions.items()))
-        busy = f"; {self.busy} busy, left for the next run" if self.busy else ""
+        extra = [f"{self.busy} busy, left for the next run" if self.busy else "",
+                 f"{self.unsettled} changed moments ago, left to the webhooks"
+                 if self.unsettled else "",
+                 f"{self.suspended} suspended installation(s) skipped" if self.suspended else "",
+                 f"{len(self.problems)} failed: {'; '.join(self.problems)}"
+                 if self.problems else "",
+                 f"{self.calls} GitHub calls" if self.calls else "", self.stopped]
         return (f"{self.repositories} repositories, {self.competitions} competitions, "
                 f"{self.issues} open agent issues; memory seeded for {self.seeded}; "
-                f"repaired: {repaired or 'nothing'}{busy}")
+                f"repaired: {repaired or 'nothing'}"
+                + "".join(f"; {part}" for part in extra if part))
 
 
 async def repositories(ctx: Context, only: str | None) -> AsyncIterator[tuple[int, Repo]]:
-    """(installation id, repository) of every repository the App is installed on, or the
-    one named ``owner/name``."""
+    """(installation id, repository) of every repository the App is installed on (but
+    suspended), or the one named ``owner/name``."""
     async for installation in list_installations(ctx.github.app):
+        if installation.suspended:
+            continue
         gh = ctx.github.for_installation(installation.id)
-        async for item in gh.getiter("/installation/repositories{?per_page}",
-                                     {"per_page": 100}, iterable_key="repositories"):
-            repo = Repo(item["owner"]["login"], item["name"], int(item["id"]))
-            if only is None or repo.full_name.casefold() == only.casefold():
-                yield installation.id, repo
+        async for repo in installation_repositories(gh, only):
+            yield installation.id, repo
+
+
+async def installation_repositories(gh: GitHubAPI, only: str | None = None
+                                    ) -> AsyncIterator[Repo]:
+    """The installation's repositories (``gh`` acts as it), or the one named."""
+    async for item in gh.getiter("/installation/repositories{?per_page}",
+                                 {"per_page": 100}, iterable_key="repositories"):
+        repo = Repo(item["owner"]["login"], item["name"], int(item["id"]))
+        if only is None or repo.full_name.casefold() == only.casefold():
+            yield repo
 
 
 async def run(ctx: Context, *, only: str | None = None,
               progress: Progress = lambda line: None) -> Summary:
-    """Reconcile every repository (or the one named); ``progress`` hears one line each."""
+    """Reconcile every repository (or the one named), with no bound on GitHub calls
+    (``reactor reconcile``); ``progress`` hears one line per repository and per problem."""
     summary = Summary()
-    async for installation_id, repo in repositories(ctx, only):
-        summary.repositories += 1
-        await reconcile_repo(ctx, installation_id, repo, summary)
-        progress(f"{repo.full_name}: {summary.line()}")
+    async for installation in _installations(ctx, only):
+        if installation.suspended:
+            summary.suspended += 1
+            progress(f"installation {installation.id} ({installation.account}) is suspended: "
+                     f"skipped")
+            continue
+        sweep = Pass(installation.id, ctx.github.for_installation(installation.id), Budget())
+        await sweep_installation(ctx, sweep, summary, installation=installation, only=only,
+                                 progress=progress)
     return summary
 
 
-async def reconcile_repo(ctx: Context, installation_id: int, repo: Repo,
-                         summary: Summary) -> None:
-    gh = ctx.github.for_installation(installation_id)
-    config, _ = await repoconfig.load(ctx.redis, gh, repo)
-    issues = await _open_agent_issues(gh, repo)
-    remembered = await memory.recall(ctx.redis, repo.id, [i.number for i in issues])
-    groups: dict[str | None, list[IssueSnapshot]] = defaultdict(list)
-    for issue in issues:
-        groups[remembered.get(issue.number, memory.Recalled()).comp or issue.comp].append(issue)
-    summary.issues += len(issues)
-    for comp in sorted(c for c in groups if c is not None):
-        summary.competitions += 1
-        await reconcile_competition(ctx, Scope(repo, installation_id, comp), config, summary)
-
-
-async def _open_agent_issues(gh: GitHubAPI, repo: Repo) -> list[IssueSnapshot]:
-    url = f"/repos/{repo.full_name}/issues{{?state,per_page}}"
-    found = []
-    async for item in gh.getiter(url, {"state": "open", "per_page": 100}):
-        if "pull_request" not in item:
-            issue = parse_issue(item)
-            if issue.stage is not None:
-                found.append(issue)
-    return found
-
-
-async def reconcile_competition(ctx: Context, scope: Scope, config: Any,
-                                summary: Summary) -> None:
-    lease = await locks.acquire(ctx.redis, scope.key, guarded=ctx.settings.guards("lease"))
-    if lease is None:
-        summary.busy += 1
+async def _installations(ctx: Context, only: str | None) -> AsyncIterator[Installation]:
+    """Every installation of the App, or the one holding the repository named (none when
+    the App is not installed there)."""
+    if only is None:
+        async for installation in list_installations(ctx.github.app):
+            yield installation
         return
+    owner, _, name = only.partition("/")
     try:
-        gh = ctx.github.for_installation(scope.installation_id)
-        view, entered = await _read(ctx, gh, scope)
-        decision = reconcile(view, config, now=datetime.now(UTC), entered=entered)
-        applier = Applier(gh, ctx.redis, scope.repo, lease, view, config.maintainers,
-                unsafe=ctx.settings.unsafe_disable)
-        await applier.apply(decision)
-        await _remember(ctx, scope, view, decision, config, entered)
-        await record_unprompted(ctx, scope, decision, event="reconcile")
-    finally:
-        await lease.release()
-    summary.seeded += len(set(decision.accepted) - set(view.accepted))
-    for action in decision.actions:
-        summary.actions[type(action).__name__] += 1
+        yield await repo_installation(ctx.github.app, owner, name)
+    except GitHubError as exc:
+        if exc.status != 404:
+            raise
 
 
-async def _read(ctx: Context, gh: GitHubAPI, scope: Scope
-                ) -> tuple[CompetitionView, dict[int, datetime]]:
-    issues = await reads.competition_issues(gh, scope.repo, scope.comp, ())
-    numbers = [i.number for i in issues]
-    recalled = await memory.recall(ctx.redis, scope.repo.id, numbers)
-    native = {}
+async def sweep_installation(ctx: Context, sweep: Pass, summary: Summary, *,
+                             installation: Installation | None = None,
+                             only: str | None = None,
+                             progress: Progress = lambda line: None) -> bool:
+    """One installation's repositories, from where ``sweep.start`` says; whether it got
+    through all of them. A rate limit (``sweep.limited``) or an error listing its
+    repositories ends its part, said in ``summary.problems``; an error on one repository is
+    said there too, and the next repository goes on."""
+    who = f"installation {sweep.installation_id}" + (
+        f" ({installation.account})" if installation is not None else "")
+    try:
+        repos = sorted([r async for r in installation_repositories(sweep.gh, only)],
+                       key=lambda r: r.id)
+        for repo in repos:
+            if sweep.start is not None and sweep.start.passed(repo.id):
+                continue
+            if not sweep.budget.allows():
+                sweep.stopped = Position(repo.id)
+                return False
+            await _repository(ctx, sweep, repo, summary, progress)
+            if sweep.stopped is not None:
+                return False
+    except RateLimited as exc:
+        sweep.limited = exc.retry_at
+        _problem(summary, progress, f"{who}: rate limited until "
+                 f"{exc.retry_at.isoformat(timespec='seconds')}; its sweep stopped early and "
+                 f"goes on at the next run")
+        return False
+    except GitHubError as exc:
+        _problem(summary, progress, f"{who}: {exc}")
+        return False
+    return True
+
+
+async def _repository(ctx: Context, sweep: Pass, repo: Repo, summary: Summary,
+                      progress: Progress) -> None:
+    summary.repositories += 1
+    try:
+        await reconcile_repo(ctx, sweep, repo, summary)
+    except RateLimited:
+        raise
+    except GitHubError as exc:
+        _problem(summary, progress, f"{repo.full_name}: {exc}")
+        return
+    progress(f"{repo.full_name}: {summary.line()}")
+
+
+def _problem(summary: Summary, progress: Progress, line: str) -> None:
+    log.warning("reconcile: %s", line)
+    summary.problems.append(line)
+    progress(line)
+
+
+async def reconcile_repo(ctx: Context, sweep: Pass, repo: Repo, summary: Summary) -> None:
+    """Every competition of the repository with open agent issues, in order of name, from
+    where ``sweep.start`` says; stops (``sweep.stopped``) when the budget is spent."""
+    config, _ = await repoconfig.load(ctx.redis, sweep.gh, repo)
+    groups = await _open_agent_issues(ctx, sweep.gh, repo)
+    summary.issues += sum(len(group) for group in groups.values())
+    for comp in sorted(groups):
+        start = sweep.start
+        if start is not None and start.passed(repo.id, comp):
+            continue
+        if not sweep.budget.allows():
+            sweep.stopped = Position(repo.id, comp)
+            return
+        after = start.resume_after(repo.id, comp) if start is not None else 0
+        sweep.at = Position(repo.id, comp, after)
+        summary.competitions += 1
+        scope = Scope(repo, sweep.installation_id, comp)
+        try:
+            unread = await reconcile_competition(ctx, scope, config, summary, sweep=sweep,
+                                                 also=[i.number for i in groups[comp]])
+        except (Conflict, LeaseLost) as exc:  # changed under it, or its lease lapsed
+            log.info("reconcile %s %s: %s; left for the next run", repo.full_name, comp, exc)
+            summary.busy += 1
+            continue
+        except RateLimited:
+            raise
+        except GitHubError as exc:  # the repository's other competitions go on
+            _problem(summary, lambda line: None, f"{repo.full_name} {comp}: {exc}")
+            continue
+        if unread is not None:
+            sweep.stopped = Position(repo.id, comp, unread)
+            return
+
+
+async def _open_agent_issues(ctx: Context, gh: GitHubAPI, repo: Repo
+                             ) -> dict[str, list[IssueSnapshot]]:
+    """Open agent issues (by label, or by what the reactor remembers), by the competition
+    whose reconcile judges each."""
+    url = f"/repos/{repo.full_name}/issues{{?state,per_page}}"
+    issues = [parse_issue(item) async for item in gh.getiter(url, {"state": "open",
+                                                                   "per_page": 100})
+              if "pull_request" not in item]
+    remembered = await memory.recall(ctx.redis, repo.id, [i.number for i in issues])
+    groups: dict[str, list[IssueSnapshot]] = defaultdict(list)
     for issue in issues:
-        if issue.is_open and issue.stage is not None:
-            native[issue.number] = await reads.blocked_by(gh, scope.repo, issue.number)
-            await memory.set_dependencies(ctx.redis, scope.repo.id, issue.number,
-                                          native[issue.number])
-    view = CompetitionView(
-        repo=scope.repo.full_name, comp=scope.comp, issues=issues,
-        accepted={n: Status(r.status) for n, r in recalled.items() if r.status},
-        competitions={n: r.comp for n, r in recalled.items() if r.comp},
-        stages={n: r.stage for n, r in recalled.items() if r.stage},
-        app_login=ctx.app_login, native=native)
-    entered = {n: datetime.fromisoformat(r.since) for n, r in recalled.items() if r.since}
-    return view, entered
+        recalled = remembered.get(issue.number, memory.Recalled())
+        comp = home_comp(issue, recalled.comp)
+        if (issue.stages or recalled.stage) and comp is not None:
+            groups[comp].append(issue)
+    return groups
 
 
-async def _remember(ctx: Context, scope: Scope, view: CompetitionView, decision: Decision,
-                    config: Any, entered: dict[int, datetime]) -> None:
-    now = datetime.now(UTC)
-    statuses = {n: s.value for n, s in decision.accepted.items()}
-    identities = {n: (i.comp, i.stage) for n, i in decision.identities.items()}
-    fresh = {n: now.isoformat() for n, s in decision.accepted.items()
-             if view.accepted.get(n) is not s}
-    await memory.remember(ctx.redis, scope.repo.id, statuses=statuses, identities=identities,
-                          entered=fresh)
-    for issue in view.issues:
-        status = decision.accepted.get(issue.number) or view.accepted.get(issue.number)
-        stage = identities.get(issue.number, ("", ""))[1]
-        since = now if issue.number in fresh else entered.get(issue.number, now)
-        due = timeouts.deadline(status, stage=stage, entered=since, config=config) \
-            if status is not None and issue.is_open else None
-        if status is not None and due is not None:
-            timers.schedule(ctx.sync_redis, scope, issue.number, status, entered=since,
-                            at=max(due, now))
-
-
-def sweep_job() -> str:
-    """The periodic sweep (an RQ job on its own queue): reconcile every repository."""
-    from reactor.worker import runtime
-
-    current = runtime()
-    return current.run(run(current.context)).line()
+async def reconcile_competition(ctx: Context, scope: Scope, config: Any, summary: Summary,
+                                *, sweep: Pass, also: Iterable[int] = ()) -> int | None:
+    """Leave a reconcile for the competition's turn and make it here, in the turn, when this
+    caller then owns it (``also``: issues of it that may have lost its label); a turn queued
+    or running elsewhere makes it instead. Returns the issue after which its ``blocked_by``
+    reads stopped for want of budget, or None once all were read."""
+    after = sweep.at.after if sweep.at is not None else 0
+    request = repair.Request(gh=sweep.gh, budget=sweep.budget, also=tuple(also), after=after)
+    owner = turns.owner_id(scope.digest, f"reconcile-{secrets.token_hex(6)}")
+    report = await turn.submit(ctx, scope, turns.RECONCILE, owner=owner, request=request)
+    if report is None or report.busy or report.repaired is None:
+        summary.busy += 1  # the turn in progress (or the next) makes it
+        return None
+    repaired: repair.Repaired = report.repaired
+    summary.seeded += repaired.seeded
+    summary.unsettled += len(repaired.decision.settling)
+    for action in repaired.decision.actions:
+        summary.actions[type(action).__name__] += 1
+    return repaired.unread

@@ -2,35 +2,45 @@
 
 - :func:`dry_run` reads GitHub as the live path would and returns the decision the rules take
   on that delivery's change — each action with its rule and reason, the actor, and the state
-  it relied on (the issue as read, the status the reactor had accepted) — and writes nothing
-  to GitHub or to the reactor's memory (the GitHub client still caches ETags and tokens).
+  it relied on (the issue as read, the status the reactor had accepted). It is given a
+  context whose Redis clients only read (:mod:`reactor.store.readonly`), so it writes nothing
+  to GitHub or to Redis: not the reactor's memory, nor the GitHub client's token and ETag
+  caches.
 - :func:`live` runs the stored delivery through the handlers again, as if it had just
   arrived: its change is judged again in its competition (a delivery is otherwise judged once),
   comments are claimed by the same markers, so a live replay never posts a comment twice, and
   the audit log records the replay.
-- :func:`store` keeps a payload saved from GitHub's "Recent deliveries" page as a delivery
-  of its own, so both work for it too.
+- :func:`saved_event` reads a payload saved from GitHub's "Recent deliveries" page and
+  :func:`verify` checks the ids it names against GitHub, since nothing signs a file: Redis
+  keys use its ``repository.id`` while GitHub reads use its owner/name and installation, so a
+  file mixing two tenants' ids would write one tenant's memory from the other's issues.
+  :func:`store` then keeps it as a delivery of its own, for a live replay (a dry run runs on
+  the parsed event and stores nothing).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from reactor.actions import Decision
 from reactor.context import Context
-from reactor.errors import PayloadError
+from reactor.errors import GitHubError, PayloadError, is_transient
+from reactor.github import repo_installation
 from reactor.model import Event, change_from_event, parse_event
 from reactor.rules import evaluate
-from reactor.shell import coordinate, repoconfig
-from reactor.store import deliveries, keys, locks
+from reactor.shell import decide, repoconfig, turn
+from reactor.store import deliveries, keys, turns
 from reactor.store.audit import AuditRecord, Outcome, now_iso
 from reactor.view import Change, IssueSnapshot
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,14 +84,63 @@ async def load_event(ctx: Context, guid: str) -> Event:
     return parse_event(delivery.event, guid, payload, received_at=delivery.received_at)
 
 
-async def store(ctx: Context, event: str, body: bytes) -> str:
-    """Keep a saved payload as a delivery of its own; returns its new GUID."""
+def saved_event(event: str, body: bytes) -> Event:
+    """A saved payload parsed as a delivery of its own (PayloadError as one line)."""
     try:
-        parse_event(event, "replay", orjson.loads(body))
+        payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"the file is not JSON: {exc}", delivery_id="") from None
-    guid = f"replay-{uuid.uuid4()}"
-    record = deliveries.Delivery(guid=guid, event=event, body=body, received_at=time.time())
+    return parse_event(event, f"replay-{uuid.uuid4()}", payload, received_at=time.time())
+
+
+async def verify(ctx: Context, event: Event) -> None:
+    """Refuse a saved payload unless GitHub confirms its ids (PayloadError as one line).
+
+    The App's own view decides which installation covers the named repository
+    (``GET /repos/{owner}/{repo}/installation``), and that installation's view which id the
+    repository has (``GET /repos/{owner}/{repo}``): both must be the file's. Only a
+    repository's delivery can be checked so; an ``installation`` delivery's repository list
+    cannot, and is refused.
+    https://docs.github.com/en/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app
+    https://docs.github.com/en/rest/repos/repos#get-a-repository
+    """
+    repo, installation = event.repo, event.installation_id
+    if repo is None or installation is None:
+        raise _refused("it names no repository and installation, so its ids cannot be "
+                       "checked against GitHub")
+    covering = await _unless_refused(repo_installation(ctx.github.app, repo.owner, repo.name),
+                                     f"the App is not installed on {repo.full_name}")
+    if covering.id != installation:
+        raise _refused(f"{repo.full_name} is in installation {covering.id}, not the file's "
+                       f"{installation}")
+    gh = ctx.github.for_installation(installation)
+    found = await _unless_refused(
+        gh.getitem("/repos/{owner}/{repo}", {"owner": repo.owner, "repo": repo.name}),
+        f"installation {installation} cannot read {repo.full_name}")
+    real = found.get("id") if isinstance(found, dict) else None
+    if real != repo.id:
+        raise _refused(f"{repo.full_name} has id {real}, not the file's {repo.id}")
+
+
+async def _unless_refused(call: Awaitable[T], why: str) -> T:
+    """GitHub's answer, or the refusal ``why`` when GitHub says no (403, 404)."""
+    try:
+        return await call
+    except GitHubError as exc:
+        if is_transient(exc) or exc.status not in (403, 404):
+            raise
+        raise _refused(why) from None
+
+
+def _refused(why: str) -> PayloadError:
+    return PayloadError(f"the file is not replayed: {why}", delivery_id="")
+
+
+async def store(ctx: Context, event: Event, body: bytes) -> str:
+    """Keep a verified saved payload as a delivery of its own; returns its GUID."""
+    guid = event.delivery_id
+    record = deliveries.Delivery(guid=guid, event=event.name, body=body,
+                                 received_at=event.received_at)
     await ctx.redis.set(keys.delivery(guid), record.header() + body, ex=keys.DELIVERY_TTL_S)
     return guid
 
@@ -89,12 +148,12 @@ async def store(ctx: Context, event: str, body: bytes) -> str:
 async def dry_run(ctx: Context, event: Event) -> Report:
     """The decision the rules take on the delivery's change, on GitHub as it is now."""
     change = change_from_event(event, now=datetime.now(UTC))
-    scope = await coordinate.scope_of(ctx.redis, event)
+    scope = await turn.scope_of(ctx, event)
     if change is None or scope is None:
         return Report(event)
     gh = ctx.github.for_installation(scope.installation_id)
     config, _ = await repoconfig.load(ctx.redis, gh, scope.repo)
-    view = await coordinate.read_view(ctx, gh, scope, [change], config)
+    view = await decide.read_view(ctx, gh, scope, [change], config)
     decision = evaluate([change], view, config, now=datetime.now(UTC))
     accepted = view.accepted.get(change.issue)
     return Report(event, change, scope.key, view.issue(change.issue),
@@ -105,9 +164,9 @@ async def live(ctx: Context, event: Event) -> str:
     """Run the delivery through the handlers again; returns what became of it."""
     from reactor.jobs import handle_delivery
 
-    scope = await coordinate.scope_of(ctx.redis, event)
+    scope = await turn.scope_of(ctx, event)
     if scope is not None:
-        await locks.unjudge(ctx.redis, scope.key, event.delivery_id)
+        await turns.unjudge(ctx.redis, scope.key, event.delivery_id)
     outcome = await handle_delivery(ctx, event.delivery_id)
     await ctx.audit_log.record(AuditRecord(
         at=now_iso(), delivery=event.delivery_id, event=event.name, action=event.action or "",

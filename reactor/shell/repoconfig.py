@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,11 @@ class ParseCache:
 
 
 PARSED = ParseCache()
+LOCAL_TTL_S = 1.0
+# Per Redis client and repository id: the text read and the time.monotonic() it expires; the
+# digest of the good text this process wrote.
+_LOCAL: dict[tuple[int, int], tuple[str, float]] = {}
+_GOOD_WRITTEN: dict[tuple[int, int], str] = {}
 
 
 async def load(
@@ -91,7 +97,10 @@ async def load(
     text = await _current_text(client, gh, repo)
     parsed, digest = _parsed(text, repo)
     if isinstance(parsed, RepoConfig):
-        await client.set(keys.config_good(repo.id), text.encode())
+        written = (id(client), repo.id)
+        if _GOOD_WRITTEN.get(written) != digest:  # once per text and process, not per turn
+            await client.set(keys.config_good(repo.id), text.encode())
+            _GOOD_WRITTEN[written] = digest
         return parsed, None
     return await _last_good(client, repo), ConfigProblem(parsed, digest)
 
@@ -108,17 +117,27 @@ async def release_report(client: redis.asyncio.Redis, repo: Repo, digest: str) -
 
 
 async def forget(client: redis.asyncio.Redis, repo: Repo) -> None:
-    """The file may have changed: read it again next time."""
+    """The file may have changed: read it again next time (every process within
+    :data:`LOCAL_TTL_S`; this one at once)."""
+    _LOCAL.pop((id(client), repo.id), None)
     await client.delete(keys.config(repo.id))
 
 
 async def _current_text(client: redis.asyncio.Redis, gh: GitHubAPI, repo: Repo) -> str:
-    """The file's text from the shared cache, fetched (and cached) when absent or expired."""
+    """The file's text from the shared cache, fetched (and cached) when absent or expired.
+    A process keeps what it read for :data:`LOCAL_TTL_S`, so a busy competition's turns do
+    not ask Redis each time; a push is seen within that."""
+    now, local = time.monotonic(), (id(client), repo.id)
+    held = _LOCAL.get(local)
+    if held is not None and now < held[1]:
+        return held[0]
     cached: bytes | None = await client.get(keys.config(repo.id))  # type: ignore[assignment]
     if cached is None:
         cached = (await _fetch(gh, repo) or "").encode()
         await client.set(keys.config(repo.id), cached, ex=CACHE_TTL_S)
-    return cached.decode("utf-8", "replace")
+    text = cached.decode("utf-8", "replace")
+    _LOCAL[local] = (text, now + LOCAL_TTL_S)
+    return text
 
 
 def _parsed(text: str, repo: Repo) -> tuple[RepoConfig | str, str]:

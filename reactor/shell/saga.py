@@ -81,7 +81,8 @@ def _dumps(journal: Journal) -> bytes:
     })
 
 
-def _loads(scope: str, raw: bytes) -> Journal:
+def loads(scope: str, raw: bytes) -> Journal:
+    """A journal as Redis keeps it."""
     data = orjson.loads(raw)
     saga = Saga(data["source"], data["key"], tuple(decode_action(s) for s in data["steps"]),
                 tuple(data.get("settled", ())))
@@ -100,7 +101,7 @@ async def begin(client: redis.asyncio.Redis | None, scope: str, saga: Saga) -> J
         pipe.hget(keys.sagas(scope), field)
         pipe.expire(keys.sagas(scope), JOURNAL_TTL_S)
         _, raw, _ = await pipe.execute()
-    return _loads(scope, raw)
+    return loads(scope, raw)
 
 
 async def advance(client: redis.asyncio.Redis | None, journal: Journal, *, done: int,
@@ -120,5 +121,5 @@ async def finish(client: redis.asyncio.Redis | None, journal: Journal) -> None:
 async def pending(client: redis.asyncio.Redis, scope: str) -> list[Journal]:
     """Sagas of the scope a worker began and did not finish."""
     found = await client.hgetall(keys.sagas(scope))
-    return [_loads(scope, raw if isinstance(raw, bytes) else raw.encode())
+    return [loads(scope, raw if isinstance(raw, bytes) else raw.encode())
             for raw in found.values()]

@@ -1,63 +1,31 @@
-"""A competition's burst of changes in Redis: the scope, the changes' encoding, parking a
-burst for the settle window, and the scheduled checks that pick it up again.
+"""Work a turn leaves for later, and the encoding of a change handed on between scopes.
 
-A scope is what one lease covers: a competition of a repository, or one issue outside any.
-Scheduled checks are RQ jobs whose ids derive from a hash of the scope, so any competition
-name (spaces, dots, any script) is schedulable, and two scopes never share a job id; a check
-rescheduled for the same scope replaces the earlier one rather than piling up.
+A turn asks RQ's scheduler to come back to its scope — when a settle window ends (a
+*wake*), when a stage's time is up (a timeout check, :mod:`reactor.shell.timers`), when a
+rate limit ends, or at once in a job of its own (a turn that has run long hands over) — and
+the scheduler wakes a scope whose round outlived its lease (its worker died). Each
+scheduled job offers its item to the scope's turn (:func:`reactor.store.turns.offer`) and
+runs the turn if it then owns it. Job ids derive from a hash of the scope (any competition
+name is schedulable, and two scopes never share a job id) and the second the job is due, so
+asking twice for the same moment schedules one job.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
-import redis.asyncio
 from redis import Redis as SyncRedis
 from rq import Queue
 
-from reactor.model import Actor, Repo
-from reactor.store import keys
+from reactor.model import Actor
+from reactor.routing import Scope
+from reactor.store import keys, turns
 from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
 from reactor.view import Change, ChangeKind
 
 CHECK_RESULT_TTL_S = 600
 CHECK_FAILURE_TTL_S = 7 * 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What one lease covers: a competition of a repository, or one issue outside any."""
-
-    repo: Repo
-    installation_id: int
-    comp: str | None
-    issue: int | None = None
-
-    @property
-    def key(self) -> str:
-        if self.comp:
-            return f"{self.repo.id}:comp:{self.comp}"
-        return f"{self.repo.id}:issue:{self.issue}"
-
-    @property
-    def digest(self) -> str:
-        """A short hash of :attr:`key`: safe in job ids whatever the competition's name."""
-        return hashlib.sha256(self.key.encode()).hexdigest()[:20]
-
-    def dumps(self) -> str:
-        return orjson.dumps({
-            "owner": self.repo.owner, "name": self.repo.name, "repo_id": self.repo.id,
-            "installation_id": self.installation_id, "comp": self.comp, "issue": self.issue,
-        }).decode()
-
-    @classmethod
-    def loads(cls, text: str) -> Scope:
-        data = orjson.loads(text)
-        return cls(Repo(data["owner"], data["name"], data["repo_id"]), data["installation_id"],
-                   data["comp"], data["issue"])
 
 
 def encode(change: Change) -> bytes:
@@ -81,34 +49,34 @@ def decode(raw: bytes) -> Change:
                   None if opened_with is None else frozenset(opened_with))
 
 
-async def park(client: redis.asyncio.Redis, scope: Scope, changes: list[Change]) -> None:
-    """Keep ``changes`` aside until the settle window ends (see :func:`unpark`)."""
-    if changes:
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.rpush(keys.settling(scope.key), *(encode(c) for c in changes))
-            pipe.expire(keys.settling(scope.key), keys.SCOPE_TTL_S)
-            await pipe.execute()
+def wake(connection: SyncRedis, scope: Scope, *, at: datetime, why: str) -> str:
+    """Come back to the scope at ``at`` (a settle window's end, a lease that may have been
+    left by a dead worker, a rate limit's end; at once when ``at`` has come): one job per
+    scope and second. Returns the owner id the job takes the turn as."""
+    owner = turns.owner_id(scope.digest, f"{why}-{int(at.timestamp())}")
+    queue = Queue(keys.QUEUE_EVENTS, connection=connection)
+    options = {"job_id": owner, "retry": JOB_RETRY, "job_timeout": JOB_TIMEOUT_S,
+               "result_ttl": CHECK_RESULT_TTL_S, "failure_ttl": CHECK_FAILURE_TTL_S}
+    if at <= datetime.now(UTC):
+        queue.enqueue("reactor.jobs.offer", scope.dumps(), turns.WAKE, owner, **options)
+    else:
+        queue.enqueue_at(at, "reactor.jobs.offer", scope.dumps(), turns.WAKE, owner, **options)
+    return owner
 
 
-async def unpark(client: redis.asyncio.Redis, scope: Scope) -> None:
-    """Parked changes rejoin the burst, before the changes that arrived since."""
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.lrange(keys.settling(scope.key), 0, -1)
-        pipe.delete(keys.settling(scope.key))
-        parked, _ = await pipe.execute()
-    if parked:
-        await client.lpush(keys.pending(scope.key), *reversed(parked))
+def wake_overdue(connection: SyncRedis) -> int:
+    """Wake every scope whose round outlived its lease (its worker died mid-round): its items
+    wait in flight, and no delivery may come to take them. The scheduler does this every
+    tick; returns how many it woke."""
+    found = turns.overdue(connection)
+    for dumped in found:
+        wake(connection, Scope.loads(dumped), at=datetime.now(UTC), why="watchdog")
+    return len(found)
 
 
-def schedule(connection: SyncRedis, scope: Scope, *, at: datetime, kind: str) -> None:
-    """Run ``reactor.jobs.evaluate_scope`` for the scope at ``at`` (RQ's scheduler), retried
-    like a delivery when GitHub fails it.
-
-    ``kind`` is ``check`` (one per scope: a later call moves it) or ``settle`` (one per scope
-    and second, so two settle windows never cancel each other)."""
-    suffix = f"-{int(at.timestamp())}" if kind == "settle" else ""
-    Queue(keys.QUEUE_EVENTS, connection=connection).enqueue_at(
-        at, "reactor.jobs.evaluate_scope", scope.dumps(),
-        job_id=f"{kind}-{scope.digest}{suffix}", retry=JOB_RETRY, job_timeout=JOB_TIMEOUT_S,
-        result_ttl=CHECK_RESULT_TTL_S, failure_ttl=CHECK_FAILURE_TTL_S,
+def hand_over(connection: SyncRedis, scope: Scope, owner: str) -> None:
+    """Queue the job that carries the scope's turn on as ``owner`` (who holds its marker)."""
+    Queue(keys.QUEUE_EVENTS, connection=connection).enqueue(
+        "reactor.jobs.take_turn", scope.dumps(), job_id=owner, retry=JOB_RETRY,
+        job_timeout=JOB_TIMEOUT_S, result_ttl=0, failure_ttl=CHECK_FAILURE_TTL_S,
     )

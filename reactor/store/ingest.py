@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from types import TracebackType
@@ -43,50 +45,80 @@ import redis
 import redis.asyncio
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as RedisRetry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.utils import utcformat
 
 from reactor.errors import StoreUnavailable
-from reactor.store import keys
+from reactor.routing import Scope
+from reactor.store import connect, keys, turns
 from reactor.store.deliveries import Delivery
+from reactor.store.waiting import Waiting, WaitingRoom
 
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "reactor.jobs.process_delivery"
+TURN_FUNC = "reactor.jobs.take_turn"
 JOB_TIMEOUT_S = 60  # a job takes seconds; a killed worker's job is handed back after this + 15 s
 JOB_RESULT_TTL_S = 3600
 JOB_FAILURE_TTL_S = 7 * 24 * 3600
 JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
 UNACCEPTED_TTL_S = 600  # a record whose script never ran (503, crash) expires this soon
-STORE_TIMEOUT_S = 5.0  # GitHub gives up on a delivery after 10 s
+STORE_TIMEOUT_S = 5.0  # one round trip's longest wait (a hung Redis)
 RECONNECT_RETRIES = 2  # fresh connections tried after one broke (see reconnect_retry)
-LOADING_WAIT_S = 3.0  # a Redis reading its data back after a restart is waited for this long
-LOADING_POLL_S = 0.1
 _UNACCEPTED_TTL = b"%d" % UNACCEPTED_TTL_S
+
+# Riding out a Redis outage (see Ingest): GitHub waits 10 s for an answer, upload included.
+ANSWER_WITHIN_S = 8.0  # a delivery waits for Redis this long after it arrived, then gets 503
+MIN_ROUND_TRIP_S = 1.0  # a round trip near a deadline may still take this long
+CONNECT_TIMEOUT_S = 2.0  # one attempt to reach Redis again
+BACKOFF_FIRST_S = 0.05  # between attempts: 0 (a connection a restart broke), then doubling
+BACKOFF_CAP_S = 1.0
+# The catch-up's period marker (reactor/worker.py's PERIODIC "catchup"): without it the
+# scheduler runs the catch-up at once.
+CATCH_UP_PERIOD = keys.periodic("catchup")
+WAIT_TIMEOUT_MS = 500  # with REDIS_WAIT_REPLICAS: how long the replicas may take to acknowledge
+_AWAY = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
 
 MAX_BATCH = 64  # deliveries per script call: bounds how long one call holds Redis
 
 _ACCEPT_LUA = """\
--- KEYS: RQ's queue, RQ's set of queues, then per delivery: seen-marker, record, job hash.
--- ARGV: timestamp, then per delivery: job id (the delivery's GUID), job data, description.
+-- KEYS: RQ's queue, RQ's set of queues, then per delivery: seen-marker, record, job hash,
+-- its scope's pending list and turn marker (a delivery handled alone repeats its seen-marker
+-- there, unused).
+-- ARGV: timestamp, then per delivery: GUID, job id, job data, description, and 'turn' when
+-- the delivery joins its scope's turn.
 -- Answers per delivery: 1 accepted, 0 a duplicate, -1 its record is missing (not stored).
 local answers, queued = {{}}, {{}}
-for i = 0, (#KEYS - 2) / 3 - 1 do
-  local seen, record, job = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  if redis.call('EXISTS', record) == 0 then
+for i = 0, (#KEYS - 2) / 5 - 1 do
+  local seen, record, job = KEYS[3 + 5 * i], KEYS[4 + 5 * i], KEYS[5 + 5 * i]
+  local guid, id = ARGV[2 + 5 * i], ARGV[3 + 5 * i]
+  if redis.call('EXPIRE', record, {delivery_ttl}) == 0 then
     answers[i + 1] = -1
   elseif not redis.call('SET', seen, '1', 'NX', 'EX', {seen_ttl}) then
     answers[i + 1] = 0
   else
-    redis.call('EXPIRE', record, {delivery_ttl})
-    redis.call('DEL', job)
-    redis.call('HSET', job, {fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
-               'data', ARGV[3 + 3 * i], 'description', ARGV[4 + 3 * i])
-    queued[#queued + 1] = ARGV[2 + 3 * i]
     answers[i + 1] = 1
+    local enqueue = true
+    if ARGV[6 + 5 * i] == 'turn' then
+      local pending = KEYS[6 + 5 * i]
+      redis.call('RPUSH', pending, 'd:' .. guid)
+      enqueue = redis.call('SET', KEYS[7 + 5 * i], id, 'NX', 'EX', {turn_ttl})
+      if enqueue then redis.call('EXPIRE', pending, {scope_ttl}) end
+    end
+    if enqueue then
+      redis.call('DEL', job)
+      if ARGV[6 + 5 * i] == 'turn' then
+        redis.call('HSET', job, {turn_fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
+                   'data', ARGV[4 + 5 * i], 'description', ARGV[5 + 5 * i])
+      else
+        redis.call('HSET', job, {fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
+                   'data', ARGV[4 + 5 * i], 'description', ARGV[5 + 5 * i])
+      end
+      queued[#queued + 1] = id
+    end
   end
 end
 if #queued > 0 then
@@ -113,21 +145,16 @@ def reconnect_retry() -> RedisRetry:
 
 
 class JobTemplate:
-    """RQ's job hash for a delivery, taken from one template job RQ makes at start-up."""
+    """RQ's job hash for a delivery, taken from a template job RQ makes at start-up; and for
+    a competition's turn, whose job keeps no result (its outcome is in the audit log)."""
 
     VARIABLE = ("created_at", "enqueued_at", "data", "description")
 
     def __init__(self, queue_name: str = keys.QUEUE_EVENTS) -> None:
         queue = Queue(queue_name, connection=redis.Redis())  # never used for I/O here
-        template = Job.create(
-            JOB_FUNC, args=("template",), connection=queue.connection, origin=queue_name,
-            timeout=JOB_TIMEOUT_S, result_ttl=JOB_RESULT_TTL_S, failure_ttl=JOB_FAILURE_TTL_S,
-            retry=JOB_RETRY, status=JobStatus.QUEUED,
-        )
-        self.fixed: dict[str, Any] = {
-            name: value.value if isinstance(value, Enum) else value
-            for name, value in template.to_dict().items() if name not in self.VARIABLE
-        }
+        template = self._template(queue, JOB_RESULT_TTL_S)
+        self.fixed = self._fixed(template)
+        self.turn_fixed = self._fixed(self._template(queue, 0))
         self._dumps = template.serializer.dumps
         self.queue_key = queue.key.encode()
         self.queues_key = queue.redis_queues_keys.encode()
@@ -138,23 +165,40 @@ class JobTemplate:
             return
         raise TypeError("RQ would zlib-decompress this job data: compress it instead")
 
-    def data(self, guid: str) -> bytes:
+    @staticmethod
+    def _template(queue: Queue, result_ttl: int) -> Job:
+        return Job.create(
+            JOB_FUNC, args=("template",), connection=queue.connection, origin=queue.name,
+            timeout=JOB_TIMEOUT_S, result_ttl=result_ttl, failure_ttl=JOB_FAILURE_TTL_S,
+            retry=JOB_RETRY, status=JobStatus.QUEUED,
+        )
+
+    def _fixed(self, template: Job) -> dict[str, Any]:
+        return {name: value.value if isinstance(value, Enum) else value
+                for name, value in template.to_dict().items() if name not in self.VARIABLE}
+
+    def data(self, guid: str, func: str = JOB_FUNC) -> bytes:
         """The job's data, not compressed: RQ's ``Job.restore`` takes data that is not zlib as
         it is (a pickle starts with its PROTO opcode, 0x80, never a zlib header; checked at
         start-up). Compressing 80 bytes gains nothing and costs ~5 µs a delivery."""
-        return self._dumps((JOB_FUNC, None, (guid,), {}))
+        return self._dumps((func, None, (guid,), {}))
 
     @staticmethod
-    def description(guid: str) -> str:
-        return f"{JOB_FUNC}({guid!r})"  # as RQ's get_call_string writes it
+    def description(argument: str, func: str = JOB_FUNC) -> str:
+        return f"{func}({argument!r})"  # as RQ's get_call_string writes it
 
 
 def accept_script(template: JobTemplate) -> str:
     """The accept script's Lua source, with ``template``'s constant job fields in it."""
-    fixed = ", ".join(_lua_string(x) for pair in template.fixed.items() for x in pair)
     return _ACCEPT_LUA.format(
-        seen_ttl=keys.SEEN_TTL_S, delivery_ttl=keys.DELIVERY_TTL_S, fixed=fixed
+        seen_ttl=keys.SEEN_TTL_S, delivery_ttl=keys.DELIVERY_TTL_S,
+        fixed=_lua_fields(template.fixed), turn_fixed=_lua_fields(template.turn_fixed),
+        turn_ttl=turns.QUEUED_TTL_S, scope_ttl=keys.SCOPE_TTL_S,
     )
+
+
+def _lua_fields(fields: dict[str, Any]) -> str:
+    return ", ".join(_lua_string(x) for pair in fields.items() for x in pair)
 
 
 def _lua_string(value: object) -> str:
@@ -181,22 +225,51 @@ class Ingest:
 
     ``async with Ingest(client) as ingest`` runs its sender task and connection for the block
     (the web lifespan); without it, the first :meth:`accept` starts the sender.
+
+    **Riding out an outage.** When Redis does not answer (restarting, failing over, loading
+    its data back), the deliveries wait in memory (a :class:`~.waiting.WaitingRoom`: at most
+    1,000 of them and 32 MiB of payload; past that, 503 at once), each until its deadline
+    (:data:`ANSWER_WITHIN_S` after its request arrived, inside GitHub's 10 s), while the one
+    sender task tries to reach Redis again — one attempt at a time, at once and then after
+    50 ms, doubling to 1 s — and stores them the moment it answers: a restart of a few
+    seconds costs their 202s a few seconds, not a 503. A delivery whose deadline passes is
+    refused (503). A round trip cut off keeps its deliveries for the next: one that the lost
+    attempt did accept is then found by its seen-marker and answered as a duplicate (2xx),
+    so each is still accepted once.
+
+    **Catching up what was refused.** GitHub does not retry a 503. The GUIDs refused while
+    Redis was away are remembered, and once Redis answers one command deletes the
+    catch-up's period marker, so the scheduler runs the catch-up at once rather than within
+    the minute, and each GUID's redelivery hold, so the catch-up asks GitHub for it whatever
+    it asked before (``reactor/catchup.py``).
+
+    **Replicas** (``replicas``, REDIS_WAIT_REPLICAS). Redis replicates asynchronously: a 202
+    for a delivery the master had not yet passed on is lost with the master, and GitHub will
+    not redeliver it. With ``replicas`` > 0, each batch's round trip ends with ``WAIT``, and
+    a delivery no replica acknowledged within :data:`WAIT_TIMEOUT_MS` is answered 503.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, template: JobTemplate | None = None) -> None:
+    def __init__(self, client: redis.asyncio.Redis, template: JobTemplate | None = None, *,
+                 replicas: int = 0, turn_each: bool = False) -> None:
         self._redis = client  # for SCRIPT LOAD
+        # UNSAFE_DISABLE=lease (the chaos suite's control): every delivery queues a turn of
+        # its own, so nothing stops two workers judging one scope at once.
+        self._turn_each = turn_each
+        self._replicas = replicas  # replicas that must acknowledge a delivery before its 202
+        self._wait = pack(b"WAIT", b"%d" % replicas, b"%d" % WAIT_TIMEOUT_MS)
         self._template = template or JobTemplate()
         self._script = accept_script(self._template)
         self._sha = hashlib.sha1(self._script.encode()).hexdigest().encode()  # noqa: S324
-        pool = client.connection_pool
-        # Timeouts are per round trip (STORE_TIMEOUT_S), not per socket read.
-        self._conn: AbstractConnection = pool.connection_class(**{
-            **pool.connection_kwargs, "socket_timeout": None, "health_check_interval": 0,
-        })
-        self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        # Timeouts are per round trip (STORE_TIMEOUT_S), not per socket read; reconnecting
+        # is the ride-out's, one attempt at a time (no retries inside redis-py).
+        self._conn: AbstractConnection = connect.dedicated(
+            client, socket_timeout=None, health_check_interval=0,
+            retry=RedisRetry(NoBackoff(), 0),
+        )
+        self._room: WaitingRoom[Routed] = WaitingRoom()
+        self._failures = 0  # attempts to reach Redis that failed since it last answered
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
-        self._reconnect = reconnect_retry()
 
     async def __aenter__(self) -> Ingest:
         self._start()
@@ -208,17 +281,29 @@ class Ingest:
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
-        for _, future in self._pending:
-            _settle(future, StoreUnavailable("the web process is stopping"))
+        for waiting in self._room.take(len(self._room.pending)):
+            self._room.finish(waiting, StoreUnavailable("the web process is stopping"))
         await self._conn.disconnect()
 
-    async def accept(self, delivery: Delivery) -> bool:
-        """Store and enqueue ``delivery``; False if its GUID was already accepted.
+    async def accept(
+        self, delivery: Delivery, scope: Scope | None = None, *, deadline: float | None = None
+    ) -> bool:
+        """Store ``delivery`` and leave it for its scope's turn (queuing the turn when none
+        is queued or running), or queue a job of its own when it has no ``scope``; False if
+        its GUID was already accepted.
 
-        Raises StoreUnavailable when Redis cannot take it (no seen-marker is then written).
+        ``deadline`` (the event loop's clock; default :data:`ANSWER_WITHIN_S` from now) ends
+        its wait for a Redis that does not answer. Raises StoreUnavailable when Redis cannot
+        take it by then, or too many deliveries wait already (no seen-marker is written) —
+        or, with ``replicas``, when the master took it but no replica acknowledged it (the
+        delivery is then handled all the same, and a redelivery is a duplicate).
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((delivery, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._room.admit(Waiting(
+            Routed(delivery, scope), delivery.guid, future, len(delivery.body),
+            loop.time() + ANSWER_WITHIN_S if deadline is None else deadline,
+        ), redis_away=self._failures > 0)
         self._wake.set()
         if self._sender is None:  # used without ``async with``: the sender runs from now on
             self._start()
@@ -233,81 +318,173 @@ class Ingest:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            if self._pending:
-                self._wake.set()
             try:
-                results = await self._store([delivery for delivery, _ in batch])
-            except asyncio.CancelledError:
-                for _, future in batch:
-                    _settle(future, StoreUnavailable("the web process is stopping"))
+                await self._step()
+            except _AWAY as exc:  # Redis does not answer: wait for it, keeping what waits
+                await self._conn.disconnect()
+                await self._ride_out(exc)
+                self._wake.set()
+
+    async def _step(self) -> None:
+        """Store the next batch; once nothing waits, tell Redis what was refused meanwhile."""
+        room = self._room
+        if room.pending:
+            batch = room.take(MAX_BATCH)
+            try:
+                async with asyncio.timeout(self._budget(batch)):
+                    results = await self._store([w.item for w in batch])
+            except (asyncio.CancelledError, *_AWAY):
+                room.put_back(batch)
                 raise
             except Exception as exc:  # keep the sender alive whatever happens to one batch
-                if not isinstance(exc, redis.RedisError | OSError | TimeoutError):
-                    log.exception("storing %d deliveries failed", len(batch))
+                log.exception("storing %d deliveries failed", len(batch))
                 await self._conn.disconnect()
                 results = [StoreUnavailable(f"Redis cannot take the delivery: {exc}")
                            for _ in batch]
-            for (_, future), result in zip(batch, results, strict=True):
-                _settle(future, result)
+            self._answered()
+            for waiting, result in zip(batch, results, strict=True):
+                room.finish(waiting, result)
+            if room.pending:
+                self._wake.set()
+                return
+        if room.refused:
+            await self._catch_up_now()
 
-    async def _store(self, batch: list[Delivery]) -> list[bool | StoreUnavailable]:
-        """Each delivery's outcome: True, False (a duplicate) or a StoreUnavailable."""
-        records, script = [self._record(d) for d in batch], self._script_call(batch)
-        waited_until = asyncio.get_running_loop().time() + LOADING_WAIT_S
+    async def _ride_out(self, error: BaseException) -> None:
+        """Try to reach Redis again with backoff, one attempt at a time, until it answers or
+        nothing waits for it; meanwhile each delivery whose deadline passes is refused."""
+        loop = asyncio.get_running_loop()
+        room = self._room
+        if not self._failures:
+            log.warning("Redis does not answer (%s): deliveries wait for it, up to %g s "
+                        "each", error, ANSWER_WITHIN_S)
+        reason = f"Redis did not answer within {ANSWER_WITHIN_S:g} s"
         while True:
+            self._failures += 1
+            room.expire(loop.time(), reason)
+            if not room.pending and not room.refused:
+                return  # nothing waits: the next delivery tries at once
+            await asyncio.sleep(self._pause(loop.time()))
+            room.expire(loop.time(), reason)
             try:
-                answers = await self._send(records, script)
-                break
-            except BusyLoadingError:  # just restarted: reading its data back, for a moment
-                await self._conn.disconnect()  # the rest of the replies are not coming
-                if asyncio.get_running_loop().time() > waited_until:
-                    raise
-                await asyncio.sleep(LOADING_POLL_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await self._connect()
+            except _AWAY:
+                await self._conn.disconnect()
+                continue
+            return
+
+    def _answered(self) -> None:
+        """Redis answered a round trip: the next failure starts the ride-out afresh."""
+        if self._failures:
+            log.warning("Redis answers again")
+            self._failures = 0
+
+    def _pause(self, now: float) -> float:
+        """Before the next attempt: none after the first failure (a connection a restart
+        broke is simply made again), then backoff with jitter — never past a deadline."""
+        if self._failures <= 1:
+            return 0.0
+        pause = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2.0 ** (self._failures - 2))
+        pause *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        earliest = self._room.earliest()
+        return pause if earliest is None else min(pause, max(0.0, earliest - now))
+
+    def _budget(self, batch: list[Waiting[Routed]]) -> float:
+        """How long the batch's round trip may take: :data:`STORE_TIMEOUT_S`, cut short near
+        the earliest deadline (a round trip cut off is tried again, its deliveries kept)."""
+        left = min(w.deadline for w in batch) - asyncio.get_running_loop().time()
+        return min(STORE_TIMEOUT_S, max(MIN_ROUND_TRIP_S, left))
+
+    async def _catch_up_now(self) -> None:
+        """Delete the catch-up's period marker and the refused GUIDs' redelivery holds."""
+        guids = list(self._room.refused)[:MAX_BATCH * 16]
+        command = pack(b"DEL", CATCH_UP_PERIOD.encode(),
+                       *(keys.redelivery_hold(guid).encode() for guid in guids))
+        async with asyncio.timeout(STORE_TIMEOUT_S):
+            await self._connect()
+            await self._conn.send_packed_command([command], check_health=False)
+            reply = await self._reply()
+        if isinstance(reply, ReadOnlyError):
+            raise redis.ConnectionError(f"Redis is a read-only replica now: {reply}")
+        if isinstance(reply, ResponseError):
+            log.warning("could not ask for the catch-up now (%s); it runs within the minute",
+                        reply)
+        else:
+            log.warning("%d deliveries were answered 503 while Redis was away: the catch-up "
+                        "asks GitHub for them now", len(guids))
+        self._answered()
+        self._room.told(guids)
+        if self._room.refused:
+            self._wake.set()
+
+    async def _store(self, batch: list[Routed]) -> list[bool | StoreUnavailable]:
+        """Each delivery's outcome: True, False (a duplicate) or a StoreUnavailable."""
+        records = [self._record(r.delivery) for r in batch]
+        script = self._script_call(batch)
+        answers, copies = await self._round_trip(records, script)
         if isinstance(answers, NoScriptError):  # Redis restarted without its script cache
             await self._redis.script_load(self._script)  # (or this is the first batch)
-            answers = await self._round_trip([], script)
+            answers, copies = await self._round_trip([], script)
+        if isinstance(answers, ReadOnlyError):  # a replica now, as a failover leaves it
+            raise redis.ConnectionError(f"Redis is a read-only replica now: {answers}")
         if not isinstance(answers, list) or len(answers) != len(batch):
             return [StoreUnavailable(f"Redis refused the deliveries: {answers}") for _ in batch]
+        if self._replicas and not (isinstance(copies, int) and copies >= self._replicas):
+            # Kept by the master alone: a failover now would lose them, and GitHub would not
+            # redeliver what it saw answered 202. Answered 503 instead, they are handled all
+            # the same (their seen-marker stands) — or redelivered, if the master is lost.
+            reason = f"{copies} of {self._replicas} replicas acknowledged the delivery"
+            return [StoreUnavailable(reason) if a == 1 else _outcome(a) for a in answers]
         return [_outcome(answer) for answer in answers]
-
-    async def _send(self, records: list[bytes], script: bytes) -> Any:
-        if self._conn.is_connected:
-            # A connection idle across a Redis restart fails on first use: fresh tries.
-            # Any delivery a lost attempt did accept then answers "duplicate": still once.
-            return await self._reconnect.call_with_retry(
-                lambda: self._round_trip(records, script), self._drop_connection
-            )
-        # not connected: Redis was unreachable a moment ago, so fail fast if it still is
-        return await self._round_trip(records, script)
-
-    async def _drop_connection(self, error: Exception) -> None:
-        await self._conn.disconnect()
 
     def _record(self, delivery: Delivery) -> bytes:
         """The delivery's ``SET`` of its record, packed."""
         key = keys.delivery(delivery.guid).encode()
         return pack(b"SET", key, delivery.header() + delivery.body, b"NX", b"EX", _UNACCEPTED_TTL)
 
-    def _script_call(self, batch: list[Delivery]) -> bytes:
+    def _script_call(self, batch: list[Routed]) -> bytes:
         """The ``EVALSHA`` of the accept script for ``batch``, packed."""
         t = self._template
         names, args = [t.queue_key, t.queues_key], [utcformat(datetime.now(UTC)).encode()]
-        for delivery in batch:
-            guid = delivery.guid
-            names += (keys.seen(guid).encode(), keys.delivery(guid).encode(),
-                      t.job_prefix + guid.encode())
-            args += (guid.encode(), t.data(guid), t.description(guid).encode())
+        for routed in batch:
+            guid, scope = routed.delivery.guid, routed.scope
+            seen = keys.seen(guid).encode()
+            if scope is None:
+                job_id, job = guid, guid.encode()
+                names += (seen, keys.delivery(guid).encode(), t.job_prefix + job, seen, seen)
+                args += (job, job, t.data(guid), t.description(guid).encode(), b"")
+                continue
+            job_id = turns.owner_id(scope.digest, guid)
+            argument = scope.dumps()
+            job = t.job_prefix + job_id.encode()
+            # Each its own turn: the marker tried is the new job's key, which is free (the
+            # script then writes the job over it).
+            marker = job if self._turn_each else keys.turn(scope.key).encode()
+            names += (seen, keys.delivery(guid).encode(), job, keys.pending(scope.key).encode(),
+                      marker)
+            args += (guid.encode(), job_id.encode(), t.data(argument, TURN_FUNC),
+                     t.description(argument, TURN_FUNC).encode(), b"turn")
         return pack(b"EVALSHA", self._sha, b"%d" % len(names), *names, *args)
 
-    async def _round_trip(self, records: list[bytes], script: bytes) -> Any:
-        """Send the records' SETs and the script call in one write; the script's reply."""
-        async with asyncio.timeout(STORE_TIMEOUT_S):
-            # send_packed_command connects first when the connection is closed.
-            await self._conn.send_packed_command([*records, script], check_health=False)
-            for _ in records:
-                await self._reply()  # OK, or nil when an unaccepted record was already there
-            return await self._reply()
+    async def _round_trip(self, records: list[bytes], script: bytes) -> tuple[Any, Any]:
+        """Send the records' SETs and the script call in one write (and a ``WAIT`` for the
+        replicas, with REDIS_WAIT_REPLICAS); the script's reply and the replicas that
+        acknowledged (None without WAIT). The caller bounds its time."""
+        wait = [self._wait] if self._replicas else []
+        await self._connect()
+        await self._conn.send_packed_command([*records, script, *wait], check_health=False)
+        for _ in records:
+            await self._reply()  # OK, or nil when an unaccepted record was already there
+        answers = await self._reply()
+        return answers, (await self._reply() if wait else None)
+
+    async def _connect(self) -> None:
+        """Connect, if need be, the way the connection's own class does: redis-py's connecting
+        inside ``send_packed_command`` would skip a Sentinel-managed connection's asking where
+        the master is (and go to the address it last had, or localhost:6379 at first)."""
+        if not self._conn.is_connected:
+            await self._conn.connect()  # type: ignore[no-untyped-call]
 
     async def _reply(self) -> Any:
         try:
@@ -316,13 +493,12 @@ class Ingest:
             return exc
 
 
-def _settle(future: asyncio.Future[bool], result: bool | BaseException) -> None:
-    if future.done():  # the request went away
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A delivery to store, and the scope whose turn it joins (None: a job of its own)."""
+
+    delivery: Delivery
+    scope: Scope | None
 
 
 def _outcome(reply: Any) -> bool | StoreUnavailable:

@@ -29,9 +29,10 @@ CONTENT_WRITES = PREFIX + "content-writes:{installation_id}"  # paced issue/comm
 # Serialising work per competition ("scope": "<repo id>:comp:<name>" or "<repo id>:issue:<n>").
 LEASE = PREFIX + "lease:{scope}"
 FENCE = PREFIX + "fence:{scope}"
-PENDING = PREFIX + "pending:{scope}"
-INFLIGHT = PREFIX + "inflight:{scope}"
-SETTLING = PREFIX + "settling:{scope}"  # changes parked until a settle window ends
+PENDING = PREFIX + "pending:{scope}"  # work waiting for the scope's turn (store/turns.py)
+INFLIGHT = PREFIX + "inflight:{scope}"  # taken by a round, or waiting for a settle window
+TURN = PREFIX + "turn:{scope}"  # present while a turn is queued or running: its owner
+ROUNDS_RUNNING = PREFIX + "rounds-running"  # sorted set: scope → when its round is overdue
 JUDGED = PREFIX + "judged:{scope}"  # deliveries already judged (a retried job's change)
 SAGAS = PREFIX + "sagas:{scope}"  # hand-off journals in progress (reactor/shell/saga.py)
 # Everything kept per scope expires once the scope has been quiet this long.
@@ -58,6 +59,12 @@ CATCHUP_CURSOR = PREFIX + "catchup:since"
 CATCHUP_LOCK = PREFIX + "catchup:lock"
 REDELIVERIES = PREFIX + "redeliveries:{guid}"
 REDELIVERY_HOLD = PREFIX + "redelivery-hold:{guid}"
+
+# The sweep (reactor/shell/sweep.py), per installation: where its next run starts, held while
+# a run of it goes on, and present once its job of a period is queued.
+SWEEP_CURSOR = PREFIX + "sweep:cursor:{installation_id}"
+SWEEP_RUNNING = PREFIX + "sweep:running:{installation_id}"
+SWEEP_QUEUED = PREFIX + "sweep:queued:{installation_id}:{period}"
 
 # Periodic jobs (reactor/worker.py): present while a job's period has not yet run out.
 PERIODIC = PREFIX + "periodic:{name}"
@@ -167,9 +174,8 @@ def config_reported(repo_id: int, digest: str) -> str:
     return CONFIG_REPORTED.format(repo_id=repo_id, digest=digest)
 
 
-def settling(scope: str) -> str:
-    return SETTLING.format(scope=scope)
-
+def turn(scope: str) -> str:
+    return TURN.format(scope=scope)
 
 
 def redeliveries(guid: str) -> str:
@@ -182,3 +188,15 @@ def redelivery_hold(guid: str) -> str:
 
 def periodic(name: str) -> str:
     return PERIODIC.format(name=name)
+
+
+def sweep_cursor(installation_id: int) -> str:
+    return SWEEP_CURSOR.format(installation_id=installation_id)
+
+
+def sweep_running(installation_id: int) -> str:
+    return SWEEP_RUNNING.format(installation_id=installation_id)
+
+
+def sweep_queued(installation_id: int, period: int) -> str:
+    return SWEEP_QUEUED.format(installation_id=installation_id, period=period)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 
 from reactor.store import keys
 
@@ -92,23 +93,29 @@ async def remember(
 ) -> None:
     """Record accepted statuses (``entered``: when the issues entered them) and (comp, stage)
     identities; each issue's memory then lives :data:`ISSUE_TTL_S` from now."""
-    entered = entered or {}
-    numbers = set(statuses) | set(identities)
-    if not numbers:
-        return
     async with client.pipeline(transaction=False) as pipe:
-        for number in numbers:
-            fields: dict[str, str] = {}
-            if number in statuses:
-                fields["status"] = statuses[number]
-            if number in entered:
-                fields["since"] = entered[number]
-            if number in identities:
-                fields["comp"], fields["stage"] = identities[number]
-            key = keys.issue(repo_id, number)
-            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(key, ISSUE_TTL_S)
-        await pipe.execute()
+        queue_remember(pipe, repo_id, statuses=statuses, identities=identities, entered=entered)
+        if len(pipe):
+            await pipe.execute()
+
+
+def queue_remember(
+    pipe: Pipeline, repo_id: int, *, statuses: Mapping[int, str],
+    identities: Mapping[int, tuple[str, str]], entered: Mapping[int, str] | None = None,
+) -> None:
+    """:func:`remember`, queued on ``pipe`` (a turn's closing transaction)."""
+    entered = entered or {}
+    for number in set(statuses) | set(identities):
+        fields: dict[str, str] = {}
+        if number in statuses:
+            fields["status"] = statuses[number]
+        if number in entered:
+            fields["since"] = entered[number]
+        if number in identities:
+            fields["comp"], fields["stage"] = identities[number]
+        key = keys.issue(repo_id, number)
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+        pipe.expire(key, ISSUE_TTL_S)
 
 
 async def record_dependency(client: redis.asyncio.Redis, repo_id: int, blocked: int,
@@ -164,21 +171,31 @@ async def revert_counts(
     return {n: int(c) for n, c in zip(numbers, counts, strict=True) if c}
 
 
+def queue_revert(pipe: Pipeline, repo_id: int, issue: int, *, delivery: str, window_s: float,
+                 now: float | None = None) -> None:
+    """Record, on ``pipe``, that the reactor reverted ``issue`` (the revert-war count)."""
+    stamp = now if now is not None else time.time()
+    key = keys.reverts(repo_id, issue)
+    pipe.zadd(key, {delivery: stamp})
+    pipe.zremrangebyscore(key, "-inf", stamp - window_s)
+    pipe.expire(key, max(1, int(window_s)))
+
+
 async def record_revert(
     client: redis.asyncio.Redis, repo_id: int, issue: int, *, delivery: str, window_s: float,
     now: float | None = None,
 ) -> None:
-    stamp = now if now is not None else time.time()
-    key = keys.reverts(repo_id, issue)
     async with client.pipeline(transaction=True) as pipe:
-        pipe.zadd(key, {delivery: stamp})
-        pipe.zremrangebyscore(key, "-inf", stamp - window_s)
-        pipe.expire(key, max(1, int(window_s)))
+        queue_revert(pipe, repo_id, issue, delivery=delivery, window_s=window_s, now=now)
         await pipe.execute()
 
 
-async def forget_reverts(client: redis.asyncio.Redis, repo_id: int, issue: int) -> None:
+def queue_forget_reverts(pipe: Pipeline, repo_id: int, issue: int) -> None:
     """A maintainer handed the issue back: the revert-war count starts afresh."""
+    pipe.delete(keys.reverts(repo_id, issue))
+
+
+async def forget_reverts(client: redis.asyncio.Redis, repo_id: int, issue: int) -> None:
     await client.delete(keys.reverts(repo_id, issue))
 
 

@@ -14,7 +14,7 @@ from reactor.errors import PayloadError
 from reactor.labels import Status
 from reactor.markers import comment_marker, comment_markers, creation_key, creation_marker
 from reactor.model import change_from_event, parse_event, parse_issue
-from reactor.shell import burst
+from reactor.shell import schedule as burst
 from reactor.view import ChangeKind, IssueState
 from tests.core.world import APP, T0, agent, view
 

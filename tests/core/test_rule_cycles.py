@@ -180,9 +180,22 @@ def test_several_changes_to_one_issue_in_a_burst_are_refused_once() -> None:
 
 
 def test_a_refusal_is_the_same_on_replay() -> None:
-    d = deps(agent(1, "executor", body="depends on #2"),
-             agent(2, "executor", body="depends on #1"))
-    assert cycles.refuse(d, [edit(2, 1)]) == cycles.refuse(d, [edit(2, 1)])
+    """Replaying the delivery (``reactor replay``, a retried job) once its refusal was applied
+    asks for the very same comment — same marker, so the applier finds it posted and posts
+    nothing — and for no second label; another delivery's refusal has a marker of its own."""
+    before = deps(agent(1, "executor", body="depends on #2"),
+                  agent(2, "executor", body="depends on #1"))
+    first = cycles.refuse(before, [edit(2, 1)])
+    [label] = of_type(first, AddLabel)
+    [comment] = of_type(first, Comment)
+    assert (label.issue, label.label) == (2, BLOCKED)
+    applied = deps(agent(1, "executor", body="depends on #2"),
+                   agent(2, "executor", None, BLOCKED, body="depends on #1"))
+    replayed = cycles.refuse(applied, [edit(2, 1)])
+    assert of_type(replayed, AddLabel) == [] and of_type(replayed, RemoveLabel) == []
+    assert of_type(replayed, Comment) == [comment]
+    [other] = of_type(cycles.refuse(before, [edit(2, 1, key="d-2")]), Comment)
+    assert other.marker != comment.marker
 
 
 def test_the_shortest_cycle_through_the_new_edge_is_named() -> None:

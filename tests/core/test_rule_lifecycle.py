@@ -129,16 +129,46 @@ def test_other_label_changes_do_not_judge_a_pending_status() -> None:
     assert run([change(K.LABELED, 1, "bug")], state).actions == ()
 
 
-def test_a_read_newer_than_the_burst_waits_for_its_webhooks_before_anything_is_undone() -> None:
-    """The burst holds only old changes of #1 (its window has passed), but GitHub's
-    ``updated_at`` shows the issue changed since: the agent's newer moves (here straight to
-    ``completed``) are still on their way, so nothing is judged until they can arrive."""
-    fresh = dataclasses.replace(agent(1, "planner", "completed"), updated_at=at(59.5))
+def test_a_read_newer_than_the_burst_waits_for_its_webhooks_within_the_bound() -> None:
+    """The burst holds an old change of #1, but GitHub's ``updated_at`` shows the issue
+    changed since: the agent's newer moves (here straight to ``completed``) are still on
+    their way, so nothing is judged while they can still arrive — at most STRETCH
+    past the change's own settle window (settle 1 s: until 13 for a change at 10)."""
+    fresh = dataclasses.replace(agent(1, "planner", "completed"), updated_at=at(11.2))
     state = view(fresh, accepted={1: "starting"})
     burst = [change(K.LABELED, 1, "status:starting", t=10)]
-    waiting = run(burst, state, now=60)
-    assert waiting.actions == () and waiting.settle_until is not None
-    assert waiting.settle_until > at(60)
+    for now in (10.5, 11.5, 12.9):
+        waiting = run(burst, state, now=now)
+        assert waiting.actions == () and waiting.settle_until is not None
+        assert at(now) < waiting.settle_until <= at(13)
+
+
+def test_a_read_newer_than_the_burst_is_judged_once_the_bound_has_passed() -> None:
+    """However long GitHub's ``updated_at`` keeps moving (an agent touching the issue), a
+    change is judged no later than its settle window plus STRETCH after it arrived:
+    webhooks that never came by then cannot shield an invalid move."""
+    for updated in (12.5, 30.0, 59.5):
+        fresh = dataclasses.replace(agent(1, "planner", "completed"), updated_at=at(updated))
+        state = view(fresh, accepted={1: "starting"})
+        decided = run([change(K.LABELED, 1, "status:starting", t=10)], state,
+                      now=max(13.0, updated + 0.1))
+        assert decided.settle_until is None
+        assert of_type(decided, RemoveLabel)  # starting → completed skips running: undone
+
+
+def test_labels_no_rule_reads_never_hold_a_settle_window_open() -> None:
+    """An executor starts before its planner completed (R2), then keeps adding and removing
+    an unrelated label: its window is the start's alone (settle 1 s), and the start is
+    undone once it passes, whatever the churn and GitHub's ``updated_at`` say."""
+    planner = agent(1, "planner", "idle")
+    executor = dataclasses.replace(agent(2, "executor", "starting", "note"), updated_at=at(14))
+    state = view(planner, executor, accepted={1: "idle", 2: "idle"})
+    churn = [change(K.LABELED if k % 2 == 0 else K.UNLABELED, 2, "note", t=10 + 0.2 * (k + 1))
+             for k in range(20)]
+    burst = [change(K.LABELED, 2, "status:starting", t=10), *churn]
+    assert run(burst, state, now=10.8).settle_until == at(11)
+    undone = run(burst, state, now=11.05)
+    assert undone.settle_until is None and of_type(undone, RemoveLabel)
 
 
 def test_a_status_the_burst_removed_counts_as_reached_when_its_labeled_webhook_never_came() -> None:

@@ -229,9 +229,11 @@ async def test_a_write_github_fails_has_spent_its_budget_all_the_same(
 
 
 def test_a_hand_off_waits_for_the_budget_and_then_completes_once(stack: Stack) -> None:
-    """End to end: the installation's budget is spent (70 writes 55 s ago), so the hand-off's
+    """End to end: the installation's budget is spent (70 writes 50 s ago), so the hand-off's
     issue creation is refused and its job deferred; it completes by itself once the writes
-    leave the minute, with one next issue and no comment twice."""
+    leave the minute, with one next issue and no comment twice. The wait is read from the
+    sandbox's request log — the completion came while the budget was spent, the App's issue
+    creation only after it was free again — not timed."""
     with stack.sandbox.client() as client:
         created = client.create_repo("paced", "agents")
         s = Scenario(stack, client, "paced", "agents", int(created["installation_id"]))
@@ -242,21 +244,29 @@ def test_a_hand_off_waits_for_the_budget_and_then_completes_once(stack: Stack) -
         s.idle()
         s.set_labels("alice", number, *sorted(agent_labels("pc", "planner", "status:running")))
         s.idle()
-        spent_at_ms = int(time.time() * 1000) - 55_000
+        spent_at_ms = int(time.time() * 1000) - 50_000
+        free_at = datetime.fromtimestamp((spent_at_ms + 60_000) / 1000, UTC)
         connection = redis.Redis.from_url(stack.redis_url)
         connection.zadd(keys.content_writes(s.installation_id),
                         {f"spent-{i}": spent_at_ms for i in range(PER_MINUTE)})
         connection.close()
 
+        before = s.request_count()
         s.set_labels("alice", number, *sorted(agent_labels("pc", "planner", "status:completed")))
-        completed_at = time.monotonic()
         analyzer = wait_until(lambda: [i for i in s.issues() if "agent:analyzer" in names(i)],
                               timeout=40, what="the analyzer's issue")
-        waited = time.monotonic() - completed_at
-        print(f"hand-off with the budget spent until ~5 s later: {waited:.2f}s")
         s.settle()
 
-        assert waited > 3, waited  # not before the spent writes left the minute (~5 s)
+        def moment(call: dict[str, Any]) -> datetime:
+            return datetime.fromisoformat(call["at"])
+
+        calls = s.requests(before)
+        [completion] = [c for c in calls if c["actor"] == "alice" and c["method"] == "PUT"]
+        creations = [c for c in calls if c["actor"] == s.bot and c["method"] == "POST"
+                     and c["path"] == f"{s.path}/issues"]
+        assert moment(completion) < free_at, "the completion came after the budget was free"
+        assert [c["status"] for c in creations] == [201], creations  # once, never refused
+        assert moment(creations[0]) >= free_at, (creations, free_at)  # not before it was free
         [issue] = [i for i in s.issues() if "agent:analyzer" in names(i)]
         assert issue["number"] == analyzer[0]["number"]
         assert names(issue) == agent_labels("pc", "analyzer", "status:starting")

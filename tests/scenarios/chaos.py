@@ -407,10 +407,10 @@ def history(players: Players, comps: list[str], *, webhook_url: str | None,
                     and w["status_code"] is not None and 200 <= w["status_code"] < 300}
         client = redis.Redis.from_url(redis_url)
         try:
-            accounted = {r.delivery for r in audit.read(client, limit=None)}
+            accounted = {guid for r in audit.read(client, limit=None) for guid in r.guids()}
         finally:
             client.close()
-        accounted |= {job.removesuffix("-turn") for job in failed}
+        accounted |= {job.removesuffix("-slot") for job in failed}
     return History(issues=issues, bot=p.bot, stages=STAGES, authorised=AUTHORISED,
                    comps=comps, mistakes=list(p.made), answered=answered, accounted=accounted)
 

@@ -37,6 +37,7 @@ from rq.registry import (
 from reactor.demo.script import AGENTS, MAINTAINER, STAGES  # the demo's agents, the same users
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.testing import SandboxClient
+from reactor.shell import repoconfig
 from reactor.store import keys
 from reactor.store.ingest import JOB_RETRY
 from tests.conftest import Stack, running_stack, webhook_headers
@@ -92,12 +93,8 @@ def stays(predicate: Callable[[], bool], *, for_s: float = SETTLE_S + 0.5,
 # -- processes ---------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
-    outcome: Any = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+# ``request.node.rep_call`` (whether the test failed) is kept by tests/conftest.py, which
+# also checks, for every test that ran workers and passed, that RQ's failed registry is empty.
 
 
 @pytest.fixture
@@ -163,6 +160,10 @@ class Scenario:
         if existing.status_code == 200:
             body["sha"] = existing.json()["sha"]
         self.call(login, "PUT", url, json=body)
+        # The push drops the cached text; a worker that read it just before keeps its own
+        # copy for LOCAL_TTL_S more (README: a push is seen within a second).
+        self.idle()
+        time.sleep(repoconfig.LOCAL_TTL_S)
 
     def open_issue(self, login: str, title: str, labels: list[str], body: str = "") -> int:
         created = self.call(login, "POST", "/issues",
@@ -232,8 +233,8 @@ class Scenario:
 
     def busy(self) -> dict[str, int]:
         """Work the reactor still has: queued, taken and running jobs, scheduled checks due soon
-        (a settle re-read; not the far-off safety checks), held leases, and changes pending,
-        in flight or parked for the settle window."""
+        (a settle re-read; not the far-off safety checks), held leases, turns queued or
+        running, and changes pending, in flight or parked for the settle window."""
         queue = Queue(keys.QUEUE_EVENTS, connection=self._rq)
         scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
         now = int(time.time())
@@ -253,8 +254,9 @@ class Scenario:
             "scheduled-soon": len(soon),
             "deferred": DeferredJobRegistry(queue=queue).count,
             "leases": sum(1 for _ in self._rq.scan_iter("reactor:lease:*", count=1000)),
+            "turns": sum(1 for _ in self._rq.scan_iter("reactor:turn:*", count=1000)),
         }
-        for kind in ("pending", "inflight", "settling"):
+        for kind in ("pending", "inflight"):
             found[kind] = sum(self._rq.llen(k) for k in self._rq.scan_iter(
                 f"reactor:{kind}:*", count=1000) if self._rq.type(k) == b"list")
         return {k: v for k, v in found.items() if v}
@@ -347,10 +349,6 @@ def make_scenario(stack: Stack, request: pytest.FixtureRequest, *,
         scenario.idle()
         try:
             yield scenario
-            report = getattr(request.node, "rep_call", None)
-            if report is not None and report.passed:
-                # SPEC §6: a worker never crashes; nothing may end in RQ's failed registry.
-                assert scenario.failed_jobs() == [], scenario.failed_jobs()
         finally:
             report = getattr(request.node, "rep_call", None)
             if report is not None and report.failed:

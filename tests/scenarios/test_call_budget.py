@@ -12,6 +12,10 @@ cached. No rule can fire on that change whatever the issue's current state (R1/R
 R5/R6 an ``agent:`` label), so it can be decided from the payload and the cached config
 alone: 0 calls. Reading the issue "to be sure" would be one call too many.
 
+The same holds for a burst: ten labels no rule reads, added to an agent issue one after the
+other within its settle window, need nothing, so the burst costs no call at all — not even a
+free ``304`` read (SPEC §7: a burst of k events costs O(1) reads; these need none).
+
 The first event of a repository also reads ``.github/reactor.yml`` (and may mint a token);
 the measurements start after that warm-up.
 """
@@ -39,7 +43,8 @@ USERS = {*AGENTS.values(), "mallory", "reader", "octocat"}
 
 def measure(s: Scenario, what: str, act: Callable[[], None], capsys: pytest.CaptureFixture[str],
             *, done: Callable[[], object] | None = None) -> list[dict[str, Any]]:
-    """Run ``act`` on an idle reactor; the App's charged calls until it is idle again."""
+    """Run ``act`` on an idle reactor; the App's calls until it is idle again, charged or
+    not (:func:`charged` picks the charged ones)."""
     s.settle()
     start = s.request_count()
     act()
@@ -48,16 +53,20 @@ def measure(s: Scenario, what: str, act: Callable[[], None], capsys: pytest.Capt
     s.settle()
     window = s.requests(start)
     calls = [r for r in window if r["actor"] == s.bot]
-    charged = [r for r in calls if r["status"] != 304]
     others = [r for r in window if r["actor"] not in USERS and r["actor"] != s.bot]
     with capsys.disabled():
-        print(f"\n[calls] {what}: {len(charged)} charged, {len(calls)} total as {s.bot}")
+        print(f"\n[calls] {what}: {len(charged(calls))} charged, {len(calls)} total as {s.bot}")
         for r in calls:
             print(f"    {r['method']} {r['path']} -> {r['status']}")
         for r in others:
             print(f"    (not as the installation: {r['actor']}) "
                   f"{r['method']} {r['path']} -> {r['status']}")
-    return charged
+    return calls
+
+
+def charged(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls that cost rate limit: all but those answered ``304 Not Modified``."""
+    return [r for r in calls if r["status"] != 304]
 
 
 def test_github_calls_per_event_stay_within_the_budget(
@@ -69,30 +78,33 @@ def test_github_calls_per_event_stay_within_the_budget(
     plain = s.open_issue("mallory", "Flaky CI on main", [])
     s.settle()  # warm-up: config read, token minted
 
-    nothing = measure(s, "unrelated label `bug` on a non-agent issue",
-                      lambda: s.add_labels("mallory", plain, "bug"), capsys)
-    start = measure(s, "valid transition idle → starting (one request, POST a label)",
-                    lambda: s.add_labels(login, planner, "status:starting"), capsys)
-    run = measure(s, "valid transition starting → running (two requests)",
-                  lambda: move_two_requests(s, login, planner, "starting", "running"), capsys)
+    nothing = charged(measure(s, "unrelated label `bug` on a non-agent issue",
+                      lambda: s.add_labels("mallory", plain, "bug"), capsys))
+    start = charged(measure(s, "valid transition idle → starting (one request, POST a label)",
+                            lambda: s.add_labels(login, planner, "status:starting"), capsys))
+    run = charged(measure(s, "valid transition starting → running (two requests)",
+                          lambda: move_two_requests(s, login, planner, "starting", "running"),
+                          capsys))
     assert s.labels(planner) == agent_labels(comp, "planner", "status:running")
-    handoff = measure(s, "hand-off planner running → completed (one request, PUT labels)",
-                      lambda: move_one_request(s, login, planner, comp, "planner", "completed"),
-                      capsys, done=lambda: s.agent_issues(comp, "analyzer"))
+    handoff = charged(measure(
+        s, "hand-off planner running → completed (one request, PUT labels)",
+        lambda: move_one_request(s, login, planner, comp, "planner", "completed"),
+        capsys, done=lambda: s.agent_issues(comp, "analyzer")))
     analyzer = next_issue(s, comp, "analyzer")["number"]
 
     def ten_labels() -> None:
         for i in range(10):
             s.add_labels("mallory", analyzer, f"note-{i}")
 
-    burst = measure(s, "burst: 10 unrelated labels on an agent issue, one at a time (info)",
-                    ten_labels, capsys)
+    burst = measure(s, "burst: 10 labels no rule reads on an agent issue, one at a time",
+                    ten_labels, capsys)  # every call, free 304s included
 
     with capsys.disabled():
         print(f"\n[calls] summary: nothing={len(nothing)} transition={len(start)}, "
-              f"{len(run)} hand-off={len(handoff)} burst-of-10={len(burst)} "
-              f"(budget 0 / ≤2 / ≤6 / O(1))")
+              f"{len(run)} hand-off={len(handoff)} burst-of-10={len(burst)} calls "
+              f"(budget 0 / ≤2 / ≤6 / 0)")
     assert len(nothing) == 0, nothing
     assert len(start) <= 2, start
     assert len(run) <= 2, run
     assert len(handoff) <= 6, handoff
+    assert burst == [], burst  # no call at all, charged or free

@@ -24,7 +24,9 @@ import pytest
 import redis
 from rq import Queue
 
-from reactor.store import audit, keys
+from reactor.model import Repo
+from reactor.routing import Scope
+from reactor.store import audit, keys, turns
 from tests.scenarios.conftest import (
     AGENTS,
     CONFIG,
@@ -174,7 +176,7 @@ def test_2_a_completion_whose_job_was_retried_stands_and_hands_off_once(
     scenario: Scenario,
 ) -> None:
     """GitHub's issue reads answer 502 while the planner goes starting → running → completed,
-    until RQ has had to retry one of the deliveries' jobs; then GitHub recovers."""
+    until RQ has had to retry the job of the competition's turn; then GitHub recovers."""
     s, comp = scenario, "retried"
     planner = start_planners(s, [comp])[comp]
     requests_before, webhooks_before = s.request_count(), len(s.client.webhooks())
@@ -184,12 +186,13 @@ def test_2_a_completion_whose_job_was_retried_stands_and_hands_off_once(
     }})
     connection = redis.Redis.from_url(s.stack.redis_url)
     queue = Queue(keys.QUEUE_EVENTS, connection=connection)
+    digest = Scope(Repo(s.owner, s.name, repo_id(s)), s.installation_id, comp).digest
 
     def retried() -> str | None:
         for hook in s.client.webhooks(webhooks_before):
-            job = queue.fetch_job(hook["guid"]) if hook["event"] == "issues" else None
+            job = queue.fetch_job(turns.owner_id(digest, hook["guid"]))
             if job is not None and job.retries_left is not None and job.retries_left < 3:
-                return str(hook["guid"])
+                return job.id
         return None
 
     try:
@@ -204,8 +207,8 @@ def test_2_a_completion_whose_job_was_retried_stands_and_hands_off_once(
     assert refused, "the fault never struck the App's reads"
 
     handed_off_once(s, [comp], {comp: planner}, retried=True)
-    job = queue.fetch_job(guid)
-    assert job is not None and job.get_status() == "finished", job and job.get_status()
+    job = queue.fetch_job(guid)  # done: a turn's job keeps no result
+    assert job is None or job.get_status() == "finished", job.get_status()
     connection.close()
 
 
@@ -639,12 +642,13 @@ def test_12_a_malformed_config_is_reported_once_per_text_on_the_newest_agent_iss
     plain = s.open_issue("alice", "a plain question", [])
     s.idle()
 
-    pokes = iter(range(100))
-
     def poke(count: int) -> None:
-        """Changes in the older competition (a new label each), each evaluated on its own."""
+        """Changes in the older competition (its planner to error and back: moves a rule
+        reads), each evaluated on its own."""
         for _ in range(count):
-            s.add_labels(PLANNER, older, f"priority:p{next(pokes)}")
+            s.add_labels(PLANNER, older, "status:error")
+            s.idle()
+            s.remove_label(PLANNER, older, "status:error")
             s.idle()
 
     s.write_config("stages: 5\n")

@@ -10,15 +10,19 @@ makes its moves back to back, in one of three styles, without waiting for the re
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from reactor.sandbox.config import SandboxConfig
+from reactor.sandbox.testing import run_receiver, run_sandbox
 from reactor.store import audit
 from tests.conftest import running_stack
 from tests.scenarios.conftest import (
@@ -215,9 +219,47 @@ def test_twenty_racing_competitions_all_complete_with_no_revert_and_one_hand_off
     expected = {f"{c}:{st}": 1 for c in comps for st in STAGES[:-1]}
     assert dict(handoffs) == expected, {k: v for k, v in handoffs.items() if v != 1}
 
-    # The faults really struck: some deliveries went out twice under one GUID.
-    sent = Counter(w["guid"] for w in s.client.webhooks() if w["url"] == s.stack.webhook_url)
+    # The faults really struck: some deliveries went out twice under one GUID, and some
+    # after deliveries made later than they were.
+    webhooks = [w for w in s.client.webhooks() if w["url"] == s.stack.webhook_url]
+    sent = Counter(w["guid"] for w in webhooks)
     assert any(n >= 2 for n in sent.values()), "the duplicate fault sent nothing twice"
+    assert overtaken(webhooks) > 0, "the reorder fault held no delivery back"
+
+
+def overtaken(webhooks: list[dict[str, Any]]) -> int:
+    """How many deliveries to one hook were sent after one made later (the reorder fault).
+
+    The sandbox's webhook log lists attempts in the order they were sent, each with the id
+    its delivery got when the change was made (ids grow in that order); a duplicate is a
+    second attempt under the same GUID, so only each GUID's first attempt counts."""
+    firsts: dict[str, int] = {}
+    for webhook in webhooks:
+        if not webhook["redelivery"]:
+            firsts.setdefault(webhook["guid"], webhook["delivery_id"])
+    made = list(firsts.values())  # in the order sent
+    return sum(1 for earlier, later in itertools.pairwise(made) if later < earlier)
+
+
+def test_the_reorder_check_sees_the_fault_strike_and_only_then() -> None:
+    """:func:`overtaken` finds nothing in a sandbox's log without faults, and finds the
+    deliveries the reorder fault held back (so the race's check of it can fail)."""
+    with (run_receiver() as receiver,
+          run_sandbox(SandboxConfig.generate(webhook_urls=(receiver.url,))) as sandbox,
+          sandbox.client() as client):
+        client.create_repo("acme", "order")
+
+        def twenty_issues() -> list[dict[str, Any]]:
+            since = len(client.webhooks())
+            for n in range(20):
+                client.as_user("alice", "POST", "/repos/acme/order/issues",
+                               json={"title": f"issue {n}"}).raise_for_status()
+            assert client.drain() == 0
+            return client.webhooks(since)
+
+        assert overtaken(twenty_issues()) == 0
+        client.control("POST", "faults", {"webhooks": {"reorder": 0.5}})
+        assert overtaken(twenty_issues()) > 0
 
 
 def _print_race(s: Scenario, board: StartingBoard) -> None:

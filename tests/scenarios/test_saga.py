@@ -56,9 +56,10 @@ def crash_on_completion(s: Scenario, step: int, complete: Callable[[], None], *,
 
 def handed_off_once(s: Scenario, comp: str, planner: int, expected: tuple[int, int, int]
                     ) -> None:
-    """The dead worker's lease expires (locks.LEASE_TTL_MS), the new worker resumes the
-    journal; then the counts hold and stay (its RQ job waits in the started registry until
-    RQ's maintenance finds it abandoned, so the reactor is not waited idle here)."""
+    """The dead worker's lease expires (locks.LEASE_TTL_MS) and the scheduler wakes the
+    competition whose round outlived it; the new worker resumes the journal; then the counts
+    hold and stay (its RQ job waits in the started registry until RQ's maintenance finds it
+    abandoned, so the reactor is not waited idle here)."""
     wait_until(lambda: hand_off_counts(s, comp, planner) == expected, timeout=60,
                what=f"the hand-off done once {expected}",
                describe=lambda: hand_off_counts(s, comp, planner))
@@ -98,8 +99,10 @@ def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
                                                           "completed"))
     handed_off_once(s, comp, planner, (1, 1, 0))
     assert "status:starting" in names(next_issue(s, comp, "analyzer"))
-    resumed = s.stack.wait_for_audit(lambda r: r.event == "resume" and r.issue == str(planner))
+    resumed = s.stack.wait_for_audit(lambda r: r.action == "resume" and r.issue == str(planner))
     assert f"hand-off from #{planner} resumed at step {step + 1}" in resumed.detail
+    # the record names the deliveries the completion accounted for (not judged again)
+    assert resumed.guids() and all(g.count("-") == 4 for g in resumed.guids())
 
 
 def test_a_worker_killed_between_claiming_a_comment_and_posting_it_leaves_it_posted_once(

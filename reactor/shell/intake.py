@@ -1,0 +1,134 @@
+"""What a turn's items come to: the changes to judge, and a record for every other delivery.
+
+A round takes its deliveries' stored records in one ``MGET``, parses each once into a typed
+event and routes it through :mod:`handlers` with an :class:`Intake` that collects what the
+handlers find: a change for the rules (``judge``) or a delivery that needs nothing
+(``observe``). A payload that does not parse is recorded as rejected; the echo of a write the
+reactor recorded as expected just before making it is set aside (R10). Changes handed on from
+another scope arrive whole (``m:`` items).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+from gidgethub import sansio
+from gidgethub.routing import Router
+
+from reactor.context import Context
+from reactor.errors import PayloadError
+from reactor.model import Event, parse_event
+from reactor.shell import schedule
+from reactor.store import deliveries, keys, memory
+from reactor.store.audit import AuditRecord, Outcome, for_event, now_iso
+from reactor.view import Change
+
+
+class Intake(Protocol):
+    """Where a handler leaves what it found in a delivery."""
+
+    async def observe(self, event: Event, *, detail: str) -> None:
+        """The delivery needs nothing from the rules: audit it."""
+
+    async def judge(self, event: Event, change: Change) -> None:
+        """The delivery's change is for the rules of its competition."""
+
+
+@dataclass
+class Taken:
+    """A round's deliveries, as the handlers left them: the changes to judge, a record of
+    every other delivery, and the events of the deliveries that came in this round."""
+
+    changes: list[Change] = field(default_factory=list)
+    events: dict[str, Event] = field(default_factory=dict)
+    records: list[AuditRecord] = field(default_factory=list)
+
+    async def observe(self, event: Event, *, detail: str) -> None:
+        self.records.append(for_event(event, Outcome.OBSERVED, detail=detail))
+        self.events[event.delivery_id] = event
+
+    async def judge(self, event: Event, change: Change) -> None:
+        self.changes.append(change)
+        self.events[change.delivery_id] = event
+
+
+async def take_in(ctx: Context, router: Router, items: Iterable[str]) -> Taken:
+    """The changes and records of a round's ``d:`` and ``m:`` items."""
+    taken = Taken()
+    guids = []
+    for item in items:
+        if item.startswith("d:"):
+            guids.append(item[2:])
+        elif item.startswith("m:"):
+            taken.changes.append(schedule.decode(item.split(":", 2)[2].encode()))
+    if not guids:
+        return taken
+    stored: list[bytes | None] = await ctx.redis.mget(  # type: ignore[assignment]
+        [keys.delivery(guid) for guid in guids])
+    parsed = [_parsed(guid, record, taken) for guid, record in zip(guids, stored, strict=True)]
+    found = [pair for pair in parsed if pair is not None]
+    echoes = await _echoes(ctx, [event for event, _ in found if ctx.is_self(event.sender)])
+    for event, raw in found:
+        if event.delivery_id in echoes:
+            taken.records.append(for_event(event, Outcome.SKIPPED, rule="R10",
+                                           detail="the reactor's own write"))
+        else:
+            await _route(ctx, router, event, raw, taken)
+    return taken
+
+
+def _parsed(guid: str, record: bytes | None, taken: Taken) -> tuple[Event, sansio.Event] | None:
+    """The delivery's event, typed and as the router sees it; None, with a rejection
+    recorded, when it cannot be read."""
+    if record is None:
+        taken.records.append(_rejected(guid, "the stored delivery is gone (expired)"))
+        return None
+    try:
+        delivery = deliveries.decode(guid, record)
+        payload = orjson.loads(delivery.body)
+        event = parse_event(delivery.event, guid, payload, received_at=delivery.received_at)
+    except (ValueError, PayloadError) as exc:  # orjson.JSONDecodeError is a ValueError
+        taken.records.append(_rejected(guid, str(exc)))
+        return None
+    return event, sansio.Event(payload, event=delivery.event, delivery_id=guid)
+
+
+def _rejected(guid: str, why: str) -> AuditRecord:
+    return AuditRecord(at=now_iso(), delivery=guid, event="issues",
+                       outcome=Outcome.REJECTED.value, detail=why)
+
+
+async def _route(ctx: Context, router: Router, event: Event, raw: sansio.Event,
+                 taken: Taken) -> None:
+    if not router.fetch(raw):
+        taken.records.append(for_event(event, Outcome.IGNORED))
+        return
+    try:
+        await router.dispatch(raw, event, ctx, taken)
+    except PayloadError as exc:  # a field only the handler reads is malformed
+        taken.records.append(for_event(event, Outcome.REJECTED, detail=str(exc)))
+
+
+async def _echoes(ctx: Context, events: list[Event]) -> set[str]:
+    """The deliveries among ``events`` that echo a write the reactor recorded as expected
+    just before making it (R10). Only those are set aside: an agent acting with the App's
+    own token (common with ``actions/create-github-app-token``) is judged like any actor.
+    The echoes of an issue the reactor creates are expected by its creation key, as its
+    number is not known before."""
+    found = set()
+    for event in events:
+        if event.repo is None or event.issue is None or event.action is None:
+            continue
+        echo = f"{event.action}:{event.label.casefold()}" if event.label else event.action
+        targets: list[int | str] = [event.issue]
+        if event.issue_creation_key is not None:
+            targets.append(f"create:{event.issue_creation_key}")
+        for target in targets:
+            if await memory.consume_expectation(ctx.redis, event.repo.id, target, echo,
+                                                delivery=event.delivery_id):
+                found.add(event.delivery_id)
+                break
+    return found

@@ -1,0 +1,218 @@
+"""The competition's turn: the one unit of work that judges a competition (SPEC §6).
+
+Every path that acts on a competition leaves an item for its turn
+(:mod:`reactor.store.turns`) — a delivery as the web process stores it, a settle re-check, a
+timeout check, a reconcile request, a change handed on from another competition, a replayed
+delivery — and whoever then owns the turn runs it (:func:`take`). A turn works in rounds:
+each takes *every* item waiting at once under the competition's lease, reads GitHub once,
+decides once with the pure rules, applies, and closes with one transaction that remembers,
+audits and releases (:func:`round_of`). Items that arrive meanwhile wait for the next round,
+which starts at once; when nothing waits, the turn ends. A turn that keeps finding work for
+:data:`MAX_TURN_S` hands over to a job at the back of the queue, so a busy competition never
+holds a worker from the others.
+
+Bounded promptness: a change waits at most for its settle window (the rules' bound,
+:meth:`reactor.rules._base.Situation.settle_until`) — the turn that parks it schedules a
+re-check at the window's end, and any round in between judges it with whatever arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from gidgethub.routing import Router
+
+import handlers
+from reactor.actions import Decision
+from reactor.context import Context
+from reactor.model import Event
+from reactor.routing import Scope, competition_in
+from reactor.rules import inert
+from reactor.shell import decide, intake, repair, saga, schedule, timers
+from reactor.shell.audit import decision_records, unprompted_records
+from reactor.store import counters, keys, memory, turns
+from reactor.store.audit import AuditRecord, Outcome
+from reactor.view import Change
+
+log = logging.getLogger(__name__)
+
+MAX_TURN_S = 5.0  # rounds one job runs before it hands the turn over to a new job
+LEASE_RECHECK = timedelta(milliseconds=500)  # past a busy lease's end, in case its holder died
+SETTLE_RECHECK_MIN = timedelta(milliseconds=200)  # a parked burst is never re-checked at once
+
+
+@dataclass
+class Report:
+    """What a turn did: its rounds, the decisions taken, the reconcile it made, and whether
+    another held the lease (the caller's item is then left for that holder)."""
+
+    rounds: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+    repaired: repair.Repaired | None = None
+    busy: bool = False
+
+
+async def scope_of(ctx: Context, event: Event) -> Scope | None:
+    """The scope whose turn judges an event's change: the competition the reactor remembers
+    for its issue, else the one its payload names (reactor/routing.py)."""
+    if event.repo is None or event.installation_id is None or event.issue is None:
+        return None
+    comp = await memory.competition_of(ctx.redis, event.repo.id, event.issue)
+    comp = comp or competition_in(frozenset(event.issue_labels), changed=event.label,
+                                  action=event.action)
+    return Scope(event.repo, event.installation_id, comp, None if comp else event.issue)
+
+
+async def submit(ctx: Context, scope: Scope, item: str, *, owner: str,
+                 router: Router = handlers.turn_router,
+                 request: repair.Request | None = None) -> Report | None:
+    """Leave ``item`` for the scope's turn and run the turn here if this caller now owns it
+    (``request``: how it makes a reconcile the item asks for); None when a turn already
+    queued or running takes the item."""
+    if not await turns.offer(ctx.redis, scope.key, item, owner=owner):
+        return None
+    return await take(ctx, scope, owner=owner, router=router, request=request)
+
+
+async def take(ctx: Context, scope: Scope, *, owner: str,
+               router: Router = handlers.turn_router,
+               request: repair.Request | None = None, linger: float = 0.0) -> Report:
+    """Run the scope's turn as ``owner`` (who holds its marker): rounds until nothing waits,
+    the first after ``linger`` seconds (to take a request's webhooks together)."""
+    report = Report()
+    request = request or repair.Request()
+    if linger > 0:
+        await asyncio.sleep(linger)
+    started = time.monotonic()
+    while True:
+        taken = await turns.begin(ctx.redis, scope, owner=owner,
+                                  guarded=ctx.settings.guards("lease"))
+        if taken is None:
+            await _lease_busy(ctx, scope)
+            report.busy = True
+            return report
+        report.rounds += 1
+        try:
+            commit = await round_of(ctx, scope, taken, router, report, request)
+        except BaseException:
+            await turns.release(ctx.redis, taken)
+            raise
+        if not await turns.finish(ctx.redis, taken, commit):
+            return report
+        if time.monotonic() - started > MAX_TURN_S:
+            successor = turns.owner_id(scope.digest, f"next-{taken.lease.fence}")
+            await turns.hand_over(ctx.redis, scope.key, owner=successor)
+            schedule.hand_over(ctx.sync_redis, scope, successor)
+            return report
+
+
+async def _lease_busy(ctx: Context, scope: Scope) -> None:
+    """Another holds the lease and takes what waits; should it have died, its lease ends
+    by itself, and a re-check comes then."""
+    left_ms = max(0, await ctx.redis.pttl(keys.lease(scope.key)))
+    at = datetime.now(UTC) + timedelta(milliseconds=left_ms) + LEASE_RECHECK
+    schedule.wake(ctx.sync_redis, scope, at=at, why="lease")
+
+
+async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, router: Router,
+                   report: Report, request: repair.Request) -> turns.Commit:
+    """One round: every item taken, judged at once; what it leaves to write at its close."""
+    fresh = [item for item in taken.items if item not in taken.judged]
+    delivered = await intake.take_in(ctx, router, fresh)
+    changes, strays = await _own(ctx, scope, delivered.changes)
+    records: list[AuditRecord] = list(delivered.records)
+    commit = turns.Commit()
+    gh = ctx.github.for_installation(scope.installation_id)
+    journals = [saga.loads(scope.key, raw) for raw in taken.journals]
+    settling: set[str] = set()
+    if journals or not all(inert(change) for change in changes):
+        judgement = await decide.judge(ctx, gh, scope, taken.lease, changes, journals)
+        decision = judgement.decision
+        report.decisions.append(decision)
+        again = {turns.guid_of(item) for item in taken.carried}  # parked, and said so, before
+        records += judgement.records + [
+            r for r in decision_records(scope, decision, judgement.changes)
+            if r.outcome != Outcome.PARKED.value or r.delivery not in again]
+        commit.writes += judgement.writes
+        settling = {c.delivery_id for c in judgement.changes if c.issue in decision.settling}
+        if decision.settle_until is not None:
+            at = max(decision.settle_until, datetime.now(UTC) + SETTLE_RECHECK_MIN)
+            schedule.wake(ctx.sync_redis, scope, at=at, why="settle")
+        await _hand_on_moved(ctx, scope, decision, judgement.changes)
+    elif changes:  # nothing a rule reads changed: no read, nothing to decide
+        records += decision_records(scope, Decision(), changes)
+    for item in fresh:
+        if item.startswith("t:"):
+            decision, writes = await timers.check(ctx, gh, scope, taken.lease,
+                                                  timers.Timer.parse(item))
+            records += unprompted_records(scope, decision, event="timer")
+            commit.writes += writes
+    if turns.RECONCILE in fresh and scope.comp is not None:
+        report.repaired = await repair.repair(ctx, gh, scope, taken.lease, request)
+        records += unprompted_records(scope, report.repaired.decision, event="reconcile")
+        commit.writes += report.repaired.writes
+    commit.parked = [i for i in fresh if turns.guid_of(i) in settling]
+    commit.judged = [guid for i in fresh if i.startswith("m:") and (guid := turns.guid_of(i))
+                     is not None and guid not in settling and guid not in strays]
+    commit.writes.append(lambda pipe: counters.queue_records(pipe, records))
+    judged = sum(1 for i in fresh if (guid := turns.guid_of(i)) is not None
+                 and guid not in settling and guid not in strays)
+    commit.writes.append(lambda pipe: counters.queue_round(pipe, judged))
+    latencies = _latencies(delivered, changes, settling)
+    commit.writes.append(lambda pipe: counters.queue_latencies(pipe, latencies))
+    return commit
+
+
+async def _own(ctx: Context, scope: Scope, changes: list[Change]) -> tuple[list[Change], set[str]]:
+    """The changes this scope judges, and the deliveries of those it hands on: an issue's
+    competition is the one the reactor remembers for it (R3: it never changes unless a
+    maintainer moves it), which a payload alone cannot tell (reactor/routing.py)."""
+    if not changes:
+        return [], set()
+    issues = sorted({c.issue for c in changes})
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for number in issues:
+            pipe.hget(keys.issue(scope.repo.id, number), "comp")
+        found = await pipe.execute()
+    remembered = {n: c.decode() for n, c in zip(issues, found, strict=True) if c is not None}
+    own, strays = [], set()
+    for change in changes:
+        comp = remembered.get(change.issue)
+        if comp is None or comp == scope.comp:
+            own.append(change)
+        else:
+            await _hand_on(ctx, scope.moved_to(comp), change)
+            strays.add(change.delivery_id)
+    return own, strays
+
+
+async def _hand_on(ctx: Context, target: Scope, change: Change) -> None:
+    """Leave ``change`` for ``target``'s turn, queuing that turn if none is queued."""
+    item = turns.moved_item(change.delivery_id, schedule.encode(change))
+    owner = turns.owner_id(target.digest, f"from-{change.delivery_id}")
+    if await turns.offer(ctx.redis, target.key, item, owner=owner):
+        schedule.hand_over(ctx.sync_redis, target, owner)
+
+
+async def _hand_on_moved(ctx: Context, scope: Scope, decision: Decision,
+                         changes: list[Change]) -> None:
+    """A maintainer moved an issue to another competition: judge it there too."""
+    for number, comp in decision.moved.items():
+        for change in (c for c in changes if c.issue == number):
+            await _hand_on(ctx, scope.moved_to(comp), change)
+
+
+def _latencies(delivered: intake.Taken, changes: list[Change], settling: set[str]
+               ) -> list[float]:
+    """Each delivery judged in this round: seconds from its arrival until now."""
+    now = time.time()
+    arrived = {guid: event.received_at for guid, event in delivered.events.items()}
+    arrived.update({c.delivery_id: c.at.timestamp() for c in changes
+                    if c.delivery_id not in arrived})
+    return [now - at for guid, at in arrived.items() if at and guid not in settling]
+
+
