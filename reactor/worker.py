@@ -44,7 +44,7 @@ import redis
 import redis.asyncio
 import uvloop
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -95,6 +95,13 @@ def redis_retry() -> Retry:
     """Backoff for a synchronous client's connection errors (RQ's, the scheduler's)."""
     return Retry(ExponentialBackoff(cap=2.0, base=0.1), RIDE_THROUGH_RETRIES,
                  supported_errors=(redis.ConnectionError,))
+
+
+def stop_riding_through(connection: redis.Redis) -> None:
+    """A process asked to stop no longer waits for Redis: its remaining commands (RQ's
+    records of its death, the scheduler's lock) fail at once if Redis is gone, as it is when
+    ``reactor dev`` is killed and its Redis goes with it."""
+    connection.set_retry(Retry(NoBackoff(), 0))
 
 
 def async_redis_retry() -> AsyncRetry:
@@ -275,6 +282,7 @@ class Worker(SimpleWorker):
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+        stop_riding_through(self.connection)
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -360,6 +368,11 @@ class Scheduler(RQScheduler):
             self._connection = self._make_client()  # type: ignore[assignment]
         return super().connection  # type: ignore[no-any-return]
 
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        if self._connection is not None:
+            stop_riding_through(self._connection)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
     def ending(self) -> bool:
         """Whether to stop: asked to (SIGTERM, SIGINT), or the worker is gone."""
         return self._stop_requested or os.getppid() != self.worker_pid
@@ -381,6 +394,7 @@ class Scheduler(RQScheduler):
             except RetryError:
                 break
             time.sleep(SCHEDULER_TICK_S if self.acquired_locks else self.interval)
+        stop_riding_through(self.connection)
         with contextlib.suppress(*REDIS_DOWN):
             self.stop()  # type: ignore[no-untyped-call]
 

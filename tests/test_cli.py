@@ -137,8 +137,8 @@ def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
 def test_the_children_of_a_killed_reactor_dev_stop_by_themselves(tmp_path: Path) -> None:
     """``kill -9`` leaves ``reactor dev`` no chance to stop its children (each in a session of
     its own, out of reach of its process group): they get SIGTERM from the kernel instead.
-    (Redis stops at once then, and a worker rides out its going for a while before it
-    stops: this test waits for that, some seconds.)"""
+    (Redis stops at once then; a worker asked to stop no longer waits for Redis, so its
+    last records fail at once rather than after its ride-through retries.)"""
     env = {**clean_env(), "TMPDIR": str(tmp_path)}  # its work directory, left behind
     with background_job("dev", "--no-demo", "--port", str(free_port()),
                         stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path) as dev:
