@@ -19,8 +19,10 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
   violating request to the App's undoing write, while the throughput workload runs, and for an
   agent that keeps touching the issue after its violation (every 0.2 s, and with no pause).
 - ``calls_per_event`` (4 workers only): the App's GitHub calls from the request log, 304s
-  apart, for an event that needs nothing, a valid transition, a hand-off, and bursts of
-  k = 1, 10, 100 label events on one competition.
+  apart, for an event that needs nothing, a valid transition, a hand-off, bursts of
+  k = 1, 10, 100 label events no rule reads on one competition, and *status bursts*: k valid
+  status moves (``idle`` ↔ ``error``, one request each, two webhooks) on one issue as fast as
+  one client sends them, each of which the rules must read.
 - ``memory``: the web process's and the largest worker's RSS after the runs.
 - ``safety_overhead`` (4 workers only): the hand-off and throughput workloads again on a
   stack started with ``UNSAFE_DISABLE=lease,fresh,journal`` (no per-competition lease, no
@@ -214,12 +216,23 @@ def calls_per_event(stack: Stack) -> list[dict[str, Any]]:
                            {"labels": [f"note:{k}-{i}"]})
         return act
 
+    toggled = stack.call(AGENT, "POST", f"{path}/issues", {
+        "title": "[s] planner: plan", "labels": labels("s", "idle")})["number"]
+
+    def status_burst(k: int) -> Callable[[], None]:  # k valid moves, each read by the rules
+        def act() -> None:
+            for i in range(k):
+                stack.call(AGENT, "PUT", f"{path}/issues/{toggled}/labels",
+                           {"labels": labels("s", "error" if i % 2 == 0 else "idle")})
+        return act
+
     rows = [measure("nothing to do", lambda: stack.call(
         "mallory", "POST", f"{path}/issues/{plain}/labels", {"labels": ["bug"]}))]
     rows.append(measure("valid transition", put("starting")))
     stack.call(AGENT, "PUT", f"{path}/issues/{planner}/labels", {"labels": labels("k", "running")})
     rows.append(measure("hand-off", put("completed")))
     rows += [measure("burst", burst(k), k=k) for k in BURSTS]
+    rows += [measure("status burst", status_burst(k), k=k) for k in BURSTS]
     return rows
 
 

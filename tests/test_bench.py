@@ -29,7 +29,8 @@ def test_the_pipeline_benchmark_prints_every_figure() -> None:
              for line in lines if line["figure"] == "calls_per_event"}
     assert calls[("nothing to do", None)] == 0
     assert set(calls) == {("nothing to do", None), ("valid transition", None),
-                          ("hand-off", None), ("burst", 1), ("burst", 10), ("burst", 100)}
+                          ("hand-off", None), ("burst", 1), ("burst", 10), ("burst", 100),
+                          ("status burst", 1), ("status burst", 10), ("status burst", 100)}
     commands = [line for line in lines if line["figure"] == "redis_commands_per_event"]
     assert commands and all(line["commands_per_event"] > 0 for line in commands)
     assert {line["workload"] for line in lines if line["figure"] == "violation_latency"} == {
