@@ -347,7 +347,9 @@ class Scheduler(RQScheduler):
     second after the change, and a second's lateness would double it. It also wakes each
     competition whose turn's round outlived its lease, its worker dead
     (:func:`reactor.shell.schedule.wake_overdue`), so what that round took is judged some
-    16 s later rather than when RQ hands the dead job back.
+    16 s later rather than when RQ hands the dead job back; and queues the job of each turn
+    whose pause before its next read is over (:func:`reactor.shell.schedule.resume_paused`):
+    RQ's own scheduler keeps whole seconds, too coarse for a pause of 0.75 s.
     """
 
     def __init__(
@@ -415,6 +417,7 @@ class Scheduler(RQScheduler):
         if self.acquired_locks:
             self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
             schedule.wake_overdue(self.connection)
+            schedule.resume_paused(self.connection)
 
     _looked_at = float("-inf")  # time.monotonic() of the last look at the lock
 

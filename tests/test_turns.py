@@ -3,6 +3,7 @@ the turn, what a round takes, and what its closing transaction leaves."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -180,3 +181,45 @@ async def test_a_round_whose_worker_died_is_overdue_a_lease_later(
 
 def redis_sync(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
+
+
+async def test_a_paused_turn_keeps_its_marker_for_the_job_that_goes_on_when_the_pause_ends(
+    client: redis.asyncio.Redis, redis_url: str,
+) -> None:
+    """A busy competition's next round waits (reactor/shell/turn.py, ROUND_GAP_S): meanwhile
+    the next job holds the marker, so a delivery queues nothing, and the scheduler finds the
+    pause over once its time has come — until the job is queued."""
+    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.pause(client, TITANIC, owner="next", for_ms=60_000)
+    assert await client.get(keys.turn(SCOPE)) == b"next"
+    assert not await turns.offer(client, SCOPE, "d:b", owner="job-b")  # it waits for "next"
+    sync = redis_sync(redis_url)
+    assert turns.paused_due(sync) == []  # a minute to go
+    entry = f"next {TITANIC.dumps()}"
+    await client.zadd(keys.PAUSED, {entry: 0})  # time passed
+    assert turns.paused_due(sync) == [("next", TITANIC.dumps())]
+    assert turns.paused_due(sync) == [("next", TITANIC.dumps())]  # until its job is queued
+    turns.resumed(sync, "next", TITANIC.dumps())
+    assert turns.paused_due(sync) == []
+
+
+async def test_after_reads_in_a_row_the_next_waits_a_gap_and_a_quiet_gap_forgets_them(
+    client: redis.asyncio.Redis,
+) -> None:
+    """The pace of a busy competition's reads (reactor/shell/turn.py, ROUND_GAP_S)."""
+
+    async def read(streak: int) -> None:
+        async with client.pipeline(transaction=True) as pipe:
+            turns.queue_read(pipe, SCOPE, streak=streak, gap_ms=750)
+            await pipe.execute()
+
+    assert await turns.read_pace(client, SCOPE, gap_ms=750, free=2) == (0, 0)
+    await read(1)
+    assert await turns.read_pace(client, SCOPE, gap_ms=750, free=2) == (0, 1)  # still free
+    await read(2)
+    wait, streak = await turns.read_pace(client, SCOPE, gap_ms=750, free=2)
+    assert 0 < wait <= 750 and streak == 2
+    assert 0 < await client.pttl(keys.pace(SCOPE)) <= 750  # a quiet gap forgets the streak
+    ahead = int(time.time() * 1000) + 60_000  # another machine's clock, a minute ahead
+    await client.set(keys.pace(SCOPE), f"{ahead}:5", px=750)
+    assert await turns.read_pace(client, SCOPE, gap_ms=750, free=2) == (750, 5)

@@ -74,6 +74,16 @@ def wake_overdue(connection: SyncRedis) -> int:
     return len(found)
 
 
+def resume_paused(connection: SyncRedis) -> int:
+    """Queue the job of every paused turn whose pause is over (the scheduler does this every
+    tick); returns how many."""
+    found = turns.paused_due(connection)
+    for owner, dumped in found:
+        hand_over(connection, Scope.loads(dumped), owner)
+        turns.resumed(connection, owner, dumped)
+    return len(found)
+
+
 def hand_over(connection: SyncRedis, scope: Scope, owner: str) -> None:
     """Queue the job that carries the scope's turn on as ``owner`` (who holds its marker)."""
     Queue(keys.QUEUE_EVENTS, connection=connection).enqueue(

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from gidgethub.routing import Router
 
@@ -41,6 +43,11 @@ from reactor.view import Change
 log = logging.getLogger(__name__)
 
 MAX_TURN_S = 5.0  # rounds one job runs before it hands the turn over to a new job
+# A busy competition reads GitHub at most once every ROUND_GAP_S, after FREE_ROUNDS reads in
+# a row (a request's webhooks, a move made in two requests): a burst spread over time costs
+# a read per gap, not one per round, and the worker is free while the turn waits.
+ROUND_GAP_S = 0.75
+FREE_ROUNDS = 2
 LEASE_RECHECK = timedelta(milliseconds=500)  # past a busy lease's end, in case its holder died
 SETTLE_RECHECK_MIN = timedelta(milliseconds=200)  # a parked burst is never re-checked at once
 
@@ -87,8 +94,15 @@ async def take(ctx: Context, scope: Scope, *, owner: str,
     request = request or repair.Request()
     if linger > 0:
         await asyncio.sleep(linger)
-    started = time.monotonic()
+    started, gap_ms = time.monotonic(), int(ROUND_GAP_S * 1000)
     while True:
+        wait_ms, streak = await turns.read_pace(ctx.redis, scope.key, gap_ms=gap_ms,
+                                                free=FREE_ROUNDS)
+        if wait_ms > 0:  # the scheduler queues the job that goes on then
+            successor = turns.owner_id(scope.digest, f"paced-{secrets.token_hex(6)}")
+            await turns.pause(ctx.redis, scope, owner=successor, for_ms=wait_ms)
+            return report
+        read_before = len(report.decisions)
         taken = await turns.begin(ctx.redis, scope, owner=owner,
                                   guarded=ctx.settings.guards("lease"))
         if taken is None:
@@ -101,6 +115,9 @@ async def take(ctx: Context, scope: Scope, *, owner: str,
         except BaseException:
             await turns.release(ctx.redis, taken)
             raise
+        if len(report.decisions) > read_before:  # it read GitHub
+            commit.writes.append(partial(turns.queue_read, scope=scope.key, streak=streak + 1,
+                                         gap_ms=gap_ms))
         if not await turns.finish(ctx.redis, taken, commit):
             return report
         if time.monotonic() - started > MAX_TURN_S:

@@ -33,6 +33,8 @@ PENDING = PREFIX + "pending:{scope}"  # work waiting for the scope's turn (store
 INFLIGHT = PREFIX + "inflight:{scope}"  # taken by a round, or waiting for a settle window
 TURN = PREFIX + "turn:{scope}"  # present while a turn is queued or running: its owner
 ROUNDS_RUNNING = PREFIX + "rounds-running"  # sorted set: scope → when its round is overdue
+PAUSED = PREFIX + "paused-turns"  # sorted set: a paused turn → when its next round may read
+PACE = PREFIX + "pace:{scope}"  # the scope's last read of GitHub and how many came in a row
 JUDGED = PREFIX + "judged:{scope}"  # deliveries already judged (a retried job's change)
 SAGAS = PREFIX + "sagas:{scope}"  # hand-off journals in progress (reactor/shell/saga.py)
 # Everything kept per scope expires once the scope has been quiet this long.
@@ -176,6 +178,10 @@ def config_reported(repo_id: int, digest: str) -> str:
 
 def turn(scope: str) -> str:
     return TURN.format(scope=scope)
+
+
+def pace(scope: str) -> str:
+    return PACE.format(scope=scope)
 
 
 def redeliveries(guid: str) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,9 +137,27 @@ for _, scope in ipairs(due) do redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[1]
 return due
 """
 
+# Pause a turn: its marker goes to the job that goes on with it, which the scheduler queues
+# once the pause is over (:func:`paused_due`). KEYS: turn marker, paused turns;
+# ARGV: the next owner, marker ttl (s), the entry (owner and scope), pause (ms).
+_PAUSE = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[2], ms + tonumber(ARGV[4]), ARGV[3])
+"""
+
+# Paused turns whose pause is over (left in the set until their job is queued).
+# KEYS: paused turns; ARGV: at most.
+_PAUSED_DUE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+
 _SCRIPTS = {name: (text, _sha(text)) for name, text in
             (("offer", _OFFER), ("begin", _BEGIN), ("release", _RELEASE),
-             ("overdue", _OVERDUE))}
+             ("overdue", _OVERDUE), ("pause", _PAUSE), ("paused_due", _PAUSED_DUE))}
 WATCHDOG_MARGIN_MS = 1000  # past a round's lease, before the scheduler wakes its scope
 
 
@@ -272,21 +291,54 @@ async def finish(client: redis.asyncio.Redis, taken: Taken, commit: Commit) -> b
     return bool(replies[-1])
 
 
-async def write(client: redis.asyncio.Redis, scope: str, commit: Commit) -> None:
-    """A commit's writes alone, with no lease to release and nothing in flight: a round run
-    outside any turn (``UNSAFE_DISABLE=lease``, for bench/ and the chaos suite's control)."""
-    async with client.pipeline(transaction=True) as pipe:
-        for write in commit.writes:
-            write(pipe)
-        if commit.judged:
-            pipe.sadd(keys.judged(scope), *commit.judged)
-            pipe.expire(keys.judged(scope), JUDGED_TTL_S)
-        await pipe.execute()
-
-
 async def hand_over(client: redis.asyncio.Redis, scope: str, *, owner: str) -> None:
     """The turn goes on as ``owner`` (a job queued next), who now holds its marker."""
     await client.set(keys.turn(scope), owner, ex=QUEUED_TTL_S)
+
+
+async def pause(client: redis.asyncio.Redis, scope: Scope, *, owner: str, for_ms: int
+                ) -> None:
+    """The turn goes on as ``owner`` in ``for_ms``: ``owner`` holds its marker meanwhile, so
+    what arrives waits for it and costs no job, and the scheduler queues its job then."""
+    await _call(client, "pause", (keys.turn(scope.key), keys.PAUSED),
+                (owner, QUEUED_TTL_S, f"{owner} {scope.dumps()}", max(0, for_ms)))
+
+
+async def read_pace(client: redis.asyncio.Redis, scope: str, *, gap_ms: int, free: int
+                    ) -> tuple[int, int]:
+    """How long the scope's next round must wait before it reads GitHub (ms), and how many
+    rounds read in a row before it, each within ``gap_ms`` of the one before: no wait for
+    the first ``free`` of them, then ``gap_ms`` after the last. Clocks of different machines
+    may differ: a wait is never longer than ``gap_ms``."""
+    raw: bytes | None = await client.get(keys.pace(scope))  # type: ignore[assignment]
+    if raw is None:
+        return 0, 0
+    last, _, streak = raw.decode().partition(":")
+    if int(streak) < free:
+        return 0, int(streak)
+    wait = int(last) + gap_ms - int(time.time() * 1000)
+    return max(0, min(gap_ms, wait)), int(streak)
+
+
+def queue_read(pipe: Any, scope: str, *, streak: int, gap_ms: int) -> None:
+    """On a round's closing transaction: it read GitHub, the ``streak``-th in a row."""
+    pipe.set(keys.pace(scope), f"{int(time.time() * 1000)}:{streak}", px=gap_ms)
+
+
+def paused_due(connection: SyncRedis, *, at_most: int = 100) -> list[tuple[str, str]]:
+    """Paused turns whose pause is over, as (owner, scope as ``Scope.dumps`` wrote it); each
+    stays in the set until :func:`resumed` says its job is queued."""
+    text, sha = _SCRIPTS["paused_due"]
+    try:
+        found = connection.evalsha(sha, 1, keys.PAUSED, at_most)
+    except NoScriptError:
+        found = connection.eval(text, 1, keys.PAUSED, at_most)
+    entries = [_text(item).partition(" ") for item in found]
+    return [(owner, dumped) for owner, _, dumped in entries]
+
+
+def resumed(connection: SyncRedis, owner: str, dumped: str) -> None:
+    connection.zrem(keys.PAUSED, f"{owner} {dumped}")
 
 
 async def release(client: redis.asyncio.Redis, taken: Taken) -> None:

@@ -22,11 +22,14 @@ the measurements start after that warm-up.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from reactor.shell.turn import FREE_ROUNDS, ROUND_GAP_S
 from tests.scenarios.conftest import (
     AGENTS,
     Scenario,
@@ -108,3 +111,39 @@ def test_github_calls_per_event_stay_within_the_budget(
     assert len(run) <= 2, run
     assert len(handoff) <= 6, handoff
     assert burst == [], burst  # no call at all, charged or free
+
+
+def test_back_to_back_status_moves_are_read_once_per_round_gap(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An agent that moves its issue's status as fast as it can (valid moves, each of which
+    the rules must read) costs a read per ROUND_GAP_S of the burst, not one per move: after
+    FREE_ROUNDS reads in a row, the competition's next round waits for the gap
+    (reactor/shell/turn.py). Every move stands."""
+    s, comp = scenario, "titanic"
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"),
+                           sorted(agent_labels(comp, "planner", "status:idle")))
+    s.settle()
+    moves = 80
+    timing: list[float] = []
+
+    def toggle() -> None:
+        timing.append(time.monotonic())
+        for i in range(moves):
+            status = "error" if i % 2 == 0 else "idle"
+            s.call(login, "PUT", f"/issues/{planner}/labels",
+                   json={"labels": sorted(agent_labels(comp, "planner", f"status:{status}"))})
+            time.sleep(0.02)  # a fast agent's pace: rounds would otherwise keep up one by one
+        timing.append(time.monotonic())
+
+    reads = charged(measure(s, f"{moves} valid status moves back to back", toggle, capsys))
+    sent_s = timing[1] - timing[0]
+    # The free reads, one per gap the burst lasted, and the last round's after it.
+    bound = FREE_ROUNDS + math.ceil(sent_s / ROUND_GAP_S) + 1
+    with capsys.disabled():
+        print(f"[calls] {moves} moves in {sent_s:.2f} s: {len(reads)} charged (bound {bound})")
+    assert len(reads) <= bound, reads
+    assert s.labels(planner) == agent_labels(comp, "planner", "status:idle")
+    undone = [r for r in s.stack.audit() if r.issue == planner and r.outcome == "applied"]
+    assert undone == []
