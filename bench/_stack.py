@@ -89,6 +89,22 @@ class Stack:
             quiet = quiet + 1 if self.busy() == 0 else 0
             time.sleep(0.05)
 
+    def still(self, *, still_s: float = 1.0, timeout: float = 120.0) -> None:
+        """Wait, sending Redis no command, until the sandbox has sent every webhook and the
+        web process and workers have used no CPU for ``still_s`` (longer than a busy
+        competition's pause between reads): a run's Redis commands are then read without
+        :meth:`idle`'s own polling among them."""
+        self.http.post(f"{self.sandbox.url}/_sandbox/drain", json={"timeout": timeout})
+        pids = [self.web.pid, *(w.pid for w in self.workers)]
+        deadline, before = time.monotonic() + timeout, sum(cpu_seconds(p) for p in pids)
+        while time.monotonic() < deadline:
+            time.sleep(still_s)
+            now = sum(cpu_seconds(p) for p in pids)
+            if now - before < 0.01:  # an idle worker's heartbeat and queue polls
+                return
+            before = now
+        raise TimeoutError(f"the reactor did not go still in {timeout}s")
+
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds used so far: the sandbox, the web process, all workers, Redis."""
         info = self.redis.info("cpu")

@@ -129,9 +129,10 @@ def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput"
     start, cpu_before = time.time(), stack.cpu_s()
     commands = promptness.CommandCount(stack.redis)
     asyncio.run(_toggle(stack.sandbox.url, path, numbers, events // (2 * COMPETITIONS)))
-    stack.idle()
+    stack.still()  # read before idle()'s polling adds commands of its own
     cpu = {k: v - cpu_before[k] for k, v in stack.cpu_s().items()}
     ran = commands.since()
+    stack.idle()
     sent = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json()) - sent_before
     end = int(audit.newest_id(stack.redis).split("-")[0]) / 1000  # Redis's clock, in ms
     per_event = {f"cpu_ms_per_event_{k}": 1000 * v / sent for k, v in cpu.items()}
