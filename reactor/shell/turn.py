@@ -89,7 +89,9 @@ async def take(ctx: Context, scope: Scope, *, owner: str,
                router: Router = handlers.turn_router,
                request: repair.Request | None = None, linger: float = 0.0) -> Report:
     """Run the scope's turn as ``owner`` (who holds its marker): rounds until nothing waits,
-    the first after ``linger`` seconds (to take a request's webhooks together)."""
+    the first after ``linger`` seconds (to take a request's webhooks together). A round due
+    within :data:`ROUND_GAP_S` of reads in a row is not run here: the turn is paused, and a
+    job the scheduler queues when the gap ends goes on with it."""
     report = Report()
     request = request or repair.Request()
     if linger > 0:
