@@ -15,7 +15,7 @@ from reactor.commands.doctor import installation_shortfall, parse_manifest
 from reactor.github import AppInfo, Installation
 from reactor.processes import find_binary
 from reactor.sandbox import render
-from tests.conftest import Stack, free_port, wait_for_port
+from tests.conftest import Stack, free_port, stop_group, wait_for_port
 from tests.test_cli import clean_env, reactor
 from tests.test_status_cli import Repo, another_key, judged, run
 
@@ -49,15 +49,14 @@ def loose_redis(tmp_path: Path) -> Iterator[redis.Redis]:
     process = subprocess.Popen(
         [find_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
          "--appendonly", "no", "--save", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port)
         client = redis.Redis(port=port)
         yield client
         client.close()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_group(process)
 
 
 def warm_up(stack: Stack) -> None:

@@ -14,6 +14,7 @@ import redis.asyncio
 
 from reactor.errors import LeaseLost
 from reactor.store import keys, locks
+from tests.conftest import stop_group
 
 
 @pytest.fixture
@@ -89,8 +90,13 @@ WORKER = textwrap.dedent("""
 
 
 def test_four_processes_racing_never_hold_one_scope_together(redis_url: str) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, redis_url]) for _ in range(4)]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, redis_url], start_new_session=True)
+             for _ in range(4)]
+    try:
+        assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    finally:
+        for p in procs:
+            stop_group(p)
     raw = redis.Redis.from_url(redis_url).lrange("entries", 0, -1)
     entries = [entry.decode().split(":") for entry in raw]
     assert len(entries) == 160

@@ -28,7 +28,7 @@ from rq.worker import Worker, WorkerStatus
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.testing import RunningSandbox, SandboxClient, run_sandbox
 from reactor.store import keys
-from tests.conftest import RedisServer, Stack
+from tests.conftest import RedisServer, Stack, stop_group
 
 DEADLINE_S = 120.0  # generous: two cores, shared with other test runs
 ON_TIME_S = 30.0  # for a job due in seconds; RQ's own scheduler came back after a minute or more
@@ -176,16 +176,11 @@ def worker_process(sandbox: RunningSandbox, redis_url: str, log: Path) -> Iterat
     env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "info"}
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "worker"], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_group(process, timeout=30)
 
 
 def running(process: subprocess.Popen[bytes], log: Path) -> bool:

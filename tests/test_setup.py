@@ -24,7 +24,7 @@ from reactor import setup
 from reactor.errors import ConfigError
 from reactor.sandbox.testing import run_sandbox
 from reactor.settings import Settings
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_group, wait_for_port
 from tests.test_cli import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +36,12 @@ def serving(cwd: Path, env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "serve", "--port", str(port)],
                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, start_new_session=True)
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_group(process)
 
 
 def form(page: str) -> tuple[str, str]:
