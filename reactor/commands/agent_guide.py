@@ -19,19 +19,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reactor.commands.status import app_context, repo_name
+from reactor.commands.status import app_context, locate_repo, repo_name
 from reactor.config import DEFAULT_CONFIG, MAX_BYTES, RepoConfig, RepoConfigError, parse_config
-from reactor.errors import ConfigError, GitHubError
+from reactor.errors import ConfigError
 from reactor.guide import agent_guide as guide_text
 from reactor.labels import LabelKind, comp_label, parse_label
 from reactor.settings import Settings
 from reactor.terminal import printable
 
 if TYPE_CHECKING:
-    from gidgethub.abc import GitHubAPI
 
-    from reactor.context import Context
-    from reactor.model import Repo
+    pass
 
 
 def register(
@@ -103,30 +101,9 @@ async def _read_repo(full_name: str, settings: Settings) -> RepoConfig:
     # A malformed file is this command's one error line; the workers' log line would repeat it.
     repoconfig.log.addHandler(logging.NullHandler())
     async with app_context(settings) as ctx:
-        gh, repo = await _locate(ctx, full_name)
+        gh, repo, _ = await locate_repo(ctx, full_name)
         config, problem = await repoconfig.load(ctx.redis, gh, repo)
     if problem is not None:
         raise ConfigError(f"{full_name}: {problem.text} (the reactor keeps its last good "
                           "config until the file is fixed)")
     return config
-
-
-async def _locate(ctx: Context, full_name: str) -> tuple[GitHubAPI, Repo]:
-    """The installation's API object and the repository (ConfigError when the App is not
-    installed there, or there is no such repository)."""
-    from reactor.github import repo_installation
-    from reactor.shell.reconciler import installation_repositories
-
-    owner, name = full_name.split("/", 1)
-    unknown = ConfigError(f"the App is not installed on {full_name} (or it does not exist)")
-    try:
-        installation = await repo_installation(ctx.github.app, owner, name)
-    except GitHubError as exc:
-        if exc.status in (403, 404):
-            raise unknown from None
-        raise
-    gh = ctx.github.for_installation(installation.id)
-    repo = await anext(installation_repositories(gh, full_name), None)
-    if repo is None:
-        raise unknown
-    return gh, repo

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from reactor.commands.status import app_context, progress, repo_name
-from reactor.errors import ConfigError
+from reactor.commands.status import app_context, locate_repo, progress, repo_name
 from reactor.settings import Settings
 from reactor.terminal import json_document, printable
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:  # the GitHub client and networkx are imported when the comman
     import networkx as nx
     from gidgethub.abc import GitHubAPI
 
-    from reactor.context import Context
     from reactor.model import Repo
     from reactor.view import IssueSnapshot
 
@@ -115,7 +113,7 @@ async def _read(full_name: str, settings: Settings) -> Drawing:
     from reactor.store import memory
 
     async with app_context(settings) as ctx:
-        gh, repo, html_url = await _locate(ctx, full_name)
+        gh, repo, html_url = await locate_repo(ctx, full_name)
         config, _ = await repoconfig.load(ctx.redis, gh, repo)
         issues = await _issues(gh, repo, await _competitions(gh, repo))
         native = await _native(gh, repo, issues)
@@ -124,31 +122,6 @@ async def _read(full_name: str, settings: Settings) -> Drawing:
         accepted = {n: Status(r.status) for n, r in recalled.items() if r.status in known}
     deps = Deps.build(issues, config, native=native, accepted=accepted)
     return Drawing(repo.full_name, html_url, config.stages, deps.graph)
-
-
-async def _locate(ctx: Context, full_name: str) -> tuple[GitHubAPI, Repo, str | None]:
-    """The installation's API object, the repository and its web address, found among the
-    installation's repositories (ConfigError when the App is not installed there, or there
-    is no such repository)."""
-    from reactor.errors import GitHubError
-    from reactor.github import repo_installation
-    from reactor.model import Repo
-
-    owner, name = full_name.split("/", 1)
-    unknown = ConfigError(f"the App is not installed on {full_name} (or it does not exist)")
-    try:
-        installation = await repo_installation(ctx.github.app, owner, name)
-    except GitHubError as exc:
-        if exc.status in (403, 404):
-            raise unknown from None
-        raise
-    gh = ctx.github.for_installation(installation.id)
-    async for item in gh.getiter("/installation/repositories{?per_page}", {"per_page": 100},
-                                 iterable_key="repositories"):
-        if str(item["full_name"]).casefold() == full_name.casefold():
-            repo = Repo(str(item["owner"]["login"]), str(item["name"]), int(item["id"]))
-            return gh, repo, item.get("html_url")
-    raise unknown
 
 
 async def _competitions(gh: GitHubAPI, repo: Repo) -> list[str]:

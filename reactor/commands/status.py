@@ -35,6 +35,7 @@ from reactor.terminal import json_document, printable
 
 if TYPE_CHECKING:  # the clients are imported when a command runs, not with `reactor --help`
     import redis.asyncio
+    from gidgethub.abc import GitHubAPI
 
     from reactor.context import Context
     from reactor.github import GitHubClient
@@ -112,6 +113,30 @@ async def app_context(settings: Settings) -> AsyncIterator[Context]:
         await client.aclose()
         sync_client.close()
 
+
+async def locate_repo(ctx: Context, full_name: str) -> tuple[GitHubAPI, Repo, str | None]:
+    """For a command on one repository: the installation's API object, the repository and its
+    web address, found among the installation's repositories (ConfigError when the App is not
+    installed there, or there is no such repository)."""
+    from reactor.errors import GitHubError
+    from reactor.github import repo_installation
+    from reactor.model import Repo
+
+    owner, name = full_name.split("/", 1)
+    unknown = ConfigError(f"the App is not installed on {full_name} (or it does not exist)")
+    try:
+        installation = await repo_installation(ctx.github.app, owner, name)
+    except GitHubError as exc:
+        if exc.status in (403, 404):
+            raise unknown from None
+        raise
+    gh = ctx.github.for_installation(installation.id)
+    async for item in gh.getiter("/installation/repositories{?per_page}", {"per_page": 100},
+                                 iterable_key="repositories"):
+        if str(item["full_name"]).casefold() == full_name.casefold():
+            repo = Repo(str(item["owner"]["login"]), str(item["name"]), int(item["id"]))
+            return gh, repo, item.get("html_url")
+    raise unknown
 
 async def _app_login(github: GitHubClient) -> str:
     """The App's ``<slug>[bot]`` login (``GET /app``); a refused JWT is a ConfigError."""
