@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +214,15 @@ def signal_group(process: subprocess.Popen[Any], signum: int) -> None:
         pass
 
 
+def stop_groups(processes: Iterable[subprocess.Popen[Any]]) -> None:
+    """SIGTERM every group at once (they stop in parallel), then wait for each to be empty."""
+    processes = list(processes)
+    for process in processes:
+        signal_group(process, signal.SIGTERM)
+    for process in processes:
+        stop_group(process)
+
+
 def stop_group(process: subprocess.Popen[Any], *, timeout: float = 10.0) -> None:
     """SIGTERM ``process``'s group, SIGKILL it after ``timeout``; return once it is empty."""
     signal_group(process, signal.SIGTERM)
@@ -355,10 +364,7 @@ def running_stack(redis_url: str, *, workers: int, log_dir: Path,
             if not _TEST.failed:
                 stack.assert_no_failed_jobs()
         finally:
-            for process in stack.processes:
-                signal_group(process, signal.SIGTERM)
-            for process in stack.processes:
-                stop_group(process)
+            stop_groups(stack.processes)
 
 
 @pytest.fixture

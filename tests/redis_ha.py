@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from tests.conftest import free_port, signal_group, stop_group, wait_for_port
+from tests.conftest import free_port, signal_group, stop_groups, wait_for_port
 from tests.prerequisites import missing
 
 MASTER_NAME = "reactor"
@@ -82,10 +82,7 @@ class SentinelSet:
         self._wait_until_watched(timeout)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            signal_group(process, signal.SIGTERM)
-        for process in self.processes.values():
-            stop_group(process)
+        stop_groups(self.processes.values())
         self.processes.clear()
 
     def kill(self, port: int) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -34,7 +33,7 @@ from starlette.routing import Route
 from reactor.sandbox.config import SandboxConfig
 from reactor.sandbox.serving import serve_in_thread
 from reactor.sandbox.testing import run_sandbox
-from tests.conftest import Stack, free_port, signal_group, stop_group, wait_for_port
+from tests.conftest import Stack, free_port, stop_groups, wait_for_port
 from tests.scenarios.chaos import Workload, history, scenario_players
 from tests.scenarios.chaos_checks import check, counts
 from tests.scenarios.conftest import STAGES, Scenario, make_scenario, names, wait_until
@@ -100,10 +99,7 @@ def two_machines(redis_url: str, log_dir: Path) -> Iterator[tuple[Stack, Balance
                 yield stack, balancer
                 stack.assert_no_failed_jobs()
             finally:
-                for process in stack.processes:
-                    signal_group(process, signal.SIGTERM)
-                for process in stack.processes:
-                    stop_group(process)
+                stop_groups(stack.processes)
 
 
 @pytest.fixture
