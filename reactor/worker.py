@@ -86,6 +86,10 @@ SCHEDULER_TICK_S = 0.2  # how often the scheduler holding RQ's lock looks for du
 LEAN_JOBS = frozenset({"reactor.jobs.take_turn"})
 LEAN_JOB_TTL_S = 24 * 3600
 ABANDONED_AFTER_S = 15  # past a job's timeout, its execution counts as abandoned
+# How often the worker's pub/sub thread (RQ's commands: stop a job, shut down) looks whether
+# it is asked to end. RQ waits 60 s; redis-py's stop() joins the thread, so a worker asked to
+# stop waited up to a minute on it whenever the thread had read its unsubscribe first.
+PUBSUB_WAKE_S = 1.0
 OTHER_QUEUES_EVERY_S = 1  # an idle worker's wait on the webhooks' queue, before the sweeps'
 START_BACKOFF = wait_random_exponential(multiplier=1, max=30)
 REDIS_BACKOFF = wait_random_exponential(multiplier=0.5, max=5)
@@ -279,6 +283,15 @@ class Worker(SimpleWorker):
             pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key,
                           1, job.id)
             pipeline.execute()
+
+    def subscribe(self) -> None:
+        """RQ's subscription to the worker's command channel, with a thread that ends within
+        :data:`PUBSUB_WAKE_S` of being asked to."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_WAKE_S, daemon=True,
+            exception_handler=self._pubsub_exception_handler)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True

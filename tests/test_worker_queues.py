@@ -84,3 +84,25 @@ def test_a_worker_leaves_no_intermediate_entry_for_a_job_it_ran(
     assert [job.get_status(refresh=True) for job in done] == [JobStatus.FINISHED] * 2
     assert intermediate(connection, keys.QUEUE_EVENTS) == []
     assert intermediate(connection, keys.QUEUE_SWEEP) == []
+
+
+def test_a_worker_asked_to_stop_is_not_held_by_its_command_thread(redis_url: str) -> None:
+    """RQ's command thread, once it has read its own unsubscribe, waits for a subscription
+    before it looks whether it should end; redis-py's ``stop()`` joins it, so with RQ's 60 s
+    that wait held a stopping worker for up to a minute (seen under load in the saga tests)."""
+    connection = redis.Redis.from_url(redis_url)
+    worker = Worker(list(WORKED_QUEUES), connection=connection)
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    assert thread is not None
+    deadline = time.monotonic() + 10
+    while not worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.pubsub.unsubscribe()  # the thread reads the reply and waits to be subscribed again
+    while worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    thread.stop(timeout=10)  # RQ's own thread would wait 60 s
+
+    assert not thread.is_alive()
+    worker.pubsub.close()
