@@ -275,14 +275,18 @@ class Stack:
     env: dict[str, str] | None = None
     log_dir: Path | None = None
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, crash_at: str | None = None, **env: str
+              ) -> subprocess.Popen[bytes]:
         """Start one more ``reactor`` process (``args``: its subcommand and flags), with
-        ``env`` added to the stack's environment; it is stopped with the stack."""
+        ``env`` added to the stack's environment; it is stopped with the stack. ``crash_at``:
+        a crash point it exits at as if killed (tests/crashing_worker.py)."""
         assert self.env is not None and self.log_dir is not None
         log = self.log_dir / f"proc{len(self.logs)}-{args[0]}.log"
+        entry = ["tests.crashing_worker", crash_at] if crash_at else ["reactor.cli"]
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "reactor.cli", *args], env={**self.env, **env},
+                [sys.executable, "-m", *entry, *args], env={**self.env, **env},
+                cwd=Path(__file__).parent.parent,  # where ``tests`` is a package
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.processes.append(process)

@@ -14,7 +14,6 @@ once per key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
@@ -38,16 +37,14 @@ from reactor.errors import Conflict, GitHubError, is_transient
 from reactor.labels import LabelKind, ReactorLabel, parse_label
 from reactor.markers import creation_ref
 from reactor.model import Repo
-from reactor.shell import handoffs, reads
+from reactor.shell import crashpoints, handoffs, reads
+from reactor.shell.crashpoints import Point
 from reactor.shell.reads import one_issue
 from reactor.shell.saga import Journal
 from reactor.store import memory
 from reactor.store.locks import Lease
 from reactor.store.memory import MarkerClaim
 from reactor.view import CompetitionView
-
-# A crash point for the test that kills a worker right after it claimed a comment's marker.
-_CRASH_AFTER_CLAIM = os.environ.get("REACTOR_TEST_CRASH_AFTER_CLAIM") == "1"
 
 
 @dataclass
@@ -189,8 +186,8 @@ class Applier:
         confirmed (its worker killed between the claim and the ``POST``) is checked the same
         way, and the comment posted when it is not there."""
         claim = await memory.claim_marker(client, comment.marker)
-        if claim is MarkerClaim.CLAIMED and _CRASH_AFTER_CLAIM:
-            os._exit(137)  # as if killed between the claim and the POST (tests/scenarios)
+        if claim is MarkerClaim.CLAIMED:
+            crashpoints.reached(Point.AFTER_CLAIM)
         if claim is MarkerClaim.POSTED:
             return
         if claim is MarkerClaim.UNCONFIRMED and await reads.has_comment(

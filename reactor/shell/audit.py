@@ -19,8 +19,10 @@ from reactor.view import Change
 SUMMARY_REASONS = 3  # reasons quoted in a delivery's own record
 
 
-def _record(scope: Scope, changes: list[Change], *, outcome: Outcome, rule: str,
-            issue: int | None, detail: str) -> AuditRecord:
+def change_record(scope: Scope, changes: list[Change], *, outcome: Outcome, rule: str,
+                  issue: int | None, detail: str) -> AuditRecord:
+    """A record about ``issue`` naming the deliveries of ``changes`` that concern it (all of
+    them when none does)."""
     concerned = [c for c in changes if c.issue == issue] or changes
     last = concerned[-1]
     comp = f"comp:{scope.comp} " if scope.comp else ""
@@ -45,17 +47,17 @@ def decision_records(scope: Scope, decision: Decision, changes: list[Change]
                      ) -> list[AuditRecord]:
     """One record per action, one per note on an issue no change of the burst concerns (a
     note on a changed issue is in that change's own record), then one per delivery."""
-    records = [_record(scope, changes, outcome=Outcome.APPLIED, rule=action.rule.value,
-                       issue=_issue_of(action), detail=_describe(action))
+    records = [change_record(scope, changes, outcome=Outcome.APPLIED, rule=action.rule.value,
+                             issue=_issue_of(action), detail=_describe(action))
                for action in decision.actions]
     changed = {change.issue for change in changes}
-    records += [_record(scope, changes, outcome=Outcome.NOTED, rule=note.rule.value,
-                        issue=note.issue, detail=note.reason)
+    records += [change_record(scope, changes, outcome=Outcome.NOTED, rule=note.rule.value,
+                              issue=note.issue, detail=note.reason)
                 for note in decision.notes if note.issue not in changed]
     for change in changes:
         outcome, rule, detail = _fate(change, decision)
-        records.append(_record(scope, [change], outcome=outcome, rule=rule, issue=change.issue,
-                               detail=detail))
+        records.append(change_record(scope, [change], outcome=outcome, rule=rule,
+                                     issue=change.issue, detail=detail))
     return records
 
 
@@ -76,8 +78,8 @@ def _fate(change: Change, decision: Decision) -> tuple[Outcome, str, str]:
 
 
 def problem_record(scope: Scope, problem: str, changes: list[Change]) -> AuditRecord:
-    return _record(scope, changes, outcome=Outcome.REJECTED, rule="config", issue=None,
-                   detail=problem)
+    return change_record(scope, changes, outcome=Outcome.REJECTED, rule="config", issue=None,
+                         detail=problem)
 
 
 def unprompted_records(scope: Scope, decision: Decision, *, event: str) -> list[AuditRecord]:

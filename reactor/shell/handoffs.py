@@ -13,7 +13,6 @@ Undoing is best effort: what GitHub refuses then is logged, never retried foreve
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,9 @@ from reactor.actions import Action, CreateIssue, Escalate, Rule, Saga
 from reactor.errors import Conflict, GitHubError, is_transient
 from reactor.labels import Status
 from reactor.rules.handoff import undo_steps
+from reactor.shell import crashpoints
 from reactor.shell import saga as journals
+from reactor.shell.crashpoints import Point
 from reactor.store import memory, turns
 
 if TYPE_CHECKING:
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
     from reactor.shell.apply import Applier
 
 log = logging.getLogger(__name__)
-
-# A crash point for the tests that kill a worker at each step of a hand-off: with
-# REACTOR_TEST_CRASH_AFTER_STEP=N, the process exits right after performing step N (0-based),
-# before the journal records it — the worst moment, which makes the next worker repeat it.
-_CRASH_AFTER_STEP = os.environ.get("REACTOR_TEST_CRASH_AFTER_STEP")
 
 
 def _journal(applier: Applier) -> redis.asyncio.Redis | None:
@@ -66,12 +62,12 @@ async def resume(applier: Applier, journal: journals.Journal) -> bool:
             await _compensate(applier, journal, index, exc)
             await journals.finish(_journal(applier), journal)
             return False
-        if _CRASH_AFTER_STEP == str(index):
-            os._exit(137)  # as if killed: see _CRASH_AFTER_STEP
+        crashpoints.reached(Point.AFTER_STEP, index)  # the next worker repeats the step
         journal = await journals.advance(_journal(applier), journal, done=index + 1,
                                          created=applier.created)
     await _remember(applier, journal.saga)
     await journals.finish(_journal(applier), journal)
+    crashpoints.reached(Point.AFTER_HANDOFF)
     return True
 
 

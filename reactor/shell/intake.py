@@ -21,7 +21,9 @@ from gidgethub.routing import Router
 from reactor.context import Context
 from reactor.errors import PayloadError
 from reactor.model import Event, parse_event
+from reactor.routing import Scope
 from reactor.shell import schedule
+from reactor.shell.audit import change_record
 from reactor.store import deliveries, keys, memory
 from reactor.store.audit import AuditRecord, Outcome, for_event, now_iso
 from reactor.view import Change
@@ -78,6 +80,34 @@ async def take_in(ctx: Context, router: Router, items: Iterable[str]) -> Taken:
         else:
             await _route(ctx, router, event, raw, taken)
     return taken
+
+
+SETTLED = ("settled by the hand-off its completion started; the round that carried it out "
+           "ended before recording this delivery")
+
+
+async def settled(ctx: Context, scope: Scope, items: Iterable[str]) -> list[AuditRecord]:
+    """Records for the deliveries of ``items`` that a hand-off settled in a round that ended
+    (its worker killed, an error) before its closing transaction recorded them: they are
+    judged, so no round takes them in again, and this is the only record they get."""
+    records: list[AuditRecord] = []
+    guids = []
+    for item in items:
+        if item.startswith("d:"):
+            guids.append(item[2:])
+        elif item.startswith("m:"):
+            change = schedule.decode(item.split(":", 2)[2].encode())
+            records.append(change_record(scope, [change], outcome=Outcome.APPLIED, rule="R9",
+                                         issue=change.issue, detail=SETTLED))
+    if guids:
+        stored: list[bytes | None] = await ctx.redis.mget(  # type: ignore[assignment]
+            [keys.delivery(guid) for guid in guids])
+        taken = Taken()
+        for guid, record in zip(guids, stored, strict=True):
+            if (pair := _parsed(guid, record, taken)) is not None:
+                records.append(for_event(pair[0], Outcome.APPLIED, rule="R9", detail=SETTLED))
+        records += taken.records  # those that could not be read, as rejected
+    return records
 
 
 def _parsed(guid: str, record: bytes | None, taken: Taken) -> tuple[Event, sansio.Event] | None:

@@ -144,6 +144,8 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, router: Route
     delivered = await intake.take_in(ctx, router, fresh)
     changes, strays = await _own(ctx, scope, delivered.changes)
     records: list[AuditRecord] = list(delivered.records)
+    if taken.judged:  # judged, yet in flight: the round that judged them never closed
+        records += await intake.settled(ctx, scope, taken.judged)
     commit = turns.Commit()
     gh = ctx.github.for_installation(scope.installation_id)
     journals = [saga.loads(scope.key, raw) for raw in taken.journals]

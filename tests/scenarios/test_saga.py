@@ -1,9 +1,11 @@
 """The hand-off as a saga (R9): a worker killed at any step, GitHub answering 5xx after it
 wrote, and a step refused for good.
 
-The crash tests run the completion on a worker started with REACTOR_TEST_CRASH_AFTER_STEP=N,
-which exits as if killed right after performing step N and before its journal records it —
-the worst moment. A normal worker then takes over.
+The crash tests run the completion on a worker armed with a crash point
+(reactor/shell/crashpoints.py, tests/crashing_worker.py): ``after-step=N`` exits as if killed
+right after performing step N and before its journal records it — the worst moment — and
+``after-handoff`` once the hand-off is done but before its round closes. A normal worker then
+takes over.
 """
 
 from __future__ import annotations
@@ -41,13 +43,13 @@ def solo(stack1: Stack, request: pytest.FixtureRequest) -> Iterator[Scenario]:
     yield from make_scenario(stack1, request)
 
 
-def crash_on_completion(s: Scenario, step: int, complete: Callable[[], None], *,
-                        crash: str = "REACTOR_TEST_CRASH_AFTER_STEP") -> None:
-    """Stop the normal worker, let a crashing one take the completion, then resume normally."""
+def crash_on_completion(s: Scenario, crash_at: str, complete: Callable[[], None]) -> None:
+    """Stop the normal worker, let one armed with ``crash_at`` take the completion, then
+    resume normally."""
     normal = s.stack.processes.pop(1)
     normal.terminate()
     normal.wait(timeout=10)
-    crashing = s.stack.start("worker", **{crash: str(step)})
+    crashing = s.stack.start("worker", crash_at=crash_at)
     complete()
     assert crashing.wait(timeout=30) == 137, "the worker did not crash at the hand-off step"
     s.stack.processes.remove(crashing)
@@ -95,14 +97,37 @@ def test_a_worker_killed_while_creating_the_next_issue_leaves_it_created_once(
     s, comp = solo, "titanic"
     login = AGENTS["planner"]
     planner = running_planner(s, comp)
-    crash_on_completion(s, step, lambda: move_one_request(s, login, planner, comp, "planner",
-                                                          "completed"))
+    crash_on_completion(s, f"after-step={step}", lambda: move_one_request(
+        s, login, planner, comp, "planner", "completed"))
     handed_off_once(s, comp, planner, (1, 1, 0))
     assert "status:starting" in names(next_issue(s, comp, "analyzer"))
     resumed = s.stack.wait_for_audit(lambda r: r.action == "resume" and r.issue == str(planner))
     assert f"hand-off from #{planner} resumed at step {step + 1}" in resumed.detail
     # the record names the deliveries the completion accounted for (not judged again)
     assert resumed.guids() and all(g.count("-") == 4 for g in resumed.guids())
+
+
+def test_a_worker_killed_after_the_hand_off_before_its_round_closed_leaves_nothing_unrecorded(
+    solo: Scenario,
+) -> None:
+    """The hand-off was done and its journal gone, and the deliveries of the completion marked
+    judged, but the round's records were never written: the next round, finding them judged,
+    records what became of them rather than passing over them."""
+    s, comp = solo, "titanic"
+    login = AGENTS["planner"]
+    planner = running_planner(s, comp)
+    crash_on_completion(s, "after-handoff", lambda: move_one_request(
+        s, login, planner, comp, "planner", "completed"))
+    handed_off_once(s, comp, planner, (1, 1, 0))
+    wait_until(lambda: not unrecorded(s), timeout=30, what="every delivery recorded",
+               describe=lambda: unrecorded(s))
+
+
+def unrecorded(s: Scenario) -> set[str]:
+    """Deliveries the reactor answered 2xx that no audit record names."""
+    answered = {w["guid"] for w in s.client.webhooks() if w["url"] == s.stack.webhook_url
+                and w["status_code"] is not None and 200 <= w["status_code"] < 300}
+    return answered - {guid for r in s.stack.audit() for guid in r.guids()}
 
 
 def test_a_worker_killed_between_claiming_a_comment_and_posting_it_leaves_it_posted_once(
@@ -113,9 +138,8 @@ def test_a_worker_killed_between_claiming_a_comment_and_posting_it_leaves_it_pos
     s, comp = solo, "titanic"
     login = AGENTS["planner"]
     planner = running_planner(s, comp)
-    crash_on_completion(s, 1, lambda: move_one_request(s, login, planner, comp, "planner",
-                                                       "completed"),
-                        crash="REACTOR_TEST_CRASH_AFTER_CLAIM")
+    crash_on_completion(s, "after-claim", lambda: move_one_request(
+        s, login, planner, comp, "planner", "completed"))
     handed_off_once(s, comp, planner, (1, 1, 0))
 
 
@@ -133,8 +157,8 @@ def test_a_worker_killed_while_starting_an_existing_issue_starts_it_once(
     s, comp = solo, "titanic"
     analyzer, planner = analyzer_and_running_planner(s, comp)
     login = AGENTS["planner"]
-    crash_on_completion(s, step, lambda: move_one_request(s, login, planner, comp, "planner",
-                                                          "completed"))
+    crash_on_completion(s, f"after-step={step}", lambda: move_one_request(
+        s, login, planner, comp, "planner", "completed"))
     handed_off_once(s, comp, planner, (1, 0, 1))
     assert s.labels(analyzer) == agent_labels(comp, "analyzer", "status:starting")
 
