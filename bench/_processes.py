@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from reactor.processes import wait_for_port
+from reactor.ops.processes import wait_for_port
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -22,9 +22,9 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from bench._processes import cpu_seconds, rss_mb, stop
-from reactor.processes import free_port, private_redis, wait_for_port
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import RunningSandbox, SandboxProcess
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import RunningSandbox, SandboxProcess
+from reactor.ops.processes import free_port, private_redis, wait_for_port
 from reactor.store import keys
 
 STAGES = ("planner", "analyzer", "executor", "monitor", "retrospective")
@@ -140,7 +140,7 @@ def running(workers: int, *, workdir: Path, env: dict[str, str] | None = None
 
         def spawn(*args: str) -> subprocess.Popen[bytes]:
             log = (workdir / f"{args[0]}-{len(list(workdir.glob('*.log')))}.log").open("wb")
-            process = subprocess.Popen([sys.executable, "-m", "reactor.cli", *args], env=environ,
+            process = subprocess.Popen([sys.executable, "-m", "reactor", *args], env=environ,
                                        stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
             stack.callback(stop, process)

@@ -55,7 +55,7 @@ import redis
 import redis.asyncio
 
 from bench._processes import serving
-from reactor.processes import free_port, private_redis
+from reactor.ops.processes import free_port, private_redis
 from reactor.store import keys, memory
 from reactor.store.audit import AuditRecord
 from reactor.store.deliveries import Delivery
@@ -227,7 +227,7 @@ def reactor(workdir: Path) -> Iterator[tuple[str, str]]:
         port = free_port()
         env = {"REDIS_URL": url, "WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "warning",
                "SENTRY_DSN": ""}
-        argv = [sys.executable, "-m", "reactor.cli", "serve", "--port", str(port)]
+        argv = [sys.executable, "-m", "reactor", "serve", "--port", str(port)]
         with serving(argv, port=port, env=env, cwd=ROOT, log=workdir / "web.log"):
             yield f"http://127.0.0.1:{port}", url
 

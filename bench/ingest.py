@@ -40,7 +40,7 @@ from rq import Queue
 from bench import _load
 from bench._payload import SECRET, PayloadUnavailable, Webhook, issues_labeled
 from bench._processes import cpu_seconds, others_cpu_seconds, rss_mb, serving
-from reactor.processes import free_port, private_redis
+from reactor.ops.processes import free_port, private_redis
 from reactor.store import keys
 
 BENCH = Path(__file__).resolve().parent
@@ -161,7 +161,7 @@ class Run:
 
 def reactor(redis_url: str) -> Target:
     return Target(
-        "reactor", lambda port: [sys.executable, "-m", "reactor.cli", "serve", "--port", str(port)],
+        "reactor", lambda port: [sys.executable, "-m", "reactor", "serve", "--port", str(port)],
         server="reactor serve: uvicorn, uvloop + httptools, 1 process",
         env=(("REDIS_URL", redis_url), ("WEBHOOK_SECRET", SECRET), ("SENTRY_DSN", "")),
     )

@@ -2,7 +2,7 @@
 
 Issue and dependency events join their competition's turn (:mod:`reactor.shell.turn`), whose
 handlers leave what they find with the turn's intake; every other event is handled alone, in
-a job of its own (:mod:`reactor.jobs`).
+a job of its own (:mod:`reactor.entrypoints.jobs`).
 """
 
 from gidgethub.routing import Router

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from gidgethub import routing, sansio
 
-from reactor.context import Context
-from reactor.model import Event, change_from_event
+from reactor.core.events import Event, change_from_event
+from reactor.shell.context import Context
 from reactor.shell.intake import Intake
 from reactor.store import memory
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from gidgethub import routing, sansio
 
-from reactor.context import Context
-from reactor.labels import LabelKind, parse_label
-from reactor.model import Event, change_from_event
+from reactor.core.events import Event, change_from_event
+from reactor.core.labels import LabelKind, parse_label
+from reactor.shell.context import Context
 from reactor.shell.intake import Intake
 
 router = routing.Router()

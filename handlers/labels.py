@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from reactor.context import Context
-from reactor.labels import canonical_labels
-from reactor.model import Event
-from reactor.shell import labels, repoconfig
+from reactor.core.events import Event
+from reactor.core.labels import canonical_labels
+from reactor.shell import repo_labels, repoconfig
+from reactor.shell.context import Context
 from reactor.store.audit import Outcome
 
 router = routing.Router()
@@ -31,8 +31,8 @@ async def restore(raw: sansio.Event, event: Event, ctx: Context) -> None:
     if spec is None:
         await ctx.audit(event, Outcome.OBSERVED, detail="not one of the reactor's labels")
     elif event.action == "deleted":
-        await labels.ensure(gh, event.repo.full_name, (spec,))
+        await repo_labels.ensure(gh, event.repo.full_name, (spec,))
         await ctx.audit(event, Outcome.APPLIED, detail=f"recreated {spec.name}")
     else:
-        await labels.rename_back(gh, event.repo.full_name, event.label or "", spec)
+        await repo_labels.rename_back(gh, event.repo.full_name, event.label or "", spec)
         await ctx.audit(event, Outcome.APPLIED, detail=f"renamed {event.label} back to {spec.name}")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from reactor.context import Context
-from reactor.model import Event
+from reactor.core.events import Event
 from reactor.shell import repoconfig
+from reactor.shell.context import Context
 from reactor.store.audit import Outcome
 
 router = routing.Router()
@@ -18,9 +18,7 @@ router = routing.Router()
 @router.register("push")
 async def forget_config(raw: sansio.Event, event: Event, ctx: Context) -> None:
     """A push to the default branch may change the config: read it again next time."""
-    repository = raw.data.get("repository") or {}
-    default = f"refs/heads/{repository.get('default_branch') or repository.get('master_branch')}"
-    if event.repo is not None and raw.data.get("ref") == default:
+    if event.repo is not None and event.ref == f"refs/heads/{event.default_branch}":
         await repoconfig.forget(ctx.redis, event.repo)
         await ctx.audit(event, Outcome.APPLIED, detail="config will be read again")
     else:

@@ -33,10 +33,10 @@ import pytest
 import redis
 from rq import Queue
 
-from reactor.errors import ConfigError
-from reactor.processes import find_binary
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import RunningSandbox, run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import RunningSandbox, run_sandbox
+from reactor.core.errors import ConfigError
+from reactor.ops.processes import find_binary
 from reactor.store import audit, keys
 from reactor.store.audit import AuditRecord
 from tests.prerequisites import missing
@@ -282,7 +282,7 @@ class Stack:
         a crash point it exits at as if killed (tests/crashing_worker.py)."""
         assert self.env is not None and self.log_dir is not None
         log = self.log_dir / f"proc{len(self.logs)}-{args[0]}.log"
-        entry = ["tests.crashing_worker", crash_at] if crash_at else ["reactor.cli"]
+        entry = ["tests.crashing_worker", crash_at] if crash_at else ["reactor"]
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", *entry, *args], env={**self.env, **env},

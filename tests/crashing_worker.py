@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from reactor import cli
+from reactor.entrypoints import cli
 from reactor.shell import crashpoints
 
 

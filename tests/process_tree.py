@@ -101,7 +101,7 @@ class ProcessTree:
 
     def commands(self) -> list[str]:
         """The command lines of the tree's running processes (``redis-server 127.0.0.1:…``,
-        ``… -m reactor.cli worker …``), to check a test saw the whole tree."""
+        ``… -m reactor worker …``), to check a test saw the whole tree."""
         lines = []
         for proc in self.members():
             with contextlib.suppress(OSError):

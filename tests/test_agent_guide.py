@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from reactor.actions import Rule
-from reactor.comments import span
-from reactor.config import DEFAULT_CONFIG, parse_config
-from reactor.guide import MOVES, RULES, UnknownStage, agent_guide, facts, moves, rule_rows
-from reactor.labels import ReactorLabel
-from reactor.lifecycle import TRANSITIONS
-from reactor.rules import normalise_title
-from reactor.rules.handoff import EVENT_TYPE, issue_title
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import run_sandbox
+from reactor.core.actions import Rule
+from reactor.core.comments import span
+from reactor.core.config import DEFAULT_CONFIG, parse_config
+from reactor.core.guide import MOVES, RULES, UnknownStage, agent_guide, facts, moves, rule_rows
+from reactor.core.labels import ReactorLabel
+from reactor.core.rules import normalise_title
+from reactor.core.rules.handoff import EVENT_TYPE, issue_title
+from reactor.core.transitions import TRANSITIONS
 from tests.test_cli import clean_env, reactor
 
 CONFIG = """\

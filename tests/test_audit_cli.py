@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis
 
-from reactor.cli import parse_since
+from reactor.entrypoints.cli import parse_since
 from reactor.store import keys
 from reactor.store.audit import AuditRecord
 from tests.process_tree import ProcessTree

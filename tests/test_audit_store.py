@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reactor.store import audit, keys
-from reactor.store.audit import ELLIPSIS, AuditLog, AuditRecord, Query
+from reactor.store.audit import ELLIPSIS, AuditRecord, Query
+from reactor.store.counters import AuditLog
 
 
 @pytest.fixture

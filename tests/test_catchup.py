@@ -20,17 +20,18 @@ import pytest
 import redis
 import redis.asyncio
 
-from reactor import catchup, cli
-from reactor.commands import deliveries
-from reactor.github import GitHubClient, HookDelivery
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import (
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import (
     RunningSandbox,
     SandboxClient,
     WebhookReceiver,
     run_receiver,
     run_sandbox,
 )
+from reactor.entrypoints import cli
+from reactor.github import GitHubClient, HookDelivery
+from reactor.ops.commands import deliveries
+from reactor.shell import catchup
 from reactor.store import keys
 from tests.conftest import Stack, wait_for_port
 from tests.test_recovery import DEADLINE_S, issue_deliveries, wait_until
@@ -126,8 +127,8 @@ async def test_a_run_redelivers_each_failed_guid_once_and_then_holds_it(
 
 
 def deliveries_cli(*args: str) -> int:
-    """``reactor deliveries …`` through ``reactor.cli.main`` (``deliveries`` registered here
-    while ``reactor.cli`` does not register it itself)."""
+    """``reactor deliveries …`` through ``reactor.entrypoints.cli.main`` (``deliveries``
+    registered here while ``reactor.entrypoints.cli`` does not register it itself)."""
     make_parser = cli._parser
 
     def parser() -> argparse.ArgumentParser:
@@ -203,7 +204,7 @@ def start_web(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **stack.sandbox.env(), "REDIS_URL": stack.redis_url,
            "LOG_LEVEL": "warning"}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "serve", "--port", port],
+        process = subprocess.Popen([sys.executable, "-m", "reactor", "serve", "--port", port],
                                    env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     stack.processes.append(process)  # stopped with the stack

@@ -21,8 +21,8 @@ import httpx
 import pytest
 import redis
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import run_sandbox
 from reactor.store import audit
 from tests.conftest import free_port, wait_for_port
 from tests.process_tree import ProcessTree, process_tree
@@ -34,7 +34,7 @@ WAIT_S = 60  # a deadline for processes to answer or stop, not a timing assertio
 def reactor(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> (
     subprocess.CompletedProcess[str]
 ):
-    return subprocess.run([sys.executable, "-m", "reactor.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "reactor", *args], capture_output=True,
                           text=True, timeout=60, env=env, cwd=cwd)
 
 
@@ -96,7 +96,7 @@ def _listening(port: int) -> bool:
 def background_job(*args: str, **popen: Any) -> contextlib.AbstractContextManager[ProcessTree]:
     """``reactor ARGS`` started as a background job (``reactor … &`` in a script) starts it:
     with SIGINT ignored. Whatever is left of it is killed on the way out."""
-    return process_tree([sys.executable, "-m", "reactor.cli", *args], sigint_ignored=True,
+    return process_tree([sys.executable, "-m", "reactor", *args], sigint_ignored=True,
                         **popen)
 
 
@@ -156,9 +156,9 @@ def assert_whole_dev_tree(dev: ProcessTree, *, demo: bool = False) -> None:
     """The tree holds every process ``reactor dev`` starts (so that a check that all of them
     stopped checks something)."""
     commands = dev.commands()
-    wanted = ["redis-server", "reactor.cli sandbox", "reactor.cli serve",
-              "reactor.cli worker --name dev-0", "reactor.cli worker --name dev-1"]
-    wanted += ["reactor.demo"] if demo else []
+    wanted = ["redis-server", "reactor sandbox", "reactor serve",
+              "reactor worker --name dev-0", "reactor worker --name dev-1"]
+    wanted += ["reactor.ops.demo"] if demo else []
     for part in wanted:
         assert any(part in command for command in commands), (part, commands)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from reactor.console import Console
+from reactor.ops.console import Console
 from reactor.store.audit import AuditRecord
 
 AT = "2026-11-30T06:24:24.900+00:00"

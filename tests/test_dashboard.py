@@ -29,30 +29,22 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from reactor import (
-    access,
-    boards,
-    comments,
-    dashboard,
-    metrics,
-    panels,
-    pulse,
-    recent,
-    shown,
-    standing,
-    svg,
-)
-from reactor.actions import Rule
-from reactor.config import RepoConfig
-from reactor.labels import agent_label, comp_label
-from reactor.recent import Kind
-from reactor.rules.cycles import Deps, in_cycles
-from reactor.settings import Settings
+from reactor.core import comments
+from reactor.core.actions import Rule
+from reactor.core.config import RepoConfig
+from reactor.core.labels import agent_label, comp_label
+from reactor.core.rules.cycles import Deps, in_cycles
+from reactor.core.view import IssueSnapshot, IssueState
+from reactor.entrypoints.web import create_app
+from reactor.ops import access, metrics, svg
+from reactor.ops.dashboard import boards, panels, pulse, recent, shown, standing
+from reactor.ops.dashboard import page as dashboard
+from reactor.ops.dashboard.recent import Kind
+from reactor.process.settings import Settings
 from reactor.store import keys, memory
-from reactor.store.audit import AuditLog, AuditRecord
+from reactor.store.audit import AuditRecord
+from reactor.store.counters import AuditLog
 from reactor.store.deliveries import Delivery
-from reactor.view import IssueSnapshot, IssueState
-from reactor.web import create_app
 from tests.conftest import free_port, wait_for_port
 
 TOKEN = "a-dashboard-token-of-32-characters"
@@ -376,7 +368,7 @@ def test_the_real_server_answers_loopback_requests(redis_url: str) -> None:
 
 
 def test_a_short_dashboard_token_is_a_config_error() -> None:
-    from reactor.errors import ConfigError
+    from reactor.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="DASHBOARD_TOKEN must be at least 16"):
         Settings.parse({"DASHBOARD_TOKEN": "short"})
@@ -508,7 +500,7 @@ _ISSUES = st.dictionaries(st.integers(1, 12), st.tuples(st.sampled_from(("a", "b
 def test_the_drawn_graph_is_r7s_graph(issues: dict[int, tuple[str, str]],
                                       links: list[tuple[int, int]]) -> None:
     """The dashboard finds R7's cycles and edges without building its (n/2)² stage edges:
-    on small repositories, exactly those of :class:`reactor.rules.cycles.Deps`."""
+    on small repositories, exactly those of :class:`reactor.core.rules.cycles.Deps`."""
     native: dict[int, frozenset[int]] = {}
     for blocked, blocking in links:
         native[blocked] = native.get(blocked, frozenset()) | {blocking}

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reactor.demo.script import COMPETITIONS, STAGES
+from reactor.ops.demo.script import COMPETITIONS, STAGES
 from tests.conftest import free_port
 from tests.test_cli import (
     _lines,

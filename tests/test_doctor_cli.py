@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from reactor.commands.doctor import installation_shortfall, parse_manifest
+from ghsandbox import render
 from reactor.github import AppInfo, Installation
-from reactor.processes import find_binary
-from reactor.sandbox import render
+from reactor.ops.commands.doctor import installation_shortfall, parse_manifest
+from reactor.ops.processes import find_binary
 from tests.conftest import Stack, free_port, stop_group, wait_for_port
 from tests.test_cli import clean_env, reactor
 from tests.test_status_cli import Repo, another_key, judged, run

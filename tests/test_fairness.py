@@ -1,7 +1,7 @@
 """Fairness (SPEC §6): one installation flooding the reactor does not hold up another's work.
 
-The unit tests drive ``reactor.jobs`` with a real Redis and RQ worker and a stand-in handler:
-in a backlog, a delivery of a busy installation waits its turn in that installation's
+The unit tests drive ``reactor.entrypoints.jobs`` with a real Redis and RQ worker and a stand-in
+handler: in a backlog, a delivery of a busy installation waits its turn in that installation's
 limiter, the other installations' deliveries go first, and each is handled exactly once.
 
 The black-box test floods installation ``flood`` with deliveries about its agent issues,
@@ -35,13 +35,14 @@ from rq.job import Job, JobStatus
 from rq.rate_limit import RateLimitRegistry
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from reactor import jobs, worker
-from reactor.context import Context
-from reactor.errors import RateLimited
-from reactor.model import Repo
-from reactor.routing import Scope
-from reactor.sandbox.testing import run_sandbox
-from reactor.settings import Settings
+from ghsandbox.testing import run_sandbox
+from reactor.core.errors import RateLimited
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
+from reactor.entrypoints import jobs
+from reactor.process.settings import Settings
+from reactor.shell.context import Context
+from reactor.shell.runtime import Runtime
 from reactor.store import keys
 from reactor.store.audit import Outcome
 from reactor.store.deliveries import Delivery
@@ -53,19 +54,17 @@ BUSY, CALM = 1, 2
 
 
 @pytest.fixture
-def runtime(redis_url: str) -> Iterator[worker.Runtime]:
+def runtime(redis_url: str) -> Iterator[Runtime]:
     """A worker process's runtime, in this process, acting for a sandbox's App."""
     with run_sandbox() as sandbox:
-        current = worker.Runtime(Settings.parse({**sandbox.env(), "REDIS_URL": redis_url}))
-        worker._runtime = current
+        current = jobs.open_runtime(Settings.parse({**sandbox.env(), "REDIS_URL": redis_url}))
         try:
             yield current
         finally:
-            worker._runtime = None
-            current.close()
+            jobs.close_runtime()
 
 
-def accept(runtime: worker.Runtime, redis_url: str, installation: int | None) -> str:
+def accept(runtime: Runtime, redis_url: str, installation: int | None) -> str:
     """Store and queue a delivery of ``installation`` as the web process does; its GUID."""
     guid = str(uuid.uuid4())
     body = orjson.dumps({} if installation is None else {"installation": {"id": installation}})
@@ -132,7 +131,7 @@ def work(connection: redis.Redis) -> Queue:
 
 
 def test_a_delivery_of_an_otherwise_idle_installation_is_handled_in_its_own_job(
-    runtime: worker.Runtime, redis_url: str, connection: redis.Redis,
+    runtime: Runtime, redis_url: str, connection: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     guid = accept(runtime, redis_url, CALM)
@@ -148,7 +147,7 @@ def test_a_delivery_of_an_otherwise_idle_installation_is_handled_in_its_own_job(
 
 
 def test_without_a_backlog_a_busy_installations_delivery_is_handled_in_its_own_job(
-    runtime: worker.Runtime, redis_url: str, connection: redis.Redis,
+    runtime: Runtime, redis_url: str, connection: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hold_slot(connection, BUSY, "running-elsewhere")
@@ -164,7 +163,7 @@ def test_without_a_backlog_a_busy_installations_delivery_is_handled_in_its_own_j
 
 
 def test_in_a_backlog_a_busy_installation_waits_its_turns_while_others_go_first(
-    runtime: worker.Runtime, redis_url: str, connection: redis.Redis,
+    runtime: Runtime, redis_url: str, connection: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The queue is backed up and installation BUSY has a job running elsewhere; twelve more
@@ -197,7 +196,7 @@ def test_in_a_backlog_a_busy_installation_waits_its_turns_while_others_go_first(
 
 
 def test_deliveries_waiting_for_slots_are_queued_as_slots_free(
-    runtime: worker.Runtime, redis_url: str, connection: redis.Redis,
+    runtime: Runtime, redis_url: str, connection: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every slot taken elsewhere: BUSY's deliveries wait, none is lost; a slot that frees
@@ -224,7 +223,7 @@ def test_deliveries_waiting_for_slots_are_queued_as_slots_free(
 
 
 def test_a_rate_limited_delivery_frees_its_slot_and_is_deferred_to_the_limits_end(
-    runtime: worker.Runtime, redis_url: str, connection: redis.Redis,
+    runtime: Runtime, redis_url: str, connection: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(jobs, "BACKLOG_S", 0.0)
@@ -246,7 +245,7 @@ def test_a_rate_limited_delivery_frees_its_slot_and_is_deferred_to_the_limits_en
 
 
 def test_a_rate_limited_turn_is_deferred_to_the_limits_end_and_keeps_its_marker(
-    runtime: worker.Runtime, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    runtime: Runtime, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A turn that meets a rate limit comes back at its end, in a scheduled job that owns the
     competition's turn meanwhile: deliveries arriving during the limit wait for it."""
@@ -260,7 +259,7 @@ def test_a_rate_limited_turn_is_deferred_to_the_limits_end_and_keeps_its_marker(
     monkeypatch.setattr(turn, "take", limited)
     scope = Scope(Repo("o", "r", 5), BUSY, "titanic")
     queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-    queue.enqueue("reactor.jobs.take_turn", scope.dumps(), job_id="turn-abc")
+    queue.enqueue("reactor.entrypoints.jobs.take_turn", scope.dumps(), job_id="turn-abc")
 
     work(connection)
 

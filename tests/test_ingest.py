@@ -14,9 +14,9 @@ from redis.asyncio.connection import Connection
 from rq import Queue
 from rq.job import Job
 
-from reactor.errors import StoreUnavailable
-from reactor.model import Repo
-from reactor.routing import Scope
+from reactor.core.errors import StoreUnavailable
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
 from reactor.store import deliveries, keys, turns
 from reactor.store.deliveries import Delivery
 from reactor.store.ingest import (

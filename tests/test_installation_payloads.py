@@ -27,7 +27,6 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from reactor.github.metrics import REMAINING_KEY
 from reactor.store import keys
 from reactor.store.audit import AuditRecord, Outcome
 from tests.conftest import Stack, webhook_headers
@@ -153,7 +152,7 @@ def seed(client: redis.Redis, repo_id: int, installation_id: int, *, exact: bool
         key = template.format_map(fields)
         client.set(key, "seeded", nx=True)
         made.add(key)
-    client.hsetnx(REMAINING_KEY, str(installation_id), 4999)
+    client.hsetnx(keys.RATE_REMAINING, str(installation_id), 4999)
     return made
 
 
@@ -223,10 +222,10 @@ def test_an_uninstalled_installation_is_forgotten_and_other_tenants_are_not(
     record = stack.wait_for_audit(lambda r: r.delivery == guid)
     assert record.outcome == Outcome.APPLIED and "forgot acme/widgets" in record.detail
     assert naming(client, *gone_ids) == set()
-    assert not client.hexists(REMAINING_KEY, str(gone["installation_id"]))
+    assert not client.hexists(keys.RATE_REMAINING, str(gone["installation_id"]))
     leases = {k for k in kept_keys if k.startswith(keys.LEASE.format(scope=""))}  # 15 s TTL
     assert kept_keys - leases <= naming(client, *kept_ids)
-    assert client.hexists(REMAINING_KEY, str(kept["installation_id"]))
+    assert client.hexists(keys.RATE_REMAINING, str(kept["installation_id"]))
     assert any(r.repo == "acme/widgets" for r in stack.audit())  # the audit log stays
 
 

@@ -13,12 +13,13 @@ import redis.asyncio
 from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
-from reactor import jobs, worker
-from reactor.errors import RateLimited
-from reactor.model import Repo
-from reactor.routing import Scope
-from reactor.sandbox.testing import run_sandbox
-from reactor.settings import Settings
+from ghsandbox.testing import run_sandbox
+from reactor.core.errors import RateLimited
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
+from reactor.entrypoints import jobs
+from reactor.process.settings import Settings
+from reactor.shell.runtime import Runtime
 from reactor.shell.schedule import wake
 from reactor.store import keys
 from reactor.store.deliveries import Delivery
@@ -26,20 +27,18 @@ from reactor.store.ingest import JOB_RETRY, Ingest
 
 
 @pytest.fixture
-def runtime(redis_url: str) -> Iterator[worker.Runtime]:
+def runtime(redis_url: str) -> Iterator[Runtime]:
     with run_sandbox() as sandbox:
         settings = Settings.parse({**sandbox.env(), "REDIS_URL": redis_url})
-        current = worker.Runtime(settings)
-        worker._runtime = current
+        current = jobs.open_runtime(settings)
         try:
             yield current
         finally:
-            worker._runtime = None
-            current.close()
+            jobs.close_runtime()
 
 
 def test_a_rate_limited_delivery_is_rescheduled_for_the_limits_end(
-    runtime: worker.Runtime, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     retry_at = datetime.now(UTC) + timedelta(minutes=5)
 
@@ -83,5 +82,6 @@ def test_a_scheduled_wake_is_retried_like_a_delivery(redis_url: str, why: str) -
     job = Queue(keys.QUEUE_EVENTS, connection=connection).fetch_job(job_id)
     assert job_id == owner
     assert job is not None and job.retries_left == JOB_RETRY.max
-    assert job.func_name == "reactor.jobs.offer" and job.args == (scope.dumps(), "w", owner)
+    assert job.func_name == "reactor.entrypoints.jobs.offer"
+    assert job.args == (scope.dumps(), "w", owner)
     connection.close()

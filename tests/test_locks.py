@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from reactor.errors import LeaseLost
+from reactor.core.errors import LeaseLost
 from reactor.store import keys, locks
 from tests.conftest import stop_group
 

@@ -20,14 +20,17 @@ import redis.asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
-from reactor import comments, metrics
-from reactor.actions import Comment, Rule
+from ghsandbox.testing import run_sandbox
+from reactor.core import comments
+from reactor.core.actions import Comment, Rule
 from reactor.github import CallRecord, GitHubClient, get_app
-from reactor.github.metrics import CALLS_KEY, METRICS_TTL_S, REMAINING_KEY, CallCounter
-from reactor.sandbox.testing import run_sandbox
-from reactor.store import keys
-from reactor.store.audit import AuditLog, AuditRecord
+from reactor.github.metrics import CallCounter
+from reactor.ops import metrics
+from reactor.store import counters, keys
+from reactor.store.audit import AuditRecord
+from reactor.store.counters import AuditLog
 from reactor.store.deliveries import Delivery
+from reactor.store.ingest import JOB_FUNC
 from tests.conftest import RedisServer, Stack
 from tests.scenarios.conftest import (
     AGENTS,
@@ -87,14 +90,14 @@ def test_each_violation_counts_once_by_its_one_comment() -> None:
     duplicate = comments.duplicate(issue=3, original=1, actor="bot", key="k")
     escalated = comments.escalation(issue=3, rule=Rule.R4, actor="bot", what="w", reverts=3,
                                     maintainers=["octocat"], key="k")
-    assert metrics.event_field(comment_record(REVERT)) == "violation R2"
-    assert metrics.event_field(comment_record(closed)) == "violation R6"
-    assert metrics.event_field(comment_record(duplicate)) == "violation R5"
-    assert metrics.event_field(comment_record(escalated)) == "violation R4"
+    assert counters.event_field(comment_record(REVERT)) == "violation R2"
+    assert counters.event_field(comment_record(closed)) == "violation R6"
+    assert counters.event_field(comment_record(duplicate)) == "violation R5"
+    assert counters.event_field(comment_record(escalated)) == "violation R4"
     # The label deltas of the same revert, and the delivery's own summary, add nothing.
-    assert metrics.event_field(record("comp:titanic RemoveLabel: revert: status:starting was "
+    assert counters.event_field(record("comp:titanic RemoveLabel: revert: status:starting was "
                                       "not allowed", rule="R2")) is None
-    assert metrics.event_field(record(f"revert: x; {REVERT.reason}", rule="R2")) is None
+    assert counters.event_field(record(f"revert: x; {REVERT.reason}", rule="R2")) is None
 
 
 def test_hand_offs_timeouts_and_cycles_count_by_their_comments() -> None:
@@ -106,18 +109,18 @@ def test_hand_offs_timeouts_and_cycles_count_by_their_comments() -> None:
                                  setting="timeouts.analyzer", key="k")
     cycle = comments.cycle(issue=2, members=[2, 4], links=[], reverse=None, actor="a", key="k")
     config = comments.config_problem(issue=2, problem="bad", key="k")
-    assert metrics.event_field(comment_record(handoff, comp="a comp")) == "handoff"
-    assert metrics.event_field(comment_record(timeout)) == "timeout"
-    assert metrics.event_field(comment_record(cycle)) == "cycle"
-    assert metrics.event_field(comment_record(blocked)) is None
-    assert metrics.event_field(comment_record(config)) is None
+    assert counters.event_field(comment_record(handoff, comp="a comp")) == "handoff"
+    assert counters.event_field(comment_record(timeout)) == "timeout"
+    assert counters.event_field(comment_record(cycle)) == "cycle"
+    assert counters.event_field(comment_record(blocked)) is None
+    assert counters.event_field(comment_record(config)) is None
     noted = record(f"Comment: {handoff.reason}", outcome="noted", rule="R9")
-    assert metrics.event_field(noted) is None
+    assert counters.event_field(noted) is None
 
 
 def test_a_timer_or_reconcile_record_is_no_delivery() -> None:
-    assert metrics.delivery_field(record("x", delivery="timer", event="timer")) is None
-    assert metrics.delivery_field(record("x")) == "delivery issues applied"
+    assert counters.delivery_field(record("x", delivery="timer", event="timer")) is None
+    assert counters.delivery_field(record("x")) == "delivery issues applied"
 
 
 # -- the counters, through AuditLog.record ----------------------------------------------------
@@ -140,8 +143,8 @@ async def test_a_delivery_counts_once_per_outcome_however_many_records_name_it(
     assert value(found, "reactor_rule_violations_total", rule="R2") == 2
     assert value(found, "reactor_rule_violations_total", rule="R1") == 0
     assert value(found, "reactor_handoffs_total") == 0
-    assert 0 < await client.ttl(metrics.COUNTED.format(guid="d-1")) <= metrics.COUNTED_TTL_S
-    assert 0 < await client.ttl(metrics.COUNTERS_KEY) <= METRICS_TTL_S  # as all state expires
+    assert 0 < await client.ttl(keys.METRICS_COUNTED.format(guid="d-1")) <= counters.COUNTED_TTL_S
+    assert 0 < await client.ttl(keys.METRICS_COUNTERS) <= keys.METRICS_TTL_S  # as all state expires
     assert await client.xlen(keys.AUDIT) == 8  # every record is in the log as before
 
 
@@ -161,7 +164,7 @@ async def test_latency_is_a_histogram_from_arrival_to_the_end_of_the_job(
     _store(sync, "fast", now - 0.3)
     _store(sync, "slow", now - 42)
     for guid in ("fast", "slow", "gone"):  # an expired delivery is not observed
-        metrics.observe_latency(sync, guid, now=now)
+        counters.observe_latency(sync, guid, now=now)
     sync.close()
     found = await scrape(client)
     name = "reactor_delivery_latency_seconds"
@@ -171,12 +174,12 @@ async def test_latency_is_a_histogram_from_arrival_to_the_end_of_the_job(
     assert value(found, f"{name}_bucket", le="+Inf") == 2
     assert value(found, f"{name}_count") == 2
     assert value(found, f"{name}_sum") == pytest.approx(42.3, abs=0.01)
-    assert 0 < await client.ttl(metrics.LATENCY_KEY) <= METRICS_TTL_S
+    assert 0 < await client.ttl(keys.METRICS_LATENCY) <= keys.METRICS_TTL_S
 
 
 def test_a_latency_observation_never_fails_the_job() -> None:
     away = redis.Redis(port=1, socket_connect_timeout=0.2)
-    metrics.observe_latency(away, "any", now=time.time())  # logs, does not raise
+    counters.observe_latency(away, "any", now=time.time())  # logs, does not raise
 
 
 # -- queue depth ----------------------------------------------------------------------------
@@ -186,10 +189,10 @@ async def test_queue_depth_is_rqs_own_count_per_queue_and_registry(
         redis_url: str, client: redis.asyncio.Redis) -> None:
     sync = redis.Redis.from_url(redis_url)
     queue = Queue(keys.QUEUE_EVENTS, connection=sync)
-    queue.enqueue("reactor.jobs.process_delivery", "a")
-    queue.enqueue("reactor.jobs.process_delivery", "b")
-    queue.enqueue_in(timedelta(minutes=5), "reactor.jobs.process_delivery", "c")
-    Queue("reactor-other", connection=sync).enqueue("reactor.jobs.process_delivery", "d")
+    queue.enqueue("reactor.entrypoints.jobs.process_delivery", "a")
+    queue.enqueue("reactor.entrypoints.jobs.process_delivery", "b")
+    queue.enqueue_in(timedelta(minutes=5), "reactor.entrypoints.jobs.process_delivery", "c")
+    Queue("reactor-other", connection=sync).enqueue(JOB_FUNC, "d")
     sync.zadd(queue.failed_job_registry.key, {"e": time.time() + 3600})
     sync.close()
     found = await scrape(client)
@@ -243,9 +246,9 @@ async def test_counts_redis_did_not_take_are_kept_for_the_next_write(
         redis_server.start()
     counter(call)
     await counter.flush()
-    assert await client.hgetall(CALLS_KEY) == {b"GET /app 200": b"2"}
-    assert await client.hgetall(REMAINING_KEY) == {b"app": b"4999"}
-    assert 0 < await client.ttl(CALLS_KEY) <= METRICS_TTL_S
+    assert await client.hgetall(keys.GITHUB_CALLS) == {b"GET /app 200": b"2"}
+    assert await client.hgetall(keys.RATE_REMAINING) == {b"app": b"4999"}
+    assert 0 < await client.ttl(keys.GITHUB_CALLS) <= keys.METRICS_TTL_S
 
 
 async def test_drain_waits_for_a_write_already_begun(client: redis.asyncio.Redis) -> None:
@@ -256,7 +259,7 @@ async def test_drain_waits_for_a_write_already_begun(client: redis.asyncio.Redis
     counter(CallRecord("GET", "/app", 200, None, 4999, 0.01))
     await asyncio.sleep(0)  # the write task begins: it took the counts, it is on its way
     await counter.drain()
-    assert await client.hgetall(CALLS_KEY) == {b"GET /app 200": b"1"}
+    assert await client.hgetall(keys.GITHUB_CALLS) == {b"GET /app 200": b"1"}
 
 
 # -- on the real stack ----------------------------------------------------------------------

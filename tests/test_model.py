@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from reactor.errors import PayloadError
-from reactor.model import Actor, Repo, parse_event
+from reactor.core.errors import PayloadError
+from reactor.core.events import parse_event
+from reactor.core.view import Actor, Repo
 from tests.octokit import webhook_example, webhook_examples
 
 

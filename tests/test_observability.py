@@ -16,7 +16,7 @@ import sentry_sdk.transport
 from redis.asyncio import Redis
 
 from reactor.github.tokens import InstallationToken, TokenCache
-from reactor.observability import (
+from reactor.process.observability import (
     REDACTED,
     SecretRegistry,
     before_send,
@@ -26,7 +26,7 @@ from reactor.observability import (
     register_secret,
     register_settings,
 )
-from reactor.settings import Settings
+from reactor.process.settings import Settings
 from reactor.store import keys
 from tests.test_settings import RSA_PEM
 

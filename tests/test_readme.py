@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reactor.config import parse_config
-from reactor.lifecycle import TRANSITIONS
+from reactor.core.config import parse_config
+from reactor.core.transitions import TRANSITIONS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

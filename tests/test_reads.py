@@ -11,9 +11,9 @@ import httpx
 import pytest
 from gidgethub.httpx import GitHubAPI
 
-from reactor.markers import comment_marker, creation_marker
-from reactor.model import Repo
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, run_sandbox
+from ghsandbox.testing import RunningSandbox, SandboxClient, run_sandbox
+from reactor.core.markers import comment_marker, creation_marker
+from reactor.core.view import Repo
 from reactor.shell import reads
 
 BOT = "issue-safety-reactor[bot]"

@@ -25,8 +25,8 @@ from rq.job import Job, JobStatus
 from rq.suspension import resume, suspend
 from rq.worker import Worker, WorkerStatus
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import RunningSandbox, SandboxClient, run_sandbox
 from reactor.store import keys
 from tests.conftest import RedisServer, Stack, stop_group
 
@@ -175,7 +175,7 @@ def worker_process(sandbox: RunningSandbox, redis_url: str, log: Path) -> Iterat
 ]:
     env = {**os.environ, **sandbox.env(), "REDIS_URL": redis_url, "LOG_LEVEL": "info"}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "worker"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "reactor", "worker"], env=env,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process

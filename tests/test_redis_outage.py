@@ -29,11 +29,11 @@ import pytest
 import redis
 import redis.asyncio
 
-from reactor import catchup
-from reactor.errors import StoreUnavailable
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import SandboxClient, run_receiver, run_sandbox
+from reactor.core.errors import StoreUnavailable
 from reactor.github import GitHubClient
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import SandboxClient, run_receiver, run_sandbox
+from reactor.shell import catchup
 from reactor.store import keys
 from reactor.store import waiting as waiting_room
 from reactor.store.deliveries import Delivery

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from reactor.errors import StoreUnavailable
-from reactor.settings import Settings
+from reactor.core.errors import StoreUnavailable
+from reactor.process.settings import Settings
 from reactor.store import connect, keys
 from reactor.store.audit import AuditRecord
 from reactor.store.deliveries import Delivery
@@ -63,7 +63,7 @@ def test_sentinel_settings_are_read_and_checked() -> None:
     ({"REDIS_WAIT_REPLICAS": "one"}, "REDIS_WAIT_REPLICAS must be a whole number"),
 ])
 def test_malformed_sentinel_settings_are_one_line(values: dict[str, str], message: str) -> None:
-    from reactor.errors import ConfigError
+    from reactor.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         Settings.parse(values)

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from reactor.errors import ConfigError
-from reactor.settings import Settings
+from reactor.core.errors import ConfigError
+from reactor.process.settings import Settings
 from reactor.store import connect
 from reactor.store.ingest import Ingest
 from tests.conftest import free_port, running_stack, stop_group, wait_for_port

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from reactor.config import MESSAGE_CHARS, RepoConfig, parse_config
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import RunningSandbox, SandboxClient, run_sandbox
+from reactor.core.config import MESSAGE_CHARS, RepoConfig, parse_config
+from reactor.core.view import Repo
 from reactor.github import GitHubClient
-from reactor.model import Repo
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, run_sandbox
 from reactor.shell import repoconfig
 from reactor.shell.repoconfig import PATH, ConfigProblem, ParseCache
 from reactor.store import keys

@@ -8,12 +8,12 @@ import dataclasses
 
 import redis.asyncio
 
-from reactor.actions import AddLabel, Comment, RemoveLabel, Rule, Saga
-from reactor.config import parse_config
-from reactor.labels import Status
+from reactor.core.actions import AddLabel, Comment, RemoveLabel, Rule, Saga
+from reactor.core.config import parse_config
+from reactor.core.labels import Status
+from reactor.core.view import Change
 from reactor.shell import saga as journals
 from reactor.shell.decide import still_to_judge
-from reactor.view import Change
 from tests.core.world import K, agent, change, of_type, run, view
 
 CONFIG = parse_config("agents: {planner: [planner-bot]}")

@@ -29,7 +29,7 @@ import orjson
 import pytest
 import redis
 
-from reactor.web import BODY_TIMEOUT_S, MAX_BODY, WEBHOOK_PATH
+from reactor.entrypoints.webhook import BODY_TIMEOUT_S, MAX_BODY, WEBHOOK_PATH
 from tests.conftest import free_port, sign, stop_group, wait_for_port, webhook_headers
 from tests.test_cli import _lines, _read_until, background_job, clean_env
 
@@ -71,7 +71,7 @@ def serving(redis_url: str, log_dir: Path) -> Iterator[Web]:
            "LOG_LEVEL": "info", "SENTRY_DSN": ""}
     log = log_dir / "web.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "serve", "--port",
+        process = subprocess.Popen([sys.executable, "-m", "reactor", "serve", "--port",
                                     str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
@@ -279,7 +279,7 @@ def test_a_rebound_name_over_loopback_gets_no_setup_page(tmp_path: Path) -> None
     """``reactor serve`` with no App configured serves ``/setup``, whose page holds the
     ``state`` that completes the registration."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "serve", "--port",
+    process = subprocess.Popen([sys.executable, "-m", "reactor", "serve", "--port",
                                 str(port)], env=clean_env(), cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from reactor.errors import ConfigError
-from reactor.settings import Settings, mask_url
+from reactor.core.errors import ConfigError
+from reactor.process.settings import Settings, mask_url
 
 
 def pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
@@ -93,7 +93,7 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 
 def test_the_command_line_prints_one_line_and_exits_non_zero(tmp_path: Path) -> None:
     env = {**os.environ, "PRIVATE_KEY": "oops", "REDIS_URL": "redis://127.0.0.1:1/0"}
-    done = subprocess.run([sys.executable, "-m", "reactor.cli", "serve"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "reactor", "serve"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip() == (

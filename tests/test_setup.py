@@ -20,10 +20,10 @@ import httpx
 import pytest
 import yaml
 
-from reactor import setup
-from reactor.errors import ConfigError
-from reactor.sandbox.testing import run_sandbox
-from reactor.settings import Settings
+from ghsandbox.testing import run_sandbox
+from reactor.core.errors import ConfigError
+from reactor.ops import setup
+from reactor.process.settings import Settings
 from tests.conftest import free_port, stop_group, wait_for_port
 from tests.test_cli import clean_env
 
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def serving(cwd: Path, env: dict[str, str]) -> Iterator[str]:
     """``reactor serve`` in ``cwd`` (where it reads and writes ``.env``)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "reactor.cli", "serve", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "reactor", "serve", "--port", str(port)],
                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:

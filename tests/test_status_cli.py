@@ -15,9 +15,9 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reactor.commands.status import board
-from reactor.config import DEFAULT_STAGES
-from reactor.sandbox.testing import SandboxClient
+from ghsandbox.testing import SandboxClient
+from reactor.core.config import DEFAULT_STAGES
+from reactor.ops.commands.status import board
 from reactor.store.audit import AuditRecord
 from reactor.store.memory import Recalled
 from tests.conftest import Stack, free_port

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from reactor.model import Repo
-from reactor.routing import Scope
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
 from reactor.store import keys, turns
 
 TITANIC = Scope(Repo("acme", "lab", 1), 7, "titanic")

@@ -12,10 +12,11 @@ import redis
 from rq.job import Job
 from starlette.testclient import TestClient
 
-from reactor.settings import Settings
+from reactor.entrypoints.web import create_app
+from reactor.entrypoints.webhook import MAX_BODY, WEBHOOK_PATH, Reject, SignatureCheck, hmac_keys
+from reactor.process.settings import Settings
 from reactor.store import deliveries, keys
 from reactor.store.ingest import JOB_FUNC
-from reactor.web import MAX_BODY, WEBHOOK_PATH, Reject, SignatureCheck, create_app, hmac_keys
 from tests.conftest import RedisServer, sign, webhook_headers
 from tests.octokit import webhook_example
 
@@ -184,6 +185,6 @@ def test_an_unexpected_error_is_a_json_500_naming_no_internals(
     def broken(*args: object, **kwargs: object) -> bool:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("reactor.web.SignatureCheck.matches", broken)
+    monkeypatch.setattr("reactor.entrypoints.webhook.SignatureCheck.matches", broken)
     status, body = post(client, PAYLOAD)
     assert status == 500 and "a bug" not in body["message"]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from reactor.web import (
+from reactor.entrypoints.webhook import (
     FIRST_BYTE_TIMEOUT_S,
     MAX_BODY,
     MAX_BUFFERED_PER_PEER,

@@ -14,8 +14,8 @@ from rq import Queue, Retry
 from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 
+from reactor.entrypoints.worker import WORKED_QUEUES, WorkedQueue, Worker
 from reactor.store import keys
-from reactor.worker import WORKED_QUEUES, WorkedQueue, Worker
 
 
 def note(path: str) -> str:

@@ -13,7 +13,7 @@ The public face of the package; the modules behind it are
 - ``app``       typed App-level calls: ``/app``, installations, the webhook delivery log
 - ``metrics``   ``CallRecord`` passed to ``on_response`` for every HTTP attempt
 
-Errors raised are those of :mod:`reactor.errors`: ``GitHubError`` (status, method, url),
+Errors raised are those of :mod:`reactor.core.errors`: ``GitHubError`` (status, method, url),
 ``RateLimited`` (retry_at, installation_id) and ``GitHubUnavailable``.
 """
 

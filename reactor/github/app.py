@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from gidgethub.abc import GitHubAPI
 
-from reactor.errors import GitHubError
+from reactor.core.errors import GitHubError
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from reactor.errors import ConfigError
-from reactor.settings import check_private_key
+from reactor.core.errors import ConfigError
+from reactor.process.settings import check_private_key
 
 BACKDATE = timedelta(seconds=60)
 LIFETIME = timedelta(minutes=9)

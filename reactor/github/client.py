@@ -34,7 +34,7 @@ from reactor.github.ratelimit import RateBudget
 from reactor.github.retry import Response, RetryPolicy
 from reactor.github.tokens import InstallationToken, TokenCache
 from reactor.github.transport import Credentials, Transport
-from reactor.settings import DEFAULT_API_URL, Settings
+from reactor.process.settings import DEFAULT_API_URL, Settings
 
 DEFAULT_USER_AGENT = "issue-safety-reactor"
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from redis.exceptions import RedisError
 
 from reactor.github._shared import RedisClient, scope
+from reactor.store import keys
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,6 @@ def route_of(url: str, *, base_url: str) -> str:
     return "/" + "/".join(route)
 
 
-# Where :class:`CallCounter` keeps its counts, for ``GET /metrics`` in the web process
-# (reactor/metrics.py) to read whichever process made the calls.
-CALLS_KEY = "reactor:metrics:github-calls"  # hash: "<method> <route> <status>" → attempts
-REMAINING_KEY = "reactor:metrics:rate-remaining"  # hash: installation id or "app" → remaining
-# Every metrics key lives this long after its last write, as everything the reactor keeps
-# expires: a reactor idle for that long starts its counters afresh (Prometheus reads a reset).
-METRICS_TTL_S = 90 * 24 * 3600
 FLUSH_AFTER_S = 1.0  # a process writes its call counts at most this often
 RENEW_EVERY_S = 3600.0  # and renews their time to live at most this often
 
@@ -141,13 +135,13 @@ class CallCounter:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for field, count in calls.items():
-                    pipe.hincrby(CALLS_KEY, field, count)
+                    pipe.hincrby(keys.GITHUB_CALLS, field, count)
                 if remaining:
-                    pipe.hset(REMAINING_KEY, mapping=remaining)  # type: ignore[arg-type]
+                    pipe.hset(keys.RATE_REMAINING, mapping=remaining)  # type: ignore[arg-type]
                 renew = time.monotonic() - self._renewed >= RENEW_EVERY_S
                 if renew:
-                    for key in (CALLS_KEY, REMAINING_KEY):
-                        pipe.expire(key, METRICS_TTL_S)
+                    for key in (keys.GITHUB_CALLS, keys.RATE_REMAINING):
+                        pipe.expire(key, keys.METRICS_TTL_S)
                 await pipe.execute()
                 if renew:
                     self._renewed = time.monotonic()

@@ -13,7 +13,7 @@ windows and logs the write in one step, so concurrent workers can never let more
 than the budget. A sliding log rather than GCRA or a token bucket: those let a full burst
 through on top of a steady rate, up to twice the limit in some 60-second window, while the
 log holds every window to its limit exactly, at a cost of one entry per write (at most
-:data:`PER_HOUR`). A refused write raises :class:`~reactor.errors.RateLimited` with the
+:data:`PER_HOUR`). A refused write raises :class:`~reactor.core.errors.RateLimited` with the
 moment the oldest write in the way leaves its window, and the job layer defers the job to
 then, exactly as for GitHub's own limits.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from reactor.errors import RateLimited
+from reactor.core.errors import RateLimited
 from reactor.github._shared import Clock, RedisClient, utc_now
 from reactor.store import keys
 

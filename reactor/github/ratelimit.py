@@ -11,7 +11,7 @@ https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-
 
 A limit is recorded in Redis under ``keys.rate_limited_until(installation)`` (epoch seconds,
 expiring with it) so that every process stops calling for that installation — and only that
-one — until then. Callers get :class:`~reactor.errors.RateLimited` at once instead of sleeping;
+one — until then. Callers get :class:`~reactor.core.errors.RateLimited` at once instead of sleeping;
 the job layer reschedules at ``retry_at``.
 """
 
@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-from reactor.errors import RateLimited
+from reactor.core.errors import RateLimited
 from reactor.github._shared import Clock, RedisClient, as_text, scope, utc_now
 from reactor.store import keys
 

@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from reactor.errors import GitHubUnavailable
+from reactor.core.errors import GitHubUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ async def with_retries(
 ) -> Response:
     """Run ``attempt`` until it returns, retrying RETRYABLE failures per ``policy``.
 
-    After the last attempt the failure becomes :class:`~reactor.errors.GitHubUnavailable`.
+    After the last attempt the failure becomes :class:`~reactor.core.errors.GitHubUnavailable`.
     """
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),

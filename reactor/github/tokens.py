@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from reactor.errors import GitHubError
+from reactor.core.errors import GitHubError
 from reactor.github._shared import (
     DELETE_IF_FIELD,
     DELETE_IF_VALUE,
@@ -32,7 +32,7 @@ from reactor.github._shared import (
     as_text,
     utc_now,
 )
-from reactor.observability import register_secret
+from reactor.process.observability import register_secret
 from reactor.store import keys
 
 

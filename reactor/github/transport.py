@@ -2,12 +2,12 @@
 
 In order: refuse at once if the installation is rate limited; a call that creates content
 (an issue, a comment) spends one write of the installation's budget (``pacing``), which
-refuses with :class:`~reactor.errors.RateLimited` once it is spent; add ``If-None-Match`` when
+refuses with :class:`~reactor.core.errors.RateLimited` once it is spent; add ``If-None-Match`` when
 a cached answer exists; authenticate; send with retries (``retry``); on a 401 from a token
 GitHub no longer accepts, drop it and send once more with a fresh one; record metrics and
 the remaining budget; turn a rate-limited answer into a pause plus
-:class:`~reactor.errors.RateLimited`; answer a 304 from the cache; turn any other failure into
-:class:`~reactor.errors.GitHubError` with GitHub's own ``message``.
+:class:`~reactor.core.errors.RateLimited`; answer a 304 from the cache; turn any other failure into
+:class:`~reactor.core.errors.GitHubError` with GitHub's own ``message``.
 
 gidgethub therefore only ever sees successful answers.
 """
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reactor.errors import GitHubError
+from reactor.core.errors import GitHubError
 from reactor.github._shared import Clock, RedisClient, utc_now
 from reactor.github.cache import CachedResponse, ETagCache
 from reactor.github.metrics import CallRecord, OnResponse, route_of

@@ -21,7 +21,7 @@ import redis.asyncio
 from gidgethub.abc import GitHubAPI
 from redis.asyncio import Redis as AsyncRedis
 
-from reactor.actions import (
+from reactor.core.actions import (
     Action,
     AddLabel,
     CloseIssue,
@@ -33,10 +33,10 @@ from reactor.actions import (
     RemoveLabel,
     ReopenIssue,
 )
-from reactor.errors import Conflict, GitHubError, is_transient
-from reactor.labels import LabelKind, ReactorLabel, parse_label
-from reactor.markers import creation_ref
-from reactor.model import Repo
+from reactor.core.errors import Conflict, GitHubError, is_transient
+from reactor.core.labels import LabelKind, ReactorLabel, parse_label
+from reactor.core.markers import creation_ref
+from reactor.core.view import CompetitionView, Repo
 from reactor.shell import crashpoints, handoffs, reads
 from reactor.shell.crashpoints import Point
 from reactor.shell.reads import one_issue
@@ -44,7 +44,6 @@ from reactor.shell.saga import Journal
 from reactor.store import memory
 from reactor.store.locks import Lease
 from reactor.store.memory import MarkerClaim
-from reactor.view import CompetitionView
 
 
 @dataclass

@@ -11,10 +11,10 @@ deliveries its completion accounted for, which are judged by it.
 
 from __future__ import annotations
 
-from reactor.actions import Action, Decision, Dispatch, Note, Saga
-from reactor.routing import Scope
+from reactor.core.actions import Action, Decision, Dispatch, Note, Saga
+from reactor.core.routing import Scope
+from reactor.core.view import Change
 from reactor.store.audit import AuditRecord, Outcome, now_iso
-from reactor.view import Change
 
 SUMMARY_REASONS = 3  # reasons quoted in a delivery's own record
 

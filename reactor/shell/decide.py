@@ -2,7 +2,7 @@
 
 The competition is read afresh with the reactor's memory of it (:func:`read_view`); a
 hand-off a stopped worker began is finished first (its journal, :mod:`reactor.shell.saga`);
-the rules decide on the burst of changes (:func:`reactor.rules.evaluate`) and the applier
+the rules decide on the burst of changes (:func:`reactor.core.rules.evaluate`) and the applier
 writes the decision as one-label deltas under the lease (:mod:`reactor.shell.apply`). A
 decision whose issue changed under it (:class:`Conflict`) is taken again on a new read, with
 backoff and full jitter; past the retry budget the issue gets ``reactor:needs-human``. What
@@ -21,20 +21,20 @@ from functools import partial
 
 from gidgethub.abc import GitHubAPI
 
-from reactor import comments
-from reactor.actions import CreateIssue, Decision, Escalate, Saga
-from reactor.config import RepoConfig
-from reactor.context import Context
-from reactor.labels import LabelKind, LabelSet, Status
-from reactor.routing import Scope
-from reactor.rules import evaluate, reads_links, timeouts
+from reactor.core import comments
+from reactor.core.actions import CreateIssue, Decision, Escalate, Saga
+from reactor.core.config import RepoConfig
+from reactor.core.labels import LabelKind, LabelSet, Status
+from reactor.core.routing import Scope
+from reactor.core.rules import evaluate, reads_links, timeouts
+from reactor.core.view import Change, CompetitionView
 from reactor.shell import reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.audit import problem_record, resumed_record
+from reactor.shell.context import Context
 from reactor.store import locks, memory
 from reactor.store.audit import AuditRecord
 from reactor.store.turns import Write
-from reactor.view import Change, CompetitionView
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ async def read_view(
 ) -> CompetitionView:
     """The competition read afresh, with the reactor's memory of it (nothing written): the
     "blocked by" links the webhooks recorded only when R7 needs them for this burst
-    (:func:`reactor.rules.reads_links`), revert counts not yet (:func:`with_reverts`)."""
+    (:func:`reactor.core.rules.reads_links`), revert counts not yet (:func:`with_reverts`)."""
     issues = await reads.competition_issues(gh, scope.repo, scope.comp, {c.issue for c in changes})
     numbers = [i.number for i in issues]
     recalled = await memory.recall(ctx.redis, scope.repo.id, numbers)

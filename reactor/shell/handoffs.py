@@ -5,7 +5,7 @@ both, send ``repository_dispatch`` — run under the competition's lease like an
 through a journal (:mod:`reactor.shell.saga`): each step done is recorded, so a worker killed
 at any step leaves work another worker resumes without repeating done steps. A step GitHub
 refuses for good (403 permission removed, 404 repository or issue gone, 410, 422) ends the
-saga: the done steps are undone in reverse order (:func:`reactor.rules.handoff.undo_steps`)
+saga: the done steps are undone in reverse order (:func:`reactor.core.rules.handoff.undo_steps`)
 and the completed issue gets ``reactor:needs-human`` with one comment saying what failed.
 Undoing is best effort: what GitHub refuses then is logged, never retried forever.
 """
@@ -14,38 +14,56 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from reactor import comments
-from reactor.actions import Action, CreateIssue, Escalate, Rule, Saga
-from reactor.errors import Conflict, GitHubError, is_transient
-from reactor.labels import Status
-from reactor.rules.handoff import undo_steps
+import redis.asyncio
+
+from reactor.core import comments
+from reactor.core.actions import Action, CreateIssue, Escalate, Rule, Saga
+from reactor.core.errors import Conflict, GitHubError, is_transient
+from reactor.core.labels import Status
+from reactor.core.rules.handoff import undo_steps
+from reactor.core.view import Repo
 from reactor.shell import crashpoints
 from reactor.shell import saga as journals
 from reactor.shell.crashpoints import Point
 from reactor.store import memory, turns
-
-if TYPE_CHECKING:
-    import redis.asyncio
-
-    from reactor.shell.apply import Applier
+from reactor.store.locks import Lease
 
 log = logging.getLogger(__name__)
 
 
-def _journal(applier: Applier) -> redis.asyncio.Redis | None:
+class Writer(Protocol):
+    """What a hand-off writes through: the applier of its decision (reactor/shell/apply.py),
+    whose writes are checked against the issue and the lease."""
+
+    redis: redis.asyncio.Redis
+    repo: Repo
+    lease: Lease
+    maintainers: frozenset[str]
+    created: dict[str, int]  # creation key -> issue number
+    failed: set[int]  # issues a failed hand-off meant to start
+    unsafe: frozenset[str]
+
+    async def step(self, action: Action) -> None:
+        """One write of a hand-off's step (its precondition read first)."""
+
+    async def perform(self, action: Action) -> None:
+        """One write, as it is (undoing a step, escalating)."""
+
+
+def _journal(applier: Writer) -> redis.asyncio.Redis | None:
     """Where the journal is kept: Redis, or nowhere with ``UNSAFE_DISABLE=journal``."""
     return None if "journal" in applier.unsafe else applier.redis
 
 
-async def carry_out(applier: Applier, saga: Saga) -> bool:
+async def carry_out(applier: Writer, saga: Saga) -> bool:
     """Run ``saga`` from its journal; False when it failed for good and was undone."""
     journal = await journals.begin(_journal(applier), applier.lease.scope, saga)
     return await resume(applier, journal)
 
 
-async def resume(applier: Applier, journal: journals.Journal) -> bool:
+async def resume(applier: Writer, journal: journals.Journal) -> bool:
     """Run the steps of ``journal`` not done yet; False when one failed for good."""
     applier.created.update(dict(journal.created))
     steps = journal.saga.steps
@@ -71,7 +89,7 @@ async def resume(applier: Applier, journal: journals.Journal) -> bool:
     return True
 
 
-async def _remember(applier: Applier, saga: Saga) -> None:
+async def _remember(applier: Writer, saga: Saga) -> None:
     """The saga's effect, remembered as soon as it is done: the source completed, the issue
     it started in ``starting``, and the changes the completion accounts for judged. Were the
     decision's memory lost after the saga (the job retried, the worker killed), the
@@ -87,7 +105,7 @@ async def _remember(applier: Applier, saga: Saga) -> None:
     await turns.mark_judged(applier.redis, applier.lease.scope, list(saga.settled))
 
 
-async def _compensate(applier: Applier, journal: journals.Journal, failed: int,
+async def _compensate(applier: Writer, journal: journals.Journal, failed: int,
                       exc: GitHubError) -> None:
     """Undo the done steps in reverse, then hand the completed issue to a human."""
     saga = journal.saga
@@ -102,7 +120,7 @@ async def _compensate(applier: Applier, journal: journals.Journal, failed: int,
     applier.failed.update(_touched(saga, applier.created))
 
 
-async def _best_effort(applier: Applier, step: Action) -> None:
+async def _best_effort(applier: Writer, step: Action) -> None:
     try:
         await applier.perform(step)
     except GitHubError as exc:

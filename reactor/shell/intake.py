@@ -1,11 +1,11 @@
 """What a turn's items come to: the changes to judge, and a record for every other delivery.
 
-A round takes its deliveries' stored records in one ``MGET``, parses each once into a typed
-event and routes it through :mod:`handlers` with an :class:`Intake` that collects what the
-handlers find: a change for the rules (``judge``) or a delivery that needs nothing
-(``observe``). A payload that does not parse is recorded as rejected; the echo of a write the
-reactor recorded as expected just before making it is set aside (R10). Changes handed on from
-another scope arrive whole (``m:`` items).
+A round takes its deliveries' stored records in one ``MGET``, parses each once into a typed event
+and routes it through the turn's router (``ctx.turn_router``: :mod:`handlers`) with an
+:class:`Intake` that collects what the handlers find: a change for the rules (``judge``) or a
+delivery that needs nothing (``observe``). A payload that does not parse is recorded as rejected;
+the echo of a write the reactor recorded as expected just before making it is set aside (R10).
+Changes handed on from another scope arrive whole (``m:`` items).
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from typing import Protocol
 
 import orjson
 from gidgethub import sansio
-from gidgethub.routing import Router
 
-from reactor.context import Context
-from reactor.errors import PayloadError
-from reactor.model import Event, parse_event
-from reactor.routing import Scope
+from reactor.core.errors import PayloadError
+from reactor.core.events import Event, parse_event
+from reactor.core.routing import Scope
+from reactor.core.view import Change
 from reactor.shell import schedule
 from reactor.shell.audit import change_record
+from reactor.shell.context import Context
 from reactor.store import deliveries, keys, memory
-from reactor.store.audit import AuditRecord, Outcome, for_event, now_iso
-from reactor.view import Change
+from reactor.store.audit import AuditRecord, Outcome, for_event, rejected_payload
 
 
 class Intake(Protocol):
@@ -57,7 +56,7 @@ class Taken:
         self.events[change.delivery_id] = event
 
 
-async def take_in(ctx: Context, router: Router, items: Iterable[str]) -> Taken:
+async def take_in(ctx: Context, items: Iterable[str]) -> Taken:
     """The changes and records of a round's ``d:`` and ``m:`` items."""
     taken = Taken()
     guids = []
@@ -78,7 +77,7 @@ async def take_in(ctx: Context, router: Router, items: Iterable[str]) -> Taken:
             taken.records.append(for_event(event, Outcome.SKIPPED, rule="R10",
                                            detail="the reactor's own write"))
         else:
-            await _route(ctx, router, event, raw, taken)
+            await _route(ctx, event, raw, taken)
     return taken
 
 
@@ -114,25 +113,23 @@ def _parsed(guid: str, record: bytes | None, taken: Taken) -> tuple[Event, sansi
     """The delivery's event, typed and as the router sees it; None, with a rejection
     recorded, when it cannot be read."""
     if record is None:
-        taken.records.append(_rejected(guid, "the stored delivery is gone (expired)"))
+        taken.records.append(rejected_payload(guid, "issues", None,
+                                              "the stored delivery is gone (expired)"))
         return None
+    name, payload = "issues", None
     try:
         delivery = deliveries.decode(guid, record)
+        name = delivery.event
         payload = orjson.loads(delivery.body)
-        event = parse_event(delivery.event, guid, payload, received_at=delivery.received_at)
+        event = parse_event(name, guid, payload, received_at=delivery.received_at)
     except (ValueError, PayloadError) as exc:  # orjson.JSONDecodeError is a ValueError
-        taken.records.append(_rejected(guid, str(exc)))
+        taken.records.append(rejected_payload(guid, name, payload, str(exc)))
         return None
-    return event, sansio.Event(payload, event=delivery.event, delivery_id=guid)
+    return event, sansio.Event(payload, event=name, delivery_id=guid)
 
 
-def _rejected(guid: str, why: str) -> AuditRecord:
-    return AuditRecord(at=now_iso(), delivery=guid, event="issues",
-                       outcome=Outcome.REJECTED.value, detail=why)
-
-
-async def _route(ctx: Context, router: Router, event: Event, raw: sansio.Event,
-                 taken: Taken) -> None:
+async def _route(ctx: Context, event: Event, raw: sansio.Event, taken: Taken) -> None:
+    router = ctx.turn_router
     if not router.fetch(raw):
         taken.records.append(for_event(event, Outcome.IGNORED))
         return

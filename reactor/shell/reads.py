@@ -14,10 +14,10 @@ from typing import Any
 
 from gidgethub.abc import GitHubAPI
 
-from reactor.errors import GitHubError
-from reactor.markers import creation_key
-from reactor.model import Repo, parse_issue
-from reactor.view import IssueSnapshot
+from reactor.core.errors import GitHubError
+from reactor.core.events import parse_issue
+from reactor.core.markers import creation_key
+from reactor.core.view import IssueSnapshot, Repo
 
 # GitHub's reads can lag its writes: a 404 right after a creation is retried briefly.
 NOT_FOUND_RETRIES = (0.2, 0.5, 1.0)

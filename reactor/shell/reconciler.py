@@ -1,5 +1,5 @@
 """``reactor reconcile`` and the periodic sweep: every open agent issue read afresh, and
-what the rules require of the state repaired (:mod:`reactor.rules.reconcile`).
+what the rules require of the state repaired (:mod:`reactor.core.rules.reconcile`).
 
 Per installation (suspended ones skipped), per repository in order of id: one paginated
 listing of its open issues (conditional requests make an unchanged page free); the agent
@@ -25,16 +25,16 @@ from typing import Any
 
 from gidgethub.abc import GitHubAPI
 
-from reactor.context import Context
-from reactor.errors import Conflict, GitHubError, LeaseLost, RateLimited
+from reactor.core.errors import Conflict, GitHubError, LeaseLost, RateLimited
+from reactor.core.events import parse_issue
+from reactor.core.routing import Scope
+from reactor.core.rules.repairs import home_comp
+from reactor.core.view import IssueSnapshot, Repo
 from reactor.github import Installation, list_installations, repo_installation
-from reactor.model import Repo, parse_issue
-from reactor.routing import Scope
-from reactor.rules.repairs import home_comp
 from reactor.shell import repair, repoconfig, turn
 from reactor.shell.budget import Budget, Pass, Position
+from reactor.shell.context import Context
 from reactor.store import memory, turns
-from reactor.view import IssueSnapshot
 
 log = logging.getLogger(__name__)
 

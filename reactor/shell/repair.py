@@ -1,5 +1,5 @@
 """A competition's reconcile, made by its turn: every issue read afresh, what the rules require
-of the state repaired (:func:`reactor.rules.reconcile.reconcile`).
+of the state repaired (:func:`reactor.core.rules.reconcile.reconcile`).
 
 ``reactor reconcile`` and the sweep leave a reconcile request (an ``r`` item) for the
 competition's turn (:mod:`reactor.shell.reconciler`); the round that takes it, after judging
@@ -20,19 +20,19 @@ from functools import partial
 
 from gidgethub.abc import GitHubAPI
 
-from reactor.actions import Decision
-from reactor.config import RepoConfig
-from reactor.context import Context
-from reactor.labels import Status
-from reactor.routing import Scope
-from reactor.rules import timeouts
-from reactor.rules.reconcile import reconcile
+from reactor.core.actions import Decision
+from reactor.core.config import RepoConfig
+from reactor.core.labels import Status
+from reactor.core.routing import Scope
+from reactor.core.rules import timeouts
+from reactor.core.rules.reconcile import reconcile
+from reactor.core.view import CompetitionView
 from reactor.shell import reads, repoconfig, timers
 from reactor.shell.apply import Applier
 from reactor.shell.budget import MIN_READS, Budget, Metered
+from reactor.shell.context import Context
 from reactor.store import locks, memory
 from reactor.store.turns import Write
-from reactor.view import CompetitionView
 
 # GitHub calls a reconcile left for a turn in another process may make (the sweep's own
 # budget stays with the sweep): a turn never spends a tenant's calls unbounded.

@@ -29,16 +29,17 @@ from typing import Any, TypeVar
 
 import orjson
 
-from reactor.actions import Decision
-from reactor.context import Context
-from reactor.errors import GitHubError, PayloadError, is_transient
+from reactor.core.actions import Decision
+from reactor.core.errors import GitHubError, PayloadError, is_transient
+from reactor.core.events import Event, change_from_event, parse_event
+from reactor.core.rules import evaluate
+from reactor.core.view import Change, IssueSnapshot
 from reactor.github import repo_installation
-from reactor.model import Event, change_from_event, parse_event
-from reactor.rules import evaluate
 from reactor.shell import decide, repoconfig, turn
+from reactor.shell.alone import handle_delivery
+from reactor.shell.context import Context
 from reactor.store import deliveries, keys, turns
 from reactor.store.audit import AuditRecord, Outcome, now_iso
-from reactor.view import Change, IssueSnapshot
 
 T = TypeVar("T")
 
@@ -162,8 +163,6 @@ async def dry_run(ctx: Context, event: Event) -> Report:
 
 async def live(ctx: Context, event: Event) -> str:
     """Run the delivery through the handlers again; returns what became of it."""
-    from reactor.jobs import handle_delivery
-
     scope = await turn.scope_of(ctx, event)
     if scope is not None:
         await turns.unjudge(ctx.redis, scope.key, event.delivery_id)

@@ -26,9 +26,9 @@ from typing import Any
 import redis.asyncio
 from gidgethub.abc import GitHubAPI
 
-from reactor.config import DEFAULT_CONFIG, RepoConfig, RepoConfigError, parse_config
-from reactor.errors import GitHubError
-from reactor.model import Repo
+from reactor.core.config import DEFAULT_CONFIG, RepoConfig, RepoConfigError, parse_config
+from reactor.core.errors import GitHubError
+from reactor.core.view import Repo
 from reactor.store import keys
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import redis.asyncio
 
-from reactor.actions import (
+from reactor.core.actions import (
     Action,
     AddLabel,
     CloseIssue,
@@ -31,7 +31,7 @@ from reactor.actions import (
     Rule,
     Saga,
 )
-from reactor.labels import Status
+from reactor.core.labels import Status
 from reactor.store import keys
 
 JOURNAL_TTL_S = 7 * 24 * 3600

@@ -18,12 +18,12 @@ import orjson
 from redis import Redis as SyncRedis
 from rq import Queue
 
-from reactor.model import Actor
-from reactor.routing import Scope
+from reactor.core.routing import Scope
+from reactor.core.view import Actor, Change, ChangeKind
 from reactor.store import keys, turns
 from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
-from reactor.view import Change, ChangeKind
 
+OFFER = "reactor.entrypoints.jobs.offer"  # the RQ job that leaves an item for a turn
 CHECK_RESULT_TTL_S = 600
 CHECK_FAILURE_TTL_S = 7 * 24 * 3600
 
@@ -58,9 +58,9 @@ def wake(connection: SyncRedis, scope: Scope, *, at: datetime, why: str) -> str:
     options = {"job_id": owner, "retry": JOB_RETRY, "job_timeout": JOB_TIMEOUT_S,
                "result_ttl": CHECK_RESULT_TTL_S, "failure_ttl": CHECK_FAILURE_TTL_S}
     if at <= datetime.now(UTC):
-        queue.enqueue("reactor.jobs.offer", scope.dumps(), turns.WAKE, owner, **options)
+        queue.enqueue(OFFER, scope.dumps(), turns.WAKE, owner, **options)
     else:
-        queue.enqueue_at(at, "reactor.jobs.offer", scope.dumps(), turns.WAKE, owner, **options)
+        queue.enqueue_at(at, OFFER, scope.dumps(), turns.WAKE, owner, **options)
     return owner
 
 
@@ -87,6 +87,6 @@ def resume_paused(connection: SyncRedis) -> int:
 def hand_over(connection: SyncRedis, scope: Scope, owner: str) -> None:
     """Queue the job that carries the scope's turn on as ``owner`` (who holds its marker)."""
     Queue(keys.QUEUE_EVENTS, connection=connection).enqueue(
-        "reactor.jobs.take_turn", scope.dumps(), job_id=owner, retry=JOB_RETRY,
+        "reactor.entrypoints.jobs.take_turn", scope.dumps(), job_id=owner, retry=JOB_RETRY,
         job_timeout=JOB_TIMEOUT_S, result_ttl=0, failure_ttl=CHECK_FAILURE_TTL_S,
     )

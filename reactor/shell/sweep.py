@@ -27,12 +27,12 @@ from datetime import UTC, datetime, timedelta
 
 from rq import Queue
 
-from reactor.context import Context
-from reactor.errors import GitHubError
+from reactor.core.errors import GitHubError
 from reactor.github import Installation, list_installations
 from reactor.github.app import parse_installation
 from reactor.shell import reconciler
 from reactor.shell.budget import Budget, Pass, Position
+from reactor.shell.context import Context
 from reactor.store import keys
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def fan_out(ctx: Context, *, now: datetime | None = None) -> str:
                      installation.account)
         elif ctx.sync_redis.set(keys.sweep_queued(installation.id, period),
                                 "1", nx=True, ex=ttl):
-            queue.enqueue("reactor.jobs.sweep_installation", installation.id,
+            queue.enqueue("reactor.entrypoints.jobs.sweep_installation", installation.id,
                           job_id=f"sweep-{installation.id}-{period}",
                           job_timeout=int(JOB_TIMEOUT.total_seconds()), result_ttl=ttl * 6,
                           failure_ttl=7 * 24 * 3600)

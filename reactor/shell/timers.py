@@ -6,7 +6,7 @@ the issue, the status, the moment it was entered and the time it is due, so it i
 once however often the entry is remembered. RQ keeps scheduled jobs in Redis, so they
 survive worker restarts and, with Redis's append-only file, Redis restarts; nothing polls.
 When the job runs it leaves a timeout check (``t:`` item) for the competition's turn; the
-turn reads the issue afresh and :func:`reactor.rules.timeouts.check` decides
+turn reads the issue afresh and :func:`reactor.core.rules.timeouts.check` decides
 (:func:`check`): a later move (the reactor remembers another entry time, or the issue shows
 another status) makes it do nothing.
 """
@@ -22,18 +22,18 @@ from gidgethub.abc import GitHubAPI
 from redis import Redis as SyncRedis
 from rq import Queue
 
-from reactor.actions import Decision
-from reactor.context import Context
-from reactor.labels import Status
-from reactor.routing import Scope
-from reactor.rules import timeouts
+from reactor.core.actions import Decision
+from reactor.core.labels import Status
+from reactor.core.routing import Scope
+from reactor.core.rules import timeouts
+from reactor.core.view import CompetitionView
 from reactor.shell import repoconfig
 from reactor.shell.apply import Applier
+from reactor.shell.context import Context
 from reactor.shell.reads import one_issue
 from reactor.store import keys, locks, memory, turns
 from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
 from reactor.store.turns import Write
-from reactor.view import CompetitionView
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def schedule(connection: SyncRedis, scope: Scope, issue: int, status: Status, *,
     job_id = f"timeout-{hashlib.sha256(name.encode()).hexdigest()[:24]}"
     item = Timer(issue, status, entered).item
     Queue(keys.QUEUE_EVENTS, connection=connection).enqueue_at(
-        at + EARLY_BY, "reactor.jobs.offer", scope.dumps(), item, job_id, job_id=job_id,
+        at + EARLY_BY, "reactor.entrypoints.jobs.offer", scope.dumps(), item, job_id, job_id=job_id,
         retry=JOB_RETRY, job_timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S,
         failure_ttl=FAILURE_TTL_S,
     )

@@ -12,7 +12,7 @@ which starts at once; when nothing waits, the turn ends. A turn that keeps findi
 holds a worker from the others.
 
 Bounded promptness: a change waits at most for its settle window (the rules' bound,
-:meth:`reactor.rules._base.Situation.settle_until`) — the turn that parks it schedules a
+:meth:`reactor.core.rules._base.Situation.settle_until`) — the turn that parks it schedules a
 re-check at the window's end, and any round in between judges it with whatever arrived.
 """
 
@@ -26,19 +26,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from gidgethub.routing import Router
-
-import handlers
-from reactor.actions import Decision
-from reactor.context import Context
-from reactor.model import Event
-from reactor.routing import Scope, competition_in
-from reactor.rules import inert
+from reactor.core.actions import Decision
+from reactor.core.events import Event
+from reactor.core.routing import Scope, competition_in
+from reactor.core.rules import inert
+from reactor.core.view import Change
 from reactor.shell import decide, intake, repair, saga, schedule, timers
 from reactor.shell.audit import decision_records, unprompted_records
+from reactor.shell.context import Context
 from reactor.store import counters, keys, memory, turns
 from reactor.store.audit import AuditRecord, Outcome
-from reactor.view import Change
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +62,7 @@ class Report:
 
 async def scope_of(ctx: Context, event: Event) -> Scope | None:
     """The scope whose turn judges an event's change: the competition the reactor remembers
-    for its issue, else the one its payload names (reactor/routing.py)."""
+    for its issue, else the one its payload names (reactor/core/routing.py)."""
     if event.repo is None or event.installation_id is None or event.issue is None:
         return None
     comp = await memory.competition_of(ctx.redis, event.repo.id, event.issue)
@@ -75,18 +72,16 @@ async def scope_of(ctx: Context, event: Event) -> Scope | None:
 
 
 async def submit(ctx: Context, scope: Scope, item: str, *, owner: str,
-                 router: Router = handlers.turn_router,
                  request: repair.Request | None = None) -> Report | None:
     """Leave ``item`` for the scope's turn and run the turn here if this caller now owns it
     (``request``: how it makes a reconcile the item asks for); None when a turn already
     queued or running takes the item."""
     if not await turns.offer(ctx.redis, scope.key, item, owner=owner):
         return None
-    return await take(ctx, scope, owner=owner, router=router, request=request)
+    return await take(ctx, scope, owner=owner, request=request)
 
 
 async def take(ctx: Context, scope: Scope, *, owner: str,
-               router: Router = handlers.turn_router,
                request: repair.Request | None = None, linger: float = 0.0) -> Report:
     """Run the scope's turn as ``owner`` (who holds its marker): rounds until nothing waits,
     the first after ``linger`` seconds (to take a request's webhooks together). A round due
@@ -113,7 +108,7 @@ async def take(ctx: Context, scope: Scope, *, owner: str,
             return report
         report.rounds += 1
         try:
-            commit = await round_of(ctx, scope, taken, router, report, request)
+            commit = await round_of(ctx, scope, taken, report, request)
         except BaseException:
             await turns.release(ctx.redis, taken)
             raise
@@ -137,11 +132,11 @@ async def _lease_busy(ctx: Context, scope: Scope) -> None:
     schedule.wake(ctx.sync_redis, scope, at=at, why="lease")
 
 
-async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, router: Router,
-                   report: Report, request: repair.Request) -> turns.Commit:
+async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Report,
+                   request: repair.Request) -> turns.Commit:
     """One round: every item taken, judged at once; what it leaves to write at its close."""
     fresh = [item for item in taken.items if item not in taken.judged]
-    delivered = await intake.take_in(ctx, router, fresh)
+    delivered = await intake.take_in(ctx, fresh)
     changes, strays = await _own(ctx, scope, delivered.changes)
     records: list[AuditRecord] = list(delivered.records)
     if taken.judged:  # judged, yet in flight: the round that judged them never closed
@@ -191,7 +186,7 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, router: Route
 async def _own(ctx: Context, scope: Scope, changes: list[Change]) -> tuple[list[Change], set[str]]:
     """The changes this scope judges, and the deliveries of those it hands on: an issue's
     competition is the one the reactor remembers for it (R3: it never changes unless a
-    maintainer moves it), which a payload alone cannot tell (reactor/routing.py)."""
+    maintainer moves it), which a payload alone cannot tell (reactor/core/routing.py)."""
     if not changes:
         return [], set()
     issues = sorted({c.issue for c in changes})

@@ -22,8 +22,7 @@ from enum import StrEnum
 import redis
 import redis.asyncio
 
-from reactor.metrics import count_record
-from reactor.model import Event
+from reactor.core.events import Event
 from reactor.store import keys
 
 # Characters kept per field when a record is written; the rest is replaced by ELLIPSIS.
@@ -113,23 +112,6 @@ def _cap_list(value: str, limit: int) -> str:
 
 def now_iso(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
-
-
-class AuditLog:
-    """Appends records from the async worker."""
-
-    def __init__(self, client: redis.asyncio.Redis) -> None:
-        self._redis = client
-
-    async def record(self, record: AuditRecord) -> None:
-        """Append ``record`` and, in the same round trip, add it to the counters ``GET
-        /metrics`` reports (deliveries by outcome, violations, hand-offs, ...)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(
-                keys.AUDIT, record.to_fields(), maxlen=keys.AUDIT_MAXLEN, approximate=True  # type: ignore[arg-type]
-            )
-            count_record(pipe, record)
-            await pipe.execute()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,4 +308,20 @@ def for_event(
         actor=event.sender.login if event.sender else "",
         rule=rule,
         detail=detail,
+    )
+
+
+def rejected_payload(guid: str, event: str, payload: object, why: str) -> AuditRecord:
+    """A rejection of a delivery whose payload could not be read whole: it names the
+    action and installation when they at least can be read."""
+    data = payload if isinstance(payload, dict) else {}
+    action = data.get("action")
+    installation = data.get("installation")
+    ident = installation.get("id") if isinstance(installation, dict) else None
+    return AuditRecord(
+        at=now_iso(), delivery=guid, event=event,
+        action=action if isinstance(action, str) else "",
+        outcome=Outcome.REJECTED.value,
+        installation=str(ident) if isinstance(ident, int) and not isinstance(ident, bool) else "",
+        detail=why,
     )

@@ -19,6 +19,8 @@ https://redis.io/docs/latest/operate/oss_and_stack/management/security/encryptio
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,9 +29,15 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
+from tenacity import RetryCallState
 
-from reactor.settings import Settings, mask_url
+from reactor.process.settings import Settings, mask_url
+
+log = logging.getLogger(__name__)
 
 # Asking a sentinel where the master is: one that does not answer within these is skipped
 # for the next (redis-py tries each in turn, without retrying one).
@@ -127,3 +135,35 @@ def _sentinel_options(settings: Settings) -> dict[str, Any]:
         options["ssl"] = True
         options.update(_tls(settings))
     return options
+
+
+RIDE_THROUGH_RETRIES = 5  # 0.2 + 0.4 + 0.8 + 1.6 + 2 s: a Redis restart of ~5 s goes unnoticed
+
+
+def redis_retry() -> Retry:
+    """Backoff for a synchronous client's connection errors (RQ's, the scheduler's, a worker's)."""
+    return Retry(ExponentialBackoff(cap=2.0, base=0.1), RIDE_THROUGH_RETRIES,
+                 supported_errors=(redis.ConnectionError,))
+
+
+def async_redis_retry() -> AsyncRetry:
+    """The same backoff for the jobs' asyncio client."""
+    return AsyncRetry(ExponentialBackoff(cap=2.0, base=0.1), RIDE_THROUGH_RETRIES,
+                      supported_errors=(redis.ConnectionError,))
+
+
+def stop_riding_through(connection: redis.Redis) -> None:
+    """A process asked to stop no longer waits for Redis: its remaining commands (RQ's
+    records of its death, the scheduler's lock) fail at once if Redis is gone, as it is when
+    ``reactor dev`` is killed and its Redis goes with it."""
+    connection.set_retry(Retry(NoBackoff(), 0))
+
+
+def log_waiting(who: str) -> Callable[[RetryCallState], None]:
+    """A tenacity ``before_sleep`` that says who waits for Redis, and why."""
+
+    def log_failure(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        log.warning("%s waits for Redis: %s", who, failure)
+
+    return log_failure

@@ -1,6 +1,9 @@
-"""A turn's audit records and counters, queued on its closing transaction.
+"""Writing the audit log and the counters its records stand for, which ``GET /metrics``
+reads back from Redis (:mod:`reactor.ops.metrics`) whichever process wrote them.
 
-``GET /metrics`` reads its counters from Redis (:mod:`reactor.metrics`). A turn adds to them
+One record is appended with :class:`AuditLog` (its delivery's outcome counted once, however
+many records name it); a turn queues its records and counters on its closing transaction
+(:func:`queue_records`, :func:`queue_round`, :func:`queue_latencies`) and adds to them
 once per turn, not once per record: the outcome of each delivery it judged, the violations,
 hand-offs, timeouts and cycles its comments stand for, and each judged delivery's latency
 (from its arrival at the web process to the turn that judged it). The closing transaction
@@ -10,19 +13,123 @@ counted when it is finally judged, a turn that never closed counted nothing.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from reactor.github.metrics import METRICS_TTL_S
-from reactor.metrics import COUNTERS_KEY, LATENCY_KEY, bucket_of, delivery_field, event_field
+import orjson
+import redis
+import redis.asyncio
+
 from reactor.store import keys
 from reactor.store.audit import AuditRecord, Outcome
+
+log = logging.getLogger(__name__)
 
 _PARKED = Outcome.PARKED.value
 EXPIRY_EVERY_S = 3600.0  # the counters' time to live is renewed this often per process
 _renewed: dict[str, float] = {}  # key -> time.monotonic() of this process's last renewal
+
+
+COUNTED_TTL_S = 24 * 3600  # longer than any retry, settle window or deferral of a delivery
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+HEADER_BYTES = 1024  # a stored delivery's header line (reactor/store/deliveries.py) fits
+
+# Count a delivery's outcome once, however many records name it (a revert writes one record
+# per action beside the delivery's own; a retried job writes them again).
+# KEYS: the counters hash, the delivery's counted set; ARGV: field, the set's ttl, the hash's.
+_COUNT_ONCE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 0
+"""
+
+# An action's record reads "[comp:<name> ]<Action>: <reason>" (reactor/shell/audit.py); each
+# violation, hand-off, timeout and cycle leaves exactly one comment, whose reason
+# (reactor/core/comments.py) says which it is.
+_COMMENT = re.compile(r"(?:comp:.*? )?Comment: (?P<reason>R\d+ .*)", re.DOTALL)
+_KINDS = (
+    ("violation", re.compile(r"R[1-6] (?:revert:|close:|escalated:|duplicate of #)")),
+    ("handoff", re.compile(r"R9 hand-off from #")),
+    ("timeout", re.compile(r"R8 \S+ past ")),
+    ("cycle", re.compile(r"R7 (?:refused: cycle|broke cycle) ")),
+)
+_APPLIED = Outcome.APPLIED.value
+
+
+def delivery_field(record: AuditRecord) -> str | None:
+    """The counter of the record's delivery outcome; None for what no delivery prompted (a
+    timer or reconcile run names itself as its delivery)."""
+    if not record.delivery or record.delivery == record.event:
+        return None
+    return f"delivery {record.event} {record.outcome}"
+
+
+def event_field(record: AuditRecord) -> str | None:
+    """The counter a record of an applied comment adds to: ``violation <rule>``,
+    ``handoff``, ``timeout`` or ``cycle``; None for any other record."""
+    found = _COMMENT.match(record.detail) if record.outcome == _APPLIED else None
+    if found is None or not found["reason"].startswith(f"{record.rule} "):
+        return None
+    for kind, pattern in _KINDS:
+        if pattern.match(found["reason"]):
+            return f"violation {record.rule}" if kind == "violation" else kind
+    return None
+
+
+def count_record(pipe: redis.asyncio.client.Pipeline, record: AuditRecord) -> None:
+    """Queue on ``pipe`` the counter increments ``record`` stands for."""
+    delivery = delivery_field(record)
+    if delivery is not None:
+        guid_set = keys.METRICS_COUNTED.format(guid=record.delivery)
+        pipe.eval(_COUNT_ONCE, 2, keys.METRICS_COUNTERS, guid_set, delivery, COUNTED_TTL_S,
+                  keys.METRICS_TTL_S)
+    event = event_field(record)
+    if event is not None:
+        pipe.hincrby(keys.METRICS_COUNTERS, event, 1)
+        pipe.expire(keys.METRICS_COUNTERS, keys.METRICS_TTL_S)
+
+
+def bucket_of(seconds: float) -> str:
+    """The histogram field counting ``seconds``: the smallest bound that holds it."""
+    return next((repr(bound) for bound in LATENCY_BUCKETS if seconds <= bound), "+Inf")
+
+
+def observe_latency(client: redis.Redis, guid: str, *, now: float) -> None:
+    """Count the time from the delivery ``guid``'s arrival to ``now`` (epoch seconds).
+
+    Reads only the stored record's header line. Never raises: the job is done, and a lost
+    observation must not make RQ run it again."""
+    try:
+        head: bytes = client.getrange(keys.delivery(guid), 0, HEADER_BYTES - 1)  # type: ignore[assignment]
+        received = _received_at(head)
+        if received is None:
+            return
+        seconds = max(0.0, now - received)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(keys.METRICS_LATENCY, bucket_of(seconds), 1)
+            pipe.hincrbyfloat(keys.METRICS_LATENCY, "sum", seconds)
+            pipe.expire(keys.METRICS_LATENCY, keys.METRICS_TTL_S)
+            pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("job latency not recorded: %s", exc, extra={"delivery": guid})
+
+
+def _received_at(head: bytes) -> float | None:
+    line, newline, _ = head.partition(b"\n")
+    try:
+        header = orjson.loads(line) if newline else None
+    except orjson.JSONDecodeError:
+        return None
+    received = header.get("received_at") if isinstance(header, dict) else None
+    return float(received) if isinstance(received, int | float) and received > 0 else None
 
 
 def _renew(pipe: Any, key: str) -> None:
@@ -31,7 +138,7 @@ def _renew(pipe: Any, key: str) -> None:
     now = time.monotonic()
     if now - _renewed.get(key, -EXPIRY_EVERY_S) >= EXPIRY_EVERY_S:
         _renewed[key] = now
-        pipe.expire(key, METRICS_TTL_S)
+        pipe.expire(key, keys.METRICS_TTL_S)
 
 
 def queue_records(pipe: Any, records: Iterable[AuditRecord]) -> None:
@@ -48,17 +155,17 @@ def queue_records(pipe: Any, records: Iterable[AuditRecord]) -> None:
         if event is not None:
             fields[event] += 1
     for name, count in fields.items():
-        pipe.hincrby(COUNTERS_KEY, name, count)
+        pipe.hincrby(keys.METRICS_COUNTERS, name, count)
     if fields:
-        _renew(pipe, COUNTERS_KEY)
+        _renew(pipe, keys.METRICS_COUNTERS)
 
 
 def queue_round(pipe: Any, deliveries: int) -> None:
     """Count a round of a turn and the deliveries it judged (``GET /metrics``: how well the
     turns collapse bursts)."""
-    pipe.hincrby(COUNTERS_KEY, "turn round", 1)
+    pipe.hincrby(keys.METRICS_COUNTERS, "turn round", 1)
     if deliveries:
-        pipe.hincrby(COUNTERS_KEY, "turn delivery", deliveries)
+        pipe.hincrby(keys.METRICS_COUNTERS, "turn delivery", deliveries)
 
 
 def queue_latencies(pipe: Any, seconds: Iterable[float]) -> None:
@@ -69,7 +176,22 @@ def queue_latencies(pipe: Any, seconds: Iterable[float]) -> None:
         buckets[bucket_of(max(0.0, value))] += 1
         total += max(0.0, value)
     for bucket, count in buckets.items():
-        pipe.hincrby(LATENCY_KEY, bucket, count)
+        pipe.hincrby(keys.METRICS_LATENCY, bucket, count)
     if buckets:
-        pipe.hincrbyfloat(LATENCY_KEY, "sum", total)
-        _renew(pipe, LATENCY_KEY)
+        pipe.hincrbyfloat(keys.METRICS_LATENCY, "sum", total)
+        _renew(pipe, keys.METRICS_LATENCY)
+
+
+class AuditLog:
+    """Appends one record at a time (what no turn judges: an installation, a replay)."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._redis = client
+
+    async def record(self, record: AuditRecord) -> None:
+        """Append ``record`` and, in the same round trip, add it to the counters."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.AUDIT, record.to_fields(),  # type: ignore[arg-type]
+                      maxlen=keys.AUDIT_MAXLEN, approximate=True)
+            count_record(pipe, record)
+            await pipe.execute()

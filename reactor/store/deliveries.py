@@ -8,7 +8,8 @@ while writing a hash field that size converts the hash out of its compact encodi
 measured on the ingest benchmark (``bench/ingest.py``). The header is JSON (orjson escapes
 newlines), so the first newline always ends it.
 
-The worker (:mod:`reactor.jobs`), ``reactor replay`` and the CLI read it with :func:`load`.
+The worker (:mod:`reactor.entrypoints.jobs`), ``reactor replay`` and the CLI read it with
+:func:`load`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio
 
-from reactor.errors import DeliveryError, DeliveryNotFound
+from reactor.core.errors import DeliveryError, DeliveryNotFound
 from reactor.store import keys
 
 

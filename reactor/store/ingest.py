@@ -51,16 +51,16 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.utils import utcformat
 
-from reactor.errors import StoreUnavailable
-from reactor.routing import Scope
+from reactor.core.errors import StoreUnavailable
+from reactor.core.routing import Scope
 from reactor.store import connect, keys, turns
 from reactor.store.deliveries import Delivery
 from reactor.store.waiting import Waiting, WaitingRoom
 
 log = logging.getLogger(__name__)
 
-JOB_FUNC = "reactor.jobs.process_delivery"
-TURN_FUNC = "reactor.jobs.take_turn"
+JOB_FUNC = "reactor.entrypoints.jobs.process_delivery"
+TURN_FUNC = "reactor.entrypoints.jobs.take_turn"
 JOB_TIMEOUT_S = 60  # a job takes seconds; a killed worker's job is handed back after this + 15 s
 JOB_RESULT_TTL_S = 3600
 JOB_FAILURE_TTL_S = 7 * 24 * 3600
@@ -76,7 +76,7 @@ MIN_ROUND_TRIP_S = 1.0  # a round trip near a deadline may still take this long
 CONNECT_TIMEOUT_S = 2.0  # one attempt to reach Redis again
 BACKOFF_FIRST_S = 0.05  # between attempts: 0 (a connection a restart broke), then doubling
 BACKOFF_CAP_S = 1.0
-# The catch-up's period marker (reactor/worker.py's PERIODIC "catchup"): without it the
+# The catch-up's period marker (reactor/entrypoints/worker.py's PERIODIC "catchup"): without it the
 # scheduler runs the catch-up at once.
 CATCH_UP_PERIOD = keys.periodic("catchup")
 WAIT_TIMEOUT_MS = 500  # with REDIS_WAIT_REPLICAS: how long the replicas may take to acknowledge
@@ -241,7 +241,7 @@ class Ingest:
     Redis was away are remembered, and once Redis answers one command deletes the
     catch-up's period marker, so the scheduler runs the catch-up at once rather than within
     the minute, and each GUID's redelivery hold, so the catch-up asks GitHub for it whatever
-    it asked before (``reactor/catchup.py``).
+    it asked before (``reactor/shell/catchup.py``).
 
     **Replicas** (``replicas``, REDIS_WAIT_REPLICAS). Redis replicates asynchronously: a 202
     for a delivery the master had not yet passed on is lost with the master, and GitHub will

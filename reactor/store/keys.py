@@ -19,6 +19,20 @@ SEEN_TTL_S = 4 * 24 * 3600
 AUDIT = PREFIX + "audit"
 AUDIT_MAXLEN = 100_000
 
+# What GET /metrics reports (reactor/ops/metrics.py), written by every process: the counters
+# (hash fields "delivery <event> <outcome>", "violation <rule>", "handoff", "timeout",
+# "cycle", "turn round", "turn delivery"), the outcomes already counted per delivery, the
+# latency histogram (a field per bucket bound, plus "sum"), GitHub calls by route and status
+# ("<method> <route> <status>" -> attempts) and the latest x-ratelimit-remaining per
+# installation (or "app"). Each expires METRICS_TTL_S after its last write, as everything
+# the reactor keeps: a reactor idle that long starts its counters afresh.
+METRICS_COUNTERS = PREFIX + "metrics:counters"
+METRICS_COUNTED = PREFIX + "metrics:counted:{guid}"
+METRICS_LATENCY = PREFIX + "metrics:latency"
+GITHUB_CALLS = PREFIX + "metrics:github-calls"
+RATE_REMAINING = PREFIX + "metrics:rate-remaining"
+METRICS_TTL_S = 90 * 24 * 3600
+
 # GitHub access, shared by every worker process.
 INSTALLATION_TOKEN = PREFIX + "token:{installation_id}"
 INSTALLATION_TOKEN_LOCK = PREFIX + "token-lock:{installation_id}"
@@ -54,7 +68,7 @@ CONFIG = PREFIX + "config:{repo_id}"
 CONFIG_GOOD = PREFIX + "config-good:{repo_id}"
 CONFIG_REPORTED = PREFIX + "config-reported:{repo_id}:{digest}"
 
-# Catch-up of missed deliveries (reactor/catchup.py): where the next run starts reading the
+# Catch-up of missed deliveries (reactor/shell/catchup.py): where the next run starts reading the
 # App's delivery log, the lock that keeps runs one at a time, and per GUID the redeliveries
 # asked for and the hold before the next may be.
 CATCHUP_CURSOR = PREFIX + "catchup:since"
@@ -68,7 +82,7 @@ SWEEP_CURSOR = PREFIX + "sweep:cursor:{installation_id}"
 SWEEP_RUNNING = PREFIX + "sweep:running:{installation_id}"
 SWEEP_QUEUED = PREFIX + "sweep:queued:{installation_id}:{period}"
 
-# Periodic jobs (reactor/worker.py): present while a job's period has not yet run out.
+# Periodic jobs (reactor/entrypoints/worker.py): present while a job's period has not yet run out.
 PERIODIC = PREFIX + "periodic:{name}"
 
 # RQ queue names.

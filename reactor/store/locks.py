@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from reactor.errors import LeaseLost
+from reactor.core.errors import LeaseLost
 from reactor.store import keys
 
 LEASE_TTL_MS = 15_000  # renewed before every write; a killed holder blocks this long

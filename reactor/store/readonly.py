@@ -21,7 +21,7 @@ import redis
 import redis.asyncio
 from redis.asyncio.client import Pipeline
 
-from reactor.errors import StoreUnavailable
+from reactor.core.errors import StoreUnavailable
 
 READS = frozenset({
     "GET", "MGET", "STRLEN", "GETRANGE", "EXISTS", "TYPE", "TTL", "PTTL", "HGET", "HMGET",

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from reactor.github.metrics import REMAINING_KEY
 from reactor.store import keys
 
 SCAN_COUNT = 1000  # keys Redis looks at per SCAN call
@@ -82,7 +81,7 @@ async def forget_installation(
     owner = str(installation_id)
     gone = await _forget(client, REPOSITORY_FAMILIES, {str(r) for r in repositories})
     gone += await _forget(client, INSTALLATION_FAMILIES, {owner})
-    gone += int(await client.hdel(REMAINING_KEY, owner))
+    gone += int(await client.hdel(keys.RATE_REMAINING, owner))
     return gone
 
 

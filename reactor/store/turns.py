@@ -34,7 +34,7 @@ import redis.asyncio
 from redis import Redis as SyncRedis
 from redis.exceptions import NoScriptError
 
-from reactor.routing import Scope
+from reactor.core.routing import Scope
 from reactor.store import keys
 from reactor.store.locks import LEASE_TTL_MS, Lease
 
@@ -65,7 +65,7 @@ return 0
 # its worker die, the scheduler wakes the scope then (:func:`overdue`).
 # KEYS: lease, fence, turn marker, pending, in-flight, judged, sagas, rounds running
 # ARGV: lease value, lease ttl (ms), scope ttl (s), owner, chunk, '1' to take the lease,
-#       the scope (as reactor.routing.Scope.dumps writes it), watchdog margin (ms)
+#       the scope (as reactor.core.routing.Scope.dumps writes it), watchdog margin (ms)
 _BEGIN = """
 if ARGV[6] == '1' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 0
@@ -223,7 +223,7 @@ class Taken:
     items: tuple[str, ...]
     judged: frozenset[str]  # items whose delivery the scope has judged already
     journals: tuple[bytes, ...]  # hand-off journals in progress (reactor/shell/saga.py)
-    scope: str  # as reactor.routing.Scope.dumps writes it: its entry among rounds running
+    scope: str  # as reactor.core.routing.Scope.dumps writes it: its entry among rounds running
     carried: frozenset[str] = frozenset()  # items an earlier round left in flight (parked)
 
 

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from reactor.errors import StoreUnavailable
+from reactor.core.errors import StoreUnavailable
 
 MAX_WAITING = 1000  # deliveries held in memory at once, waiting for Redis …
 MAX_WAITING_BYTES = 32 * 1024 * 1024  # … and their payloads' bytes; past either: 503 at once

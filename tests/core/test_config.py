@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reactor import config as config_module
-from reactor.config import (
+from reactor.core import config as config_module
+from reactor.core.config import (
     DEFAULT_CONFIG,
     DEFAULT_STAGE_TIMEOUT,
     DEFAULT_STAGES,
@@ -37,7 +37,7 @@ from reactor.config import (
     parse_config,
     parse_duration,
 )
-from reactor.errors import ConfigError
+from reactor.core.errors import ConfigError
 from tests.prerequisites import missing
 
 SPEC_EXAMPLE = """

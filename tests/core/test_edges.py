@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from reactor.actions import Rule
-from reactor.comments import revert
-from reactor.errors import PayloadError
-from reactor.labels import Status
-from reactor.markers import comment_marker, comment_markers, creation_key, creation_marker
-from reactor.model import change_from_event, parse_event, parse_issue
+from reactor.core.actions import Rule
+from reactor.core.comments import revert
+from reactor.core.errors import PayloadError
+from reactor.core.events import change_from_event, parse_event, parse_issue
+from reactor.core.labels import Status
+from reactor.core.markers import comment_marker, comment_markers, creation_key, creation_marker
+from reactor.core.view import ChangeKind, IssueState
 from reactor.shell import schedule as burst
-from reactor.view import ChangeKind, IssueState
 from tests.core.world import APP, T0, agent, view
 
 
@@ -92,7 +92,7 @@ def test_an_issues_event_becomes_a_change() -> None:
 
 def test_a_change_is_timed_by_its_arrival_and_keeps_the_status_labels_it_showed() -> None:
     """The web process's receive time, not the worker's clock, times a change; the payload's
-    ``status:`` labels order a burst's changes (reactor.rules.chain)."""
+    ``status:`` labels order a burst's changes (reactor.core.rules.chain)."""
     event = parse_event("issues", "g-3", labeled_payload(), received_at=T0.timestamp() + 5)
     found = change_from_event(event, now=T0)
     assert found is not None and (found.at - T0).total_seconds() == 5
@@ -111,7 +111,7 @@ def test_other_events_and_actions_are_no_change() -> None:
 
 def test_an_opened_change_keeps_the_identity_labels_the_issue_was_opened_with() -> None:
     """They tell R3 the issue's competition even when the fresh read shows a second one whose
-    change another competition's burst holds (reactor.rules._base.Situation.opened_with)."""
+    change another competition's burst holds (reactor.core.rules._base.Situation.opened_with)."""
     opened = change_from_event(
         parse_event("issues", "g", {**labeled_payload(), "action": "opened"}), now=T0)
     assert opened is not None and opened.opened_with is not None

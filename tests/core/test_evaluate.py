@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from reactor.actions import AddLabel, CloseIssue, Comment, Escalate, RemoveLabel, Rule
-from reactor.config import DEFAULT_CONFIG, parse_config
-from reactor.labels import Status
-from reactor.markers import comment_markers
-from reactor.rules import seed_accepted
-from reactor.view import Change, CompetitionView
+from reactor.core.actions import AddLabel, CloseIssue, Comment, Escalate, RemoveLabel, Rule
+from reactor.core.config import DEFAULT_CONFIG, parse_config
+from reactor.core.labels import Status
+from reactor.core.markers import comment_markers
+from reactor.core.rules import seed_accepted
+from reactor.core.view import Change, CompetitionView
 from tests.core.world import (
     APP,
     K,

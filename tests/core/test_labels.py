@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from reactor.config import DEFAULT_STAGES
-from reactor.labels import (
+from reactor.core.config import DEFAULT_STAGES
+from reactor.core.labels import (
     MAX_LABEL_LENGTH,
     LabelKind,
     LabelSet,

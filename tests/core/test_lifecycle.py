@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from reactor.errors import ReactorError
-from reactor.labels import Status
-from reactor.lifecycle import (
+from reactor.core.errors import ReactorError
+from reactor.core.labels import Status
+from reactor.core.transitions import (
     TRANSITIONS,
     InvalidTransition,
     allowed_from,

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reactor.actions import AddLabel, Decision, RemoveLabel
-from reactor.config import parse_config
-from reactor.labels import Status
-from reactor.lifecycle import TRANSITIONS
-from reactor.view import Change, CompetitionView
+from reactor.core.actions import AddLabel, Decision, RemoveLabel
+from reactor.core.config import parse_config
+from reactor.core.labels import Status
+from reactor.core.transitions import TRANSITIONS
+from reactor.core.view import Change, CompetitionView
 from tests.core.world import K, agent, apply, change, run, view
 
 CONFIG = parse_config("stages: [planner]\nagents: {planner: [planner-bot]}\nsettle: 1s")
@@ -163,7 +163,7 @@ class GitHub:
 
 @dataclass
 class Reactor:
-    """The shell's loop around :func:`reactor.rules.evaluate`, on simulated GitHub."""
+    """The shell's loop around :func:`reactor.core.rules.evaluate`, on simulated GitHub."""
 
     github: GitHub
     # The issue was opened and judged before the history starts: the reactor remembers it.

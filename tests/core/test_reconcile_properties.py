@@ -16,11 +16,11 @@ from types import MappingProxyType
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reactor.actions import Comment
-from reactor.config import parse_config
-from reactor.labels import Status
-from reactor.rules.reconcile import reconcile
-from reactor.view import CompetitionView, IssueSnapshot
+from reactor.core.actions import Comment
+from reactor.core.config import parse_config
+from reactor.core.labels import Status
+from reactor.core.rules.reconcile import reconcile
+from reactor.core.view import CompetitionView, IssueSnapshot
 from tests.core.world import COMP, agent, apply, at, view
 
 EXAMPLES = int(os.environ.get("REACTOR_PROPERTY_EXAMPLES", "300"))

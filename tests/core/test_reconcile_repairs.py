@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
 
-from reactor.actions import (
+from reactor.core.actions import (
     AddLabel,
     CloseIssue,
     CloseReason,
@@ -23,10 +23,10 @@ from reactor.actions import (
     RemoveLabel,
     Rule,
 )
-from reactor.config import RepoConfig, parse_config
-from reactor.labels import Status
-from reactor.rules.reconcile import reconcile
-from reactor.view import CompetitionView, IssueSnapshot
+from reactor.core.config import RepoConfig, parse_config
+from reactor.core.labels import Status
+from reactor.core.rules.reconcile import reconcile
+from reactor.core.view import CompetitionView, IssueSnapshot
 from tests.core.world import COMP, agent, apply, at, of_type, view
 
 CONFIG = parse_config("""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reactor.actions import AddLabel, Comment, RemoveLabel, Rule
-from reactor.config import parse_config
-from reactor.labels import Status
+from reactor.core.actions import AddLabel, Comment, RemoveLabel, Rule
+from reactor.core.config import parse_config
+from reactor.core.labels import Status
 from tests.core.world import K, agent, change, of_type, settles, view
 
 AGENTS = parse_config("agents: {planner: ['planner-bot[bot]']}\nmaintainers: [boss]")

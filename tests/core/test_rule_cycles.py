@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reactor.actions import AddLabel, Comment, Decision, RemoveLabel, Rule
-from reactor.config import DEFAULT_CONFIG, RepoConfig, parse_config
-from reactor.labels import Status
-from reactor.markers import comment_marker
-from reactor.rules import cycles
-from reactor.rules.cycles import Deps, Trigger
-from reactor.view import IssueSnapshot
+from reactor.core.actions import AddLabel, Comment, Decision, RemoveLabel, Rule
+from reactor.core.config import DEFAULT_CONFIG, RepoConfig, parse_config
+from reactor.core.labels import Status
+from reactor.core.markers import comment_marker
+from reactor.core.rules import cycles
+from reactor.core.rules.cycles import Deps, Trigger
+from reactor.core.view import IssueSnapshot
 from tests.core.world import agent, at, issue, of_type
 
 BLOCKED = "reactor:blocked"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reactor.actions import AddLabel, CloseIssue, CloseReason, Comment, Rule
-from reactor.config import parse_config
-from reactor.markers import creation_marker
-from reactor.rules import normalise_title
+from reactor.core.actions import AddLabel, CloseIssue, CloseReason, Comment, Rule
+from reactor.core.config import parse_config
+from reactor.core.markers import creation_marker
+from reactor.core.rules import normalise_title
 from tests.core.world import APP, K, agent, change, of_type, run, settles, view
 
 

@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
-from reactor.actions import AddLabel, Comment, CreateIssue, Dispatch, RemoveLabel, Rule
-from reactor.config import parse_config
-from reactor.labels import Status
-from reactor.markers import creation_key
-from reactor.rules import task_of
-from reactor.view import CompetitionView, IssueSnapshot
+from reactor.core.actions import AddLabel, Comment, CreateIssue, Dispatch, RemoveLabel, Rule
+from reactor.core.config import parse_config
+from reactor.core.labels import Status
+from reactor.core.markers import creation_key
+from reactor.core.rules import task_of
+from reactor.core.view import CompetitionView, IssueSnapshot
 from tests.core.world import (
     K,
     agent,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from reactor.actions import AddLabel, CloseIssue, CloseReason, Comment, RemoveLabel, Rule
-from reactor.config import parse_config
+from reactor.core.actions import AddLabel, CloseIssue, CloseReason, Comment, RemoveLabel, Rule
+from reactor.core.config import parse_config
 from tests.core.world import K, agent, change, issue, of_type, run, settles, view
 
 SCOPED = parse_config("scopes: {'exec-bot[bot]': [titanic]}\nmaintainers: [boss]")

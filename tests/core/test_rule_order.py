@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reactor.actions import AddLabel, Comment, RemoveLabel, Rule
-from reactor.labels import Status
+from reactor.core.actions import AddLabel, Comment, RemoveLabel, Rule
+from reactor.core.labels import Status
 from tests.core.world import K, agent, change, of_type, run, settles, view
 
 

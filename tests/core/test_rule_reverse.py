@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reactor.actions import CloseIssue, CloseReason, Comment, Rule
-from reactor.config import parse_config
+from reactor.core.actions import CloseIssue, CloseReason, Comment, Rule
+from reactor.core.config import parse_config
 from tests.core.world import K, agent, change, issue, of_type, run, settles, view
 
 CONFIG = parse_config("""

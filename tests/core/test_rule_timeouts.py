@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactor.actions import Action, AddLabel, Comment, RemoveLabel, Rule
-from reactor.comments import span
-from reactor.config import DEFAULT_CONFIG, RepoConfig, parse_config
-from reactor.labels import Status
-from reactor.lifecycle import is_allowed
-from reactor.markers import comment_marker
-from reactor.rules import timeouts
-from reactor.view import IssueSnapshot
+from reactor.core.actions import Action, AddLabel, Comment, RemoveLabel, Rule
+from reactor.core.comments import span
+from reactor.core.config import DEFAULT_CONFIG, RepoConfig, parse_config
+from reactor.core.labels import Status
+from reactor.core.markers import comment_marker
+from reactor.core.rules import timeouts
+from reactor.core.transitions import is_allowed
+from reactor.core.view import IssueSnapshot
 from tests.core.world import T0, agent, at
 
 FAST = parse_config("timeouts: {executor: 2s}\nstart_timeout: 1m")

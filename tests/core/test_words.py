@@ -8,10 +8,10 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactor import comments
-from reactor.actions import Rule
-from reactor.rules.handoff import issue_title
-from reactor.words import CODE_LIMIT, code, safe_title
+from reactor.core import comments
+from reactor.core.actions import Rule
+from reactor.core.rules.handoff import issue_title
+from reactor.core.words import CODE_LIMIT, code, safe_title
 
 HOSTILE = "status:x` @victim [c](https://evil.example) `"
 _SPAN = re.compile(r"(?P<fence>`+)(?P<inner>.*?)(?P=fence)(?!`)", re.DOTALL)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from reactor.actions import (
+from reactor.core.actions import (
     AddLabel,
     CloseIssue,
     CreateIssue,
@@ -23,11 +23,10 @@ from reactor.actions import (
     Escalate,
     RemoveLabel,
 )
-from reactor.config import DEFAULT_CONFIG, RepoConfig
-from reactor.labels import ReactorLabel, Status
-from reactor.model import Actor
-from reactor.rules import evaluate
-from reactor.view import Change, ChangeKind, CompetitionView, IssueSnapshot, IssueState
+from reactor.core.config import DEFAULT_CONFIG, RepoConfig
+from reactor.core.labels import ReactorLabel, Status
+from reactor.core.rules import evaluate
+from reactor.core.view import Actor, Change, ChangeKind, CompetitionView, IssueSnapshot, IssueState
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 APP = "issue-safety-reactor[bot]"

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
-from reactor.errors import GitHubError
+from reactor.core.errors import GitHubError
 from reactor.github import (
     GitHubClient,
     HookDelivery,

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reactor.errors import ConfigError
+from reactor.core.errors import ConfigError
 from reactor.github import AppSigner, app_jwt
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from reactor.errors import GitHubError, RateLimited, is_transient
+from reactor.core.errors import GitHubError, RateLimited, is_transient
 from reactor.github import ContentPacer, GitHubClient, Window, creates_content
 from reactor.github.pacing import PER_HOUR, PER_MINUTE
 from reactor.store import keys

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from reactor.errors import GitHubError, RateLimited
+from reactor.core.errors import GitHubError, RateLimited
 from reactor.github import CallRecord, GitHubClient, LimitKind
 from reactor.github.ratelimit import budget_from_headers, exhausted, limit_from_error
 from reactor.store import keys

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tenacity import AsyncRetrying, RetryCallState
 
-from reactor.errors import GitHubError, GitHubUnavailable
+from reactor.core.errors import GitHubError, GitHubUnavailable
 from reactor.github import CallRecord, RetryPolicy, full_jitter
 from tests.conftest import free_port
 from tests.github.conftest import MakeClient, Reply, Sleeps, StandIn

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from reactor.errors import GitHubError
+from reactor.core.errors import GitHubError
 from reactor.github import GitHubClient, InstallationToken
 from reactor.store import keys
 from tests.github.conftest import APP_ID, TOKEN_LENGTH, FakeClock, MakeClient, Reply, StandIn

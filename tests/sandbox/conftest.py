@@ -15,8 +15,8 @@ import httpx
 import jwt
 import pytest
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import (
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import (
     RunningSandbox,
     SandboxClient,
     WebhookReceiver,

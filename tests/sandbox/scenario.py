@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import ReceivedWebhook, SandboxClient
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import ReceivedWebhook, SandboxClient
 from tests.sandbox.conftest import app_jwt, bearer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver
+from ghsandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver
 from tests.sandbox.conftest import Clock, Repo, app_jwt, bearer, new_issue
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reactor.sandbox.cli import main
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import SandboxProcess, user_headers
+from ghsandbox.cli import main
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import SandboxProcess, user_headers
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_a_key_that_is_not_pem_is_refused(
 
 def test_python_dash_m_prints_usage() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "reactor.sandbox", "--help"],
+        [sys.executable, "-m", "ghsandbox", "--help"],
         capture_output=True,
         text=True,
         timeout=30,

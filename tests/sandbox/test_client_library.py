@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver
+from ghsandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver
 from tests.prerequisites import missing
 
 try:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.rest import ENDPOINTS
-from reactor.sandbox.testing import ReceivedWebhook, run_receiver, run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.rest import ENDPOINTS
+from ghsandbox.testing import ReceivedWebhook, run_receiver, run_sandbox
 from tests.prerequisites import missing
 from tests.sandbox import openapi
 from tests.sandbox.scenario import Driver, Exchange, Recording, run_scenario

@@ -1,7 +1,7 @@
 """GitHub's size limits, refused with GitHub's own 422 answers and nothing changed.
 
 Titles hold at most 256 characters, issue and comment bodies 65,536, label names 50; a
-request over a limit changes nothing and sends no webhook (see reactor.sandbox.rest.limits).
+request over a limit changes nothing and sends no webhook (see ghsandbox.rest.limits).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from reactor.sandbox.testing import SandboxClient, WebhookReceiver
+from ghsandbox.testing import SandboxClient, WebhookReceiver
 from tests.sandbox.conftest import Repo, new_issue
 
 DOCS = "https://docs.github.com/rest/issues/"

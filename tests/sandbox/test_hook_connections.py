@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 import h11
 import pytest
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.hookclient import HookConnection, HookError, StaleConnection
-from reactor.sandbox.testing import loopback_socket, run_receiver, run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.hookclient import HookConnection, HookError, StaleConnection
+from ghsandbox.testing import loopback_socket, run_receiver, run_sandbox
 
 
 def test_a_webhook_after_the_receiver_closed_the_idle_connection_arrives(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from reactor.sandbox.testing import SandboxClient, WebhookReceiver
+from ghsandbox.testing import SandboxClient, WebhookReceiver
 from tests.sandbox.conftest import Clock, Repo, new_issue
 
 

@@ -8,7 +8,7 @@ import re
 
 import httpx
 
-from reactor.sandbox.testing import SandboxClient, WebhookReceiver
+from ghsandbox.testing import SandboxClient, WebhookReceiver
 from tests.sandbox.conftest import Repo, events, new_issue
 
 

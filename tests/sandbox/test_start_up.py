@@ -9,7 +9,7 @@ description in ``test_conformance``).
 
 from __future__ import annotations
 
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver, run_receiver
+from ghsandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver, run_receiver
 from tests.sandbox.conftest import Repo, app_jwt, bearer, events, new_issue
 
 GITHUB_HEADERS = (

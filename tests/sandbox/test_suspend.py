@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reactor.sandbox.testing import RunningSandbox, SandboxClient
+from ghsandbox.testing import RunningSandbox, SandboxClient
 from tests.sandbox.conftest import Repo, app_jwt, bearer
 
 

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 
-from reactor.sandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver, run_receiver
+from ghsandbox.testing import RunningSandbox, SandboxClient, WebhookReceiver, run_receiver
 from tests.sandbox.conftest import Repo, app_jwt, bearer, events, new_issue
 
 

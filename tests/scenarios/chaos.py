@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import redis
 
-from reactor.demo.script import AGENTS, INTRUDER, MAINTAINER, STAGES
-from reactor.sandbox.testing import SandboxClient
+from ghsandbox.testing import SandboxClient
+from reactor.ops.demo.script import AGENTS, INTRUDER, MAINTAINER, STAGES
 from reactor.store import audit
 from tests.conftest import RedisServer, Stack
 from tests.scenarios.chaos_checks import Event, History, Issue, Mistake

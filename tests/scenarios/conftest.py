@@ -34,9 +34,9 @@ from rq.registry import (
     StartedJobRegistry,
 )
 
-from reactor.demo.script import AGENTS, MAINTAINER, STAGES  # the demo's agents, the same users
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import SandboxClient
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import SandboxClient
+from reactor.ops.demo.script import AGENTS, MAINTAINER, STAGES  # the demo's agents, the same users
 from reactor.shell import repoconfig
 from reactor.store import keys
 from reactor.store.ingest import JOB_RETRY

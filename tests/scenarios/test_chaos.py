@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import run_sandbox
 from reactor.store import keys
 from tests.conftest import RedisServer, free_port, running_stack
 from tests.scenarios.chaos import MISTAKES, Chaos, Players, Workload, history, scenario_players

@@ -24,8 +24,8 @@ import pytest
 import redis
 from rq import Queue
 
-from reactor.model import Repo
-from reactor.routing import Scope
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
 from reactor.store import audit, keys, turns
 from tests.scenarios.conftest import (
     AGENTS,
@@ -445,7 +445,7 @@ def test_8_an_agent_with_the_apps_own_token_is_judged_but_the_reactors_writes_ar
 # -- the revert-war cap ----------------------------------------------------------------------
 
 
-ESCALATED = "stops reverting"  # words of the escalation comment (reactor/comments.py)
+ESCALATED = "stops reverting"  # words of the escalation comment (reactor/core/comments.py)
 
 
 def violate(s: Scenario, number: int, comp: str, *, comments: int) -> None:
@@ -676,7 +676,7 @@ def audit_cli(s: Scenario, guid: str) -> list[dict[str, Any]]:
     hidden = ("APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "GITHUB_API_URL")
     env = {k: v for k, v in os.environ.items() if k not in hidden}
     done = subprocess.run(
-        [sys.executable, "-m", "reactor.cli", "audit", "--delivery", guid, "--json"],
+        [sys.executable, "-m", "reactor", "audit", "--delivery", guid, "--json"],
         capture_output=True, text=True, timeout=60, env={**env, "REDIS_URL": s.stack.redis_url})
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]

@@ -9,7 +9,7 @@ import re
 import pytest
 import redis
 
-from reactor.markers import creation_marker
+from reactor.core.markers import creation_marker
 from tests.scenarios.conftest import (
     AGENTS,
     CONFIG,

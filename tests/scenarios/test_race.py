@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import redis
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.testing import run_receiver, run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.testing import run_receiver, run_sandbox
 from reactor.store import audit
 from tests.conftest import running_stack
 from tests.scenarios.conftest import (

@@ -37,7 +37,7 @@ def reconcile(s: Scenario) -> str:
     """Run the real command; it must succeed. Returns its summary line."""
     assert s.stack.env is not None
     done = subprocess.run(
-        [sys.executable, "-m", "reactor.cli", "reconcile", "--repo", f"{s.owner}/{s.name}"],
+        [sys.executable, "-m", "reactor", "reconcile", "--repo", f"{s.owner}/{s.name}"],
         env=s.stack.env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr

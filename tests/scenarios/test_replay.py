@@ -27,7 +27,7 @@ from tests.scenarios.conftest import (
 
 def replay(s: Scenario, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     assert s.stack.env is not None
-    done = subprocess.run([sys.executable, "-m", "reactor.cli", "replay", *args],
+    done = subprocess.run([sys.executable, "-m", "reactor", "replay", *args],
                           env=s.stack.env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert (done.returncode == 0) is ok, (done.stdout, done.stderr)

@@ -153,7 +153,7 @@ def run_sweep(client: redis.Redis, s: Scenario, budget: int, run: int) -> str:
     """One sweep of the tenant's installation within ``budget`` GitHub calls, as the
     fan-out enqueues it; its summary line."""
     job = Queue(keys.QUEUE_SWEEP, connection=client).enqueue(
-        "reactor.jobs.sweep_installation", s.installation_id, budget,
+        "reactor.entrypoints.jobs.sweep_installation", s.installation_id, budget,
         job_id=f"test-sweep-{s.installation_id}-{run}")
     return str(wait_until(lambda: job.return_value(refresh=True), what=f"sweep run {run}",
                           timeout=SWEEP_S, describe=lambda: job.get_status(refresh=True)))

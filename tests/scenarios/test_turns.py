@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from rq import Queue
 
-from reactor.metrics import COUNTERS_KEY
 from reactor.store import keys
 from tests.conftest import Stack, running_stack
 from tests.scenarios.conftest import (
@@ -53,7 +52,7 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 
 
 def rounds(s: Scenario) -> int:
-    return int(s._rq.hget(COUNTERS_KEY, "turn round") or 0)
+    return int(s._rq.hget(keys.METRICS_COUNTERS, "turn round") or 0)
 
 
 def test_a_burst_waiting_together_is_judged_in_one_round_with_one_read(quiet: Scenario) -> None:

@@ -30,9 +30,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reactor.sandbox.config import SandboxConfig
-from reactor.sandbox.serving import serve_in_thread
-from reactor.sandbox.testing import run_sandbox
+from ghsandbox.config import SandboxConfig
+from ghsandbox.serving import serve_in_thread
+from ghsandbox.testing import run_sandbox
 from tests.conftest import Stack, free_port, stop_groups, wait_for_port
 from tests.scenarios.chaos import Workload, history, scenario_players
 from tests.scenarios.chaos_checks import check, counts
