@@ -7,12 +7,10 @@ fit for the comment the shell leaves on the newest agent issue. Fetching, cachin
 last good config" are the shell's.
 
 The file is written by whoever can push to the repository, and one worker pool serves every
-installation, so reading it is bounded before anything is built: at most :data:`MAX_BYTES`,
-YAML composed with PyYAML's safe constructors under a node budget that counts each alias as the
-nodes it repeats (:data:`MAX_NODES`, so an alias bomb is refused after ten thousand instead of
-expanding) and a nesting limit (:data:`MAX_DEPTH`, so no ``RecursionError``). Any failure to
-read or check the text is a :class:`RepoConfigError`, and its message is one printable line of
-at most :data:`MESSAGE_CHARS` characters that quotes values by a short excerpt, never a ``repr``.
+installation, so reading it is bounded before anything is built
+(:mod:`reactor.core.yaml_bounded`). Any failure to read or check the text is a
+:class:`RepoConfigError`, and its message is one printable line of at most
+:data:`MESSAGE_CHARS` characters that quotes values by a short excerpt, never a ``repr``.
 
 Logins and competition names are folded to lower case (GitHub compares both without regard
 to case); stage names must already be label-safe.
@@ -24,22 +22,15 @@ issue within ``revert_window`` (default 1h) before the reactor stops and asks fo
 from __future__ import annotations
 
 import re
-import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-import yaml
-from yaml.composer import Composer
+from typing import Any, TypeVar
 
 from reactor.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from yaml.events import AliasEvent, Event
-    from yaml.nodes import Node
+from reactor.core.yaml_bounded import EXCERPT_CHARS, Unreadable, excerpt, one_line, read_yaml
 
 DEFAULT_STAGES = ("planner", "analyzer", "executor", "monitor", "retrospective")
 DEFAULT_TIMEOUTS = MappingProxyType({
@@ -52,11 +43,7 @@ CONFIG_PATH = ".github/reactor.yml"
 
 # Limits on what one repository's file may cost; a config with every key is under 2 KiB,
 # holds a few dozen values and nests four deep (file → agents → stage → login).
-MAX_BYTES = 64 * 1024
-MAX_NODES = 10_000  # YAML values, each alias counted as every value it repeats
-MAX_DEPTH = 20
 MAX_DURATION = timedelta(days=365)  # far below timedelta's range: `now + d` never overflows
-EXCERPT_CHARS = 80  # a quoted value in a message
 MESSAGE_CHARS = 280  # a whole message, key included
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -80,8 +67,8 @@ class RepoConfigError(ConfigError):
     """
 
     def __init__(self, key: str, problem: str) -> None:
-        key = _line(key, EXCERPT_CHARS)
-        super().__init__(_line(f"{key}: {problem}" if key else problem, MESSAGE_CHARS))
+        key = one_line(key, EXCERPT_CHARS)
+        super().__init__(one_line(f"{key}: {problem}" if key else problem, MESSAGE_CHARS))
         self.key = key
 
 
@@ -190,7 +177,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _duration(value: Any, key: str, *, zero_ok: bool = False) -> timedelta:
-    problem = f"{_excerpt(value)} is not a duration like 30m or 2h"
+    problem = f"{excerpt(value)} is not a duration like 30m or 2h"
     if not isinstance(value, str):
         raise RepoConfigError(key, problem)
     try:
@@ -200,19 +187,19 @@ def _duration(value: Any, key: str, *, zero_ok: bool = False) -> timedelta:
     if not parsed and not zero_ok:
         raise RepoConfigError(key, "must be longer than zero")
     if parsed > MAX_DURATION:
-        raise RepoConfigError(key, f"{_excerpt(value)} is longer than {MAX_DURATION.days}d")
+        raise RepoConfigError(key, f"{excerpt(value)} is longer than {MAX_DURATION.days}d")
     return parsed
 
 
 def _list(value: Any, key: str, item: Callable[[Any, str], T]) -> tuple[T, ...]:
     if not isinstance(value, list):
-        raise RepoConfigError(key, f"must be a list, e.g. [a, b], not {_excerpt(value)}")
+        raise RepoConfigError(key, f"must be a list, e.g. [a, b], not {excerpt(value)}")
     return tuple(item(entry, f"{key}[{i}]") for i, entry in enumerate(value))
 
 
 def _mapping(value: Any, key: str) -> dict[Any, Any]:
     if not isinstance(value, dict):
-        problem = f"must be a mapping, e.g. {{name: value}}, not {_excerpt(value)}"
+        problem = f"must be a mapping, e.g. {{name: value}}, not {excerpt(value)}"
         raise RepoConfigError(key, problem)
     return value
 
@@ -220,7 +207,7 @@ def _mapping(value: Any, key: str) -> dict[Any, Any]:
 def _name(value: Any, key: str, pattern: re.Pattern[str], what: str) -> str:
     folded = value.strip().casefold() if isinstance(value, str) else None
     if folded is None or not pattern.fullmatch(folded):
-        raise RepoConfigError(key, f"{_excerpt(value)} is not {what}")
+        raise RepoConfigError(key, f"{excerpt(value)} is not {what}")
     return folded
 
 
@@ -235,7 +222,7 @@ def _login(value: Any, key: str) -> str:
 def _comp(value: Any, key: str) -> str:
     folded = value.strip().casefold() if isinstance(value, str) else ""
     if not folded or len(folded) > _COMP_MAX or ":" in folded:
-        problem = f"{_excerpt(value)} is not a competition name (≤ {_COMP_MAX} characters, no ':')"
+        problem = f"{excerpt(value)} is not a competition name (≤ {_COMP_MAX} characters, no ':')"
         raise RepoConfigError(key, problem)
     return folded
 
@@ -247,7 +234,7 @@ def _stages(value: Any, key: str) -> tuple[str, ...]:
     seen: set[str] = set()  # a set: thousands of stages must not cost a quadratic scan
     for i, stage in enumerate(stages):
         if stage in seen:
-            raise RepoConfigError(f"{key}[{i}]", f"{_excerpt(stage)} is listed twice")
+            raise RepoConfigError(f"{key}[{i}]", f"{excerpt(stage)} is listed twice")
         seen.add(stage)
     return stages
 
@@ -268,7 +255,7 @@ def _dispatch(value: Any, key: str) -> frozenset[DispatchMode]:
     def mode(entry: Any, where: str) -> DispatchMode:
         if entry not in tuple(DispatchMode):
             choices = ", ".join(DispatchMode)
-            raise RepoConfigError(where, f"{_excerpt(entry)} is not one of {choices}")
+            raise RepoConfigError(where, f"{excerpt(entry)} is not one of {choices}")
         return DispatchMode(entry)
 
     modes = frozenset(_list(value, key, mode))
@@ -279,7 +266,7 @@ def _dispatch(value: Any, key: str) -> frozenset[DispatchMode]:
 
 def _count(value: Any, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise RepoConfigError(key, f"{_excerpt(value)} is not a whole number of at least 1")
+        raise RepoConfigError(key, f"{excerpt(value)} is not a whole number of at least 1")
     return value
 
 
@@ -297,44 +284,9 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
-# -- bounded text: every value a message quotes goes through _excerpt() or _line() ------------
-
-class _Excerpt(reprlib.Repr):
-    """reprlib with tight limits: enough of a value to recognise it, never its full repr."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel = 2
-        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 4
-        self.maxstring = self.maxother = EXCERPT_CHARS
-        self.maxlong = 40
-
-
-_EXCERPT = _Excerpt()
-
-
-def _excerpt(value: object) -> str:
-    """A short quotation of a config value for a message: printable, ≤ EXCERPT_CHARS."""
-    return _line(_EXCERPT.repr(value), EXCERPT_CHARS)
-
-
-def _line(text: str, limit: int) -> str:
-    """``text`` as one printable line of at most ``limit`` characters (ending … when cut).
-
-    Control, format (bidi) and other invisible characters are escaped (``\\x1b``,
-    ``\\u202e``), so a message can neither break a line nor reorder what a reader sees.
-    """
-    shown = "".join(c if c.isprintable() else _escape(c) for c in text[: limit + 1])
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
-def _escape(char: str) -> str:
-    return char.encode("unicode_escape").decode("ascii")
-
-
 def _at(key: str, name: object) -> str:
     """The dotted path of ``name`` under ``key``, the name cut short and made printable."""
-    return f"{key}.{_line(str(name), 40)}"
+    return f"{key}.{one_line(str(name), 40)}"
 
 
 def _listing(names: Sequence[str], shown: int = 6) -> str:
@@ -342,120 +294,8 @@ def _listing(names: Sequence[str], shown: int = 6) -> str:
     return ", ".join(names[:shown]) + more
 
 
-# -- reading YAML within the limits ------------------------------------------------------------
-
-class _BoundedComposer(Composer):
-    """PyYAML's composer with a budget, checked as each node is composed.
-
-    The budget counts an alias as every node its anchor holds, so ten levels of ten aliases
-    cost ten billion and are refused after the first ten thousand, before anything is
-    constructed; the depth limit keeps the composer's recursion far from Python's limit.
-    """
-
-    if TYPE_CHECKING:
-        def peek_event(self) -> Event: ...
-
-    def __init__(self) -> None:
-        Composer.__init__(self)  # not super(): the loader's next __init__ needs the stream
-        self._depth = 0
-        self._nodes = 0
-        self._weights: dict[str, int] = {}  # anchor → nodes its value holds, aliases expanded
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            self._charge_alias(event)
-            return super().compose_node(parent, index)
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            raise RepoConfigError("", f"nested more than {MAX_DEPTH} levels deep{_where(event)}")
-        before = self._charge(1, event, "the file holds")
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            self._weights[anchor] = self._nodes - before
-        return node
-
-    def _charge_alias(self, event: AliasEvent) -> None:
-        anchor = event.anchor
-        if anchor in self.anchors and anchor not in self._weights:
-            name = _line(str(anchor), 40)
-            raise RepoConfigError("", f"alias *{name} repeats a value that holds it{_where(event)}")
-        self._charge(self._weights.get(str(anchor), 1), event, "aliases expand to")
-
-    def _charge(self, nodes: int, event: Event, what: str) -> int:
-        """Add ``nodes`` to the count; the count before, or RepoConfigError past the budget."""
-        before = self._nodes
-        self._nodes += nodes
-        if self._nodes > MAX_NODES:
-            raise RepoConfigError("", f"{what} more than {MAX_NODES:,} values{_where(event)}")
-        return before
-
-
-def _where(event: Event) -> str:
-    mark = event.start_mark
-    return f" (line {mark.line + 1})" if mark is not None else ""
-
-
-class _Reading(Protocol):
-    def get_single_data(self) -> Any: ...
-    def dispose(self) -> None: ...
-
-
-class _PyLoader(_BoundedComposer, yaml.SafeLoader):
-    """The bounded composer over PyYAML's pure-Python scanner and parser."""
-
-    def __init__(self, stream: str) -> None:
-        yaml.SafeLoader.__init__(self, stream)
-        _BoundedComposer.__init__(self)
-
-
-_LOADER: Callable[[str], _Reading] = _PyLoader
-if yaml.__with_libyaml__:
-    class _CLoader(_BoundedComposer, yaml.CSafeLoader):
-        """The bounded composer over libyaml's events: the same nodes, about six times faster."""
-
-        def __init__(self, stream: str) -> None:
-            yaml.CSafeLoader.__init__(self, stream)
-            _BoundedComposer.__init__(self)
-
-    _LOADER = _CLoader
-
-
 def _read(text: str) -> Any:
-    """The one YAML document in ``text``, read within the limits, with safe constructors only.
-
-    Whatever goes wrong is a RepoConfigError: PyYAML's constructors raise ValueError, KeyError
-    or AttributeError for some explicit tags and impossible dates, and none of that may stop
-    an evaluation.
-    """
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_BYTES:
-        kib = -(-size // 1024)
-        raise RepoConfigError("", f"the file is {kib} KiB; the limit is {MAX_BYTES // 1024} KiB")
-    loader: _Reading | None = None
     try:
-        loader = _LOADER(text)
-        return loader.get_single_data()
-    except RepoConfigError:
-        raise
-    except yaml.YAMLError as error:
-        raise RepoConfigError("", _yaml_problem(error, text)) from None
-    except Exception as error:  # third-party code reading text anyone can push
-        problem = f"{type(error).__name__}: {_line(str(error), 80)}"
-        raise RepoConfigError("", f"not valid YAML ({problem})") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
-    if isinstance(error, yaml.reader.ReaderError):
-        return f"not valid YAML at character {error.position} ({error.reason})"
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}" if mark is not None else ""
-    problem = getattr(error, "problem", None) or "unreadable"
-    hint = ("; quote logins that end in [bot], e.g. ['planner-bot[bot]']"
-            if "[bot]" in text else "")
-    return f"not valid YAML{where} ({problem}){hint}"
+        return read_yaml(text)
+    except Unreadable as problem:
+        raise RepoConfigError("", str(problem)) from None

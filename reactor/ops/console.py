@@ -21,7 +21,7 @@ from reactor.core.actions import Action
 from reactor.core.terminal import printable
 from reactor.store.audit import AuditRecord, Outcome
 
-# An action's record reads "<comp:C >Kind: reason" (reactor/shell/audit.py); Kind is its class.
+# An action's record reads "<comp:C >Kind: reason" (reactor/shell/records.py); Kind is its class.
 ACTION = re.compile(rf"^(?:comp:(?P<comp>\S+) )?(?P<kind>"
                     rf"{'|'.join(kind.__name__ for kind in get_args(Action))}): (?P<reason>.*)$",
                     re.DOTALL)

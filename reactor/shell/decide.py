@@ -30,8 +30,8 @@ from reactor.core.rules import evaluate, reads_links, timeouts
 from reactor.core.view import Change, CompetitionView
 from reactor.shell import reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
-from reactor.shell.audit import problem_record, resumed_record
 from reactor.shell.context import Context
+from reactor.shell.records import problem_record, resumed_record
 from reactor.store import locks, memory
 from reactor.store.audit import AuditRecord
 from reactor.store.turns import Write

@@ -22,8 +22,8 @@ from reactor.core.events import Event, parse_event
 from reactor.core.routing import Scope
 from reactor.core.view import Change
 from reactor.shell import schedule
-from reactor.shell.audit import change_record
 from reactor.shell.context import Context
+from reactor.shell.records import change_record
 from reactor.store import deliveries, keys, memory
 from reactor.store.audit import AuditRecord, Outcome, for_event, rejected_payload
 

@@ -32,8 +32,8 @@ from reactor.core.routing import Scope, competition_in
 from reactor.core.rules import inert
 from reactor.core.view import Change
 from reactor.shell import decide, intake, repair, saga, schedule, timers
-from reactor.shell.audit import decision_records, unprompted_records
 from reactor.shell.context import Context
+from reactor.shell.records import decision_records, unprompted_records
 from reactor.store import counters, keys, memory, turns
 from reactor.store.audit import AuditRecord, Outcome
 

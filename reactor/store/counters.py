@@ -51,7 +51,7 @@ end
 return 0
 """
 
-# An action's record reads "[comp:<name> ]<Action>: <reason>" (reactor/shell/audit.py); each
+# An action's record reads "[comp:<name> ]<Action>: <reason>" (reactor/shell/records.py); each
 # violation, hand-off, timeout and cycle leaves exactly one comment, whose reason
 # (reactor/core/comments.py) says which it is.
 _COMMENT = re.compile(r"(?:comp:.*? )?Comment: (?P<reason>R\d+ .*)", re.DOTALL)

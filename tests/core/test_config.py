@@ -22,14 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reactor.core import config as config_module
+from reactor.core import yaml_bounded
 from reactor.core.config import (
     DEFAULT_CONFIG,
     DEFAULT_STAGE_TIMEOUT,
     DEFAULT_STAGES,
-    EXCERPT_CHARS,
-    MAX_BYTES,
-    MAX_DEPTH,
-    MAX_NODES,
     MESSAGE_CHARS,
     DispatchMode,
     RepoConfig,
@@ -38,6 +35,7 @@ from reactor.core.config import (
     parse_duration,
 )
 from reactor.core.errors import ConfigError
+from reactor.core.yaml_bounded import EXCERPT_CHARS, MAX_BYTES, MAX_DEPTH, MAX_NODES
 from tests.prerequisites import missing
 
 SPEC_EXAMPLE = """
@@ -190,8 +188,8 @@ def test_the_error_carries_the_dotted_key() -> None:
 # -- hostile text: bounded cost, bounded messages, and never another exception ----------------
 
 LOADERS = [
-    pytest.param(getattr(config_module, "_CLoader", None), id="libyaml"),
-    pytest.param(config_module._PyLoader, id="python"),
+    pytest.param(getattr(yaml_bounded, "_CLoader", None), id="libyaml"),
+    pytest.param(yaml_bounded._PyLoader, id="python"),
 ]
 
 
@@ -200,7 +198,7 @@ def reading_with(loader: object) -> Iterator[None]:
     """Parse with libyaml's events or PyYAML's pure-Python ones: both must hold the limits."""
     if loader is None:
         missing("PyYAML is built without libyaml here")
-    with mock.patch.object(config_module, "_LOADER", loader):
+    with mock.patch.object(yaml_bounded, "_LOADER", loader):
         yield
 
 
@@ -240,7 +238,7 @@ class Work:
 def counting_work() -> Iterator[Work]:
     """The work of the reads within the block (read the counts after it)."""
     work = Work()
-    compose = config_module._BoundedComposer.compose_node
+    compose = yaml_bounded._BoundedComposer.compose_node
     construct = yaml.constructor.BaseConstructor.construct_object
 
     def composing(self: Any, parent: Any, index: Any) -> Any:
@@ -251,7 +249,7 @@ def counting_work() -> Iterator[Work]:
         work.constructed += 1
         return construct(self, node, deep)
 
-    with mock.patch.object(config_module._BoundedComposer, "compose_node", composing), \
+    with mock.patch.object(yaml_bounded._BoundedComposer, "compose_node", composing), \
             mock.patch.object(yaml.constructor.BaseConstructor, "construct_object",
                               constructing):
         yield work
@@ -353,7 +351,7 @@ def test_a_huge_valid_config_is_refused_by_size_before_it_is_read() -> None:
     text = huge_valid_config(960_000)
     assert 950_000 < len(text) < 970_000
     never = mock.Mock(side_effect=AssertionError("the YAML reader was started"))
-    with mock.patch.object(config_module, "_LOADER", never), \
+    with mock.patch.object(yaml_bounded, "_LOADER", never), \
             pytest.raises(RepoConfigError) as caught:
         parse_config(text)
     never.assert_not_called()

@@ -19,11 +19,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reactor.core.config import DEFAULT_CONFIG, MAX_BYTES, RepoConfig, RepoConfigError, parse_config
+from reactor.core.config import DEFAULT_CONFIG, RepoConfig, RepoConfigError, parse_config
 from reactor.core.errors import ConfigError
 from reactor.core.guide import agent_guide as guide_text
 from reactor.core.labels import LabelKind, comp_label, parse_label
 from reactor.core.terminal import printable
+from reactor.core.yaml_bounded import MAX_BYTES
 from reactor.ops.commands.status import app_context, locate_repo, repo_name
 from reactor.process.settings import Settings
 

@@ -1,6 +1,6 @@
 """What the dashboard makes of one repository's newest audit records: its decisions. Pure.
 
-The records come as :mod:`reactor.shell.audit` writes them, newest first. An action's record
+The records come as :mod:`reactor.shell.records` writes them, newest first. An action's record
 reads ``[comp:<name> ]<ActionType>: <reason>``; each delivery of a burst has a record of its
 own (``accepted``, ``applied``, ``noted``, ``parked``) whose detail repeats, joined by ``; ``,
 the reasons of what was done about it; the reactor's own writes come back as ``skipped``
