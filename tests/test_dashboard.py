@@ -41,7 +41,7 @@ from reactor.ops.dashboard import boards, panels, pulse, recent, shown, standing
 from reactor.ops.dashboard import page as dashboard
 from reactor.ops.dashboard.recent import Kind
 from reactor.process.settings import Settings
-from reactor.store import keys, memory
+from reactor.store import audit, keys, memory
 from reactor.store.audit import AuditRecord
 from reactor.store.counters import AuditLog
 from reactor.store.deliveries import Delivery
@@ -915,7 +915,7 @@ def test_the_audit_stream_is_read_newest_first_and_bounded(
     short, the page says how far back the records read reach."""
     monkeypatch.setattr(boards, "RECENT_RECORDS", 5)
     monkeypatch.setattr(boards, "HOUR_RECORDS", 12)
-    monkeypatch.setattr(boards, "PAGE", 4)
+    monkeypatch.setattr(audit, "PAGE", 4)
     now = datetime.now(UTC)
     asyncio.run(_seed_glance(redis_url, {1: ("titanic", "planner", "idle", now)}, []))
     client = redis.Redis.from_url(redis_url)
@@ -930,7 +930,9 @@ def test_the_audit_stream_is_read_newest_first_and_bounded(
     async def read() -> list[str]:
         async_client = redis.asyncio.Redis.from_url(redis_url)
         try:
-            return [r.label for r in await boards.recent_records(async_client, now=now)]
+            records = await audit.newest(async_client, at_least=boards.RECENT_RECORDS,
+                                         since=now - pulse.HOUR, at_most=boards.HOUR_RECORDS)
+            return [r.label for r in records]
         finally:
             await async_client.aclose()
 

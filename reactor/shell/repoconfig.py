@@ -181,3 +181,13 @@ async def _last_good(client: redis.asyncio.Redis, repo: Repo) -> RepoConfig:
         return DEFAULT_CONFIG
     parsed, _ = _parsed(good.decode("utf-8", "replace"), repo)
     return parsed if isinstance(parsed, RepoConfig) else DEFAULT_CONFIG
+
+
+async def last_good(client: redis.asyncio.Redis, repo_id: int) -> RepoConfig:
+    """The repository's last good config, read from Redis alone (the dashboard: it asks
+    GitHub nothing); the defaults when none parsed yet."""
+    text: bytes | None = await client.get(keys.config_good(repo_id))  # type: ignore[assignment]
+    try:
+        return parse_config(text.decode("utf-8", "replace")) if text else DEFAULT_CONFIG
+    except RepoConfigError:
+        return DEFAULT_CONFIG

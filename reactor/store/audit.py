@@ -325,3 +325,23 @@ def rejected_payload(guid: str, event: str, payload: object, why: str) -> AuditR
         installation=str(ident) if isinstance(ident, int) and not isinstance(ident, bool) else "",
         detail=why,
     )
+
+
+async def newest(client: redis.asyncio.Redis, *, at_least: int, since: datetime, at_most: int
+                 ) -> list[AuditRecord]:
+    """The newest records, newest first: ``at_least`` whatever their age, then on back to
+    ``since``, ``at_most`` in all (``XREVRANGE`` in pages of :data:`PAGE`)."""
+    since_id = f"{max(0, int(since.timestamp() * 1000))}-0"
+    found: list[AuditRecord] = []
+    upto = "+"
+    while len(found) < at_most:
+        any_age = len(found) < at_least
+        low = "-" if any_age else since_id
+        count = min(PAGE, (at_least if any_age else at_most) - len(found))
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrevrange(  # type: ignore[assignment]
+            keys.AUDIT, upto, low, count=count)
+        found += [AuditRecord.from_stream(entry_id, fields) for entry_id, fields in entries]
+        if len(entries) < count:
+            break
+        upto = _before(entries[-1][0].decode())
+    return found

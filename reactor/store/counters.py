@@ -20,11 +20,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 import redis
 import redis.asyncio
 
-from reactor.store import keys
+from reactor.store import deliveries, keys
 from reactor.store.audit import AuditRecord, Outcome
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ _renewed: dict[str, float] = {}  # key -> time.monotonic() of this process's las
 COUNTED_TTL_S = 24 * 3600  # longer than any retry, settle window or deferral of a delivery
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-HEADER_BYTES = 1024  # a stored delivery's header line (reactor/store/deliveries.py) fits
 
 # Count a delivery's outcome once, however many records name it (a revert writes one record
 # per action beside the delivery's own; a retried job writes them again).
@@ -108,8 +106,8 @@ def observe_latency(client: redis.Redis, guid: str, *, now: float) -> None:
     Reads only the stored record's header line. Never raises: the job is done, and a lost
     observation must not make RQ run it again."""
     try:
-        head: bytes = client.getrange(keys.delivery(guid), 0, HEADER_BYTES - 1)  # type: ignore[assignment]
-        received = _received_at(head)
+        head: bytes = client.getrange(keys.delivery(guid), 0, deliveries.HEADER_BYTES - 1)  # type: ignore[assignment]
+        received = deliveries.received_at(head)
         if received is None:
             return
         seconds = max(0.0, now - received)
@@ -120,16 +118,6 @@ def observe_latency(client: redis.Redis, guid: str, *, now: float) -> None:
             pipe.execute()
     except (redis.RedisError, OSError) as exc:
         log.warning("job latency not recorded: %s", exc, extra={"delivery": guid})
-
-
-def _received_at(head: bytes) -> float | None:
-    line, newline, _ = head.partition(b"\n")
-    try:
-        header = orjson.loads(line) if newline else None
-    except orjson.JSONDecodeError:
-        return None
-    received = header.get("received_at") if isinstance(header, dict) else None
-    return float(received) if isinstance(received, int | float) and received > 0 else None
 
 
 def _renew(pipe: Any, key: str) -> None:

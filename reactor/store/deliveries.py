@@ -9,11 +9,13 @@ measured on the ingest benchmark (``bench/ingest.py``). The header is JSON (orjs
 newlines), so the first newline always ends it.
 
 The worker (:mod:`reactor.entrypoints.jobs`), ``reactor replay`` and the CLI read it with
-:func:`load`.
+:func:`load`; the latency counter and the dashboard read only when it arrived
+(:func:`arrivals`), from the header's first :data:`HEADER_BYTES`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -21,6 +23,8 @@ import redis.asyncio
 
 from reactor.core.errors import DeliveryError, DeliveryNotFound
 from reactor.store import keys
+
+HEADER_BYTES = 1024  # a stored record's header line fits
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +71,39 @@ async def load(client: redis.asyncio.Redis, guid: str) -> Delivery:
         return decode(guid, record)
     except ValueError as exc:  # orjson.JSONDecodeError is one
         raise DeliveryError(str(exc), delivery_id=guid) from None
+
+
+def received_at(head: bytes) -> float | None:
+    """When a delivery arrived, from the start of its stored record (None if unreadable)."""
+    line, newline, _ = head.partition(b"\n")
+    try:
+        header = orjson.loads(line) if newline else None
+    except ValueError:  # orjson.JSONDecodeError is one
+        return None
+    received = header.get("received_at") if isinstance(header, dict) else None
+    return float(received) if isinstance(received, int | float) and received > 0 else None
+
+
+async def arrivals(client: redis.asyncio.Redis, guids: Sequence[str]
+                   ) -> dict[str, float | None]:
+    """When each of ``guids`` arrived (None: gone or unreadable), in one round trip."""
+    async with client.pipeline(transaction=False) as pipe:
+        for guid in guids:
+            pipe.getrange(keys.delivery(guid), 0, HEADER_BYTES - 1)
+        heads = await pipe.execute()
+    return dict(zip(guids, map(received_at, heads), strict=True))
+
+
+async def payload_of(client: redis.asyncio.Redis, guid: str, *, at_most: int
+                     ) -> dict[str, object] | None:
+    """A stored delivery's payload, unless it is missing, larger than ``at_most`` bytes or
+    not a JSON object."""
+    size = await client.strlen(keys.delivery(guid))
+    if not 0 < size <= at_most:
+        return None
+    record: bytes | None = await client.get(keys.delivery(guid))  # type: ignore[assignment]
+    try:
+        payload = orjson.loads(decode(guid, record).body) if record else None
+    except ValueError:  # orjson.JSONDecodeError is one
+        return None
+    return payload if isinstance(payload, dict) else None

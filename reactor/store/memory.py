@@ -23,6 +23,7 @@ accepted; markers and creation keys are also written into the comment and issue 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -285,3 +286,19 @@ async def finish_creation(
 async def abandon_creation(client: redis.asyncio.Redis, repo_id: int, key: str) -> None:
     """The creation failed (or its issue is gone): let the next decision claim the key."""
     await client.delete(keys.created(repo_id, key))
+
+
+_ISSUE_KEY = re.compile(keys.ISSUE.format(repo_id=r"(\d+)", issue=r"(\d+)"))
+
+
+async def remembered(client: redis.asyncio.Redis, repo_id: int | None = None
+                     ) -> dict[int, list[int]]:
+    """Per repository id (``repo_id``'s only, if given), the numbers of the issues the
+    reactor remembers anything of (a ``SCAN``: for operators' views, never the hot path)."""
+    pattern = keys.ISSUE.format(repo_id="*" if repo_id is None else repo_id, issue="*")
+    numbers: dict[int, list[int]] = {}
+    async for key in client.scan_iter(match=pattern, count=1000):
+        found = _ISSUE_KEY.fullmatch(key.decode() if isinstance(key, bytes) else key)
+        if found is not None:
+            numbers.setdefault(int(found[1]), []).append(int(found[2]))
+    return numbers

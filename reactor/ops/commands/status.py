@@ -31,7 +31,6 @@ import orjson
 from reactor.core.errors import ConfigError
 from reactor.core.terminal import json_document, printable
 from reactor.process.settings import Settings
-from reactor.store import keys
 
 if TYPE_CHECKING:  # the clients are imported when a command runs, not with `reactor --help`
     import redis.asyncio
@@ -42,7 +41,6 @@ if TYPE_CHECKING:  # the clients are imported when a command runs, not with `rea
     from reactor.shell.context import Context
     from reactor.store.memory import Recalled
 
-_ISSUE_KEY = re.compile(keys.ISSUE.format(repo_id=r"(\d+)", issue=r"(\d+)"))
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
 EMPTY = "-"
 UNKNOWN = "unknown"  # remembered in a competition and stage, with no status accepted yet
@@ -243,12 +241,7 @@ async def _remembered(client: redis.asyncio.Redis, repo_id: int | None
     """The reactor's memory of every issue, by repository id (of ``repo_id``'s only)."""
     from reactor.store import memory
 
-    pattern = keys.ISSUE.format(repo_id="*" if repo_id is None else repo_id, issue="*")
-    numbers: dict[int, list[int]] = defaultdict(list)
-    async for key in client.scan_iter(match=pattern, count=1000):
-        found = _ISSUE_KEY.fullmatch(key.decode() if isinstance(key, bytes) else key)
-        if found:
-            numbers[int(found[1])].append(int(found[2]))
+    numbers = await memory.remembered(client, repo_id)
     return {rid: await memory.recall(client, rid, sorted(issues))
             for rid, issues in numbers.items()}
 

@@ -11,7 +11,7 @@ reactor believes, which is what one debugs:
   kept, so a body's ``depends on #N`` is not known here (``reactor graph`` reads GitHub);
 - the stage order of the repository's last good ``.github/reactor.yml``;
 - the audit log's newest records: the newest :data:`RECENT_RECORDS` whatever their age, and on back
-  to an hour ago, :data:`HOUR_RECORDS` at most (``XREVRANGE`` in pages of :data:`PAGE`), never the
+  to an hour ago, :data:`HOUR_RECORDS` at most (:func:`reactor.store.audit.newest`), never the
   whole stream. They name repositories by full name; a stored delivery of each names the
   repository's id and ``html_url`` (learnt once per process: an id never changes), from which the
   issue links are made — GitHub's, a GHES host's or the sandbox's
@@ -32,17 +32,17 @@ a webhook waited up to 0.25 s while 5,000 issues were read; in pipelines of 100,
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import redis.asyncio
 
-from reactor.core.config import DEFAULT_CONFIG, RepoConfig, RepoConfigError, parse_config
+from reactor.core.config import DEFAULT_CONFIG, RepoConfig
 from reactor.ops.dashboard import pulse, recent, standing
 from reactor.ops.dashboard.learnt import DeliveryFacts, RepoNames
-from reactor.store import keys, memory
+from reactor.shell import repoconfig
+from reactor.store import audit, memory
 from reactor.store.audit import AuditRecord
 
 REPOSITORIES = 20  # drawn per page; the others are named, with their issue counts
@@ -50,8 +50,6 @@ MAX_ISSUES = 5000  # read per repository: the newest
 CHUNK = 100  # issues per Redis pipeline: its replies are parsed on the event loop
 RECENT_RECORDS = 400  # audit records read per refresh, whatever their age
 HOUR_RECORDS = 3000  # audit records read per refresh at most: the last hour's, newest first
-PAGE = 100  # audit records per XREVRANGE: its reply is parsed on the event loop
-_ISSUE_KEY = re.compile(re.escape(keys.PREFIX) + r"issue:(\d+):(\d+)")
 
 
 @dataclass(frozen=True)
@@ -93,54 +91,9 @@ class Boards:
     cut: datetime | None = None
 
 
-def _before(entry_id: bytes) -> str:
-    """The stream id just below ``entry_id``."""
-    millis, seq = (int(part) for part in entry_id.decode().split("-", 1))
-    return f"{millis}-{seq - 1}" if seq else f"{millis - 1}-{2**64 - 1}"
-
-
 def _id_time(entry_id: str) -> datetime:
     """When Redis appended a stream entry (its id's first part, in milliseconds)."""
     return datetime.fromtimestamp(int(entry_id.split("-", 1)[0]) / 1000, UTC)
-
-
-async def recent_records(client: redis.asyncio.Redis, *, now: datetime) -> list[AuditRecord]:
-    """The newest audit records, newest first: :data:`RECENT_RECORDS` whatever their age,
-    then back to an hour before ``now``, :data:`HOUR_RECORDS` in all at most."""
-    hour_ago = f"{max(0, int((now - pulse.HOUR).timestamp() * 1000))}-0"
-    found: list[AuditRecord] = []
-    upto = "+"
-    while len(found) < HOUR_RECORDS:
-        any_age = len(found) < RECENT_RECORDS
-        low = "-" if any_age else hour_ago
-        count = min(PAGE, (RECENT_RECORDS if any_age else HOUR_RECORDS) - len(found))
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrevrange(  # type: ignore[assignment]
-            keys.AUDIT, upto, low, count=count)
-        found += [AuditRecord.from_stream(entry_id, fields) for entry_id, fields in entries]
-        if len(entries) < count:
-            break
-        upto = _before(entries[-1][0])
-    return found
-
-
-async def remembered(client: redis.asyncio.Redis) -> dict[int, list[int]]:
-    """Per repository id, the numbers of the issues the reactor remembers anything of."""
-    numbers: dict[int, list[int]] = {}
-    pattern = keys.ISSUE.format(repo_id="*", issue="*")
-    async for key in client.scan_iter(match=pattern, count=1000):
-        found = _ISSUE_KEY.fullmatch(key.decode() if isinstance(key, bytes) else key)
-        if found is not None:
-            numbers.setdefault(int(found[1]), []).append(int(found[2]))
-    return numbers
-
-
-async def repo_config(client: redis.asyncio.Redis, repo_id: int) -> RepoConfig:
-    """The repository's last good config (the defaults when none parsed yet)."""
-    text: bytes | None = await client.get(keys.config_good(repo_id))  # type: ignore[assignment]
-    try:
-        return parse_config(text.decode("utf-8", "replace")) if text else DEFAULT_CONFIG
-    except RepoConfigError:
-        return DEFAULT_CONFIG
 
 
 async def _issues(client: redis.asyncio.Redis, repo_id: int, numbers: Sequence[int]
@@ -195,7 +148,7 @@ async def _board(client: redis.asyncio.Redis, names: RepoNames, chosen: _Candida
     name = names.by_id.get(chosen.repo_id)
     newest = sorted(numbers)[-MAX_ISSUES:]
     issues, native = await _issues(client, chosen.repo_id, newest)
-    config = await repo_config(client, chosen.repo_id)
+    config = await repoconfig.last_good(client, chosen.repo_id)
     return Board(chosen.title, name.html_url if name else None, config, issues,
                  native, _mine(records, name.full_name if name else None),
                  unread=len(numbers) - len(newest))
@@ -218,9 +171,10 @@ async def boards(client: redis.asyncio.Redis, names: RepoNames, facts: DeliveryF
                  now: datetime) -> Boards:
     """A board per repository the reactor remembers issues of or has audit records of, for
     the first :data:`REPOSITORIES` of them; the others by title and issue count."""
-    records = await recent_records(client, now=now)
+    records = await audit.newest(client, at_least=RECENT_RECORDS, since=now - pulse.HOUR,
+                                 at_most=HOUR_RECORDS)
     await names.learn(client, records)
-    numbers = await remembered(client)
+    numbers = await memory.remembered(client)
     candidates = _candidates(names, numbers, records)
     drawn = [await _board(client, names, c, numbers.get(c.repo_id or -1, []), records)
              for c in candidates[:REPOSITORIES]]

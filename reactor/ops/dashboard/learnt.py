@@ -19,18 +19,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import orjson
 import redis.asyncio
 
 from reactor.ops.dashboard import standing
-from reactor.store import deliveries, keys
+from reactor.store import deliveries
 from reactor.store.audit import AuditRecord
 
 MAX_DELIVERY_BYTES = 1 << 20  # a stored delivery larger than this is not read
 NAME_TRIES = 3  # stored deliveries read per unnamed repository and refresh
 CLOSE_READS = 20  # stored ``closed`` deliveries read per refresh
 ARRIVAL_READS = 500  # stored deliveries' header lines read per refresh
-HEADER_BYTES = 1024  # a stored delivery's header line fits
 FACTS_KEPT = 20_000  # deliveries whose facts are remembered
 CHUNK = 100  # header lines per Redis pipeline: its replies are parsed on the event loop
 
@@ -72,7 +70,7 @@ class RepoNames:
 
 async def _repository_of(client: redis.asyncio.Redis, guid: str) -> tuple[int, RepoName] | None:
     """The repository a stored delivery's payload names: id, full name and ``html_url``."""
-    payload = await _payload(client, guid)
+    payload = await deliveries.payload_of(client, guid, at_most=MAX_DELIVERY_BYTES)
     repo = payload.get("repository") if payload else None
     if not isinstance(repo, dict) or type(repo.get("id")) is not int:
         return None
@@ -95,12 +93,7 @@ class DeliveryFacts:
         """Read the facts of the deliveries named not known yet (a few per refresh)."""
         wanted = [g for g in dict.fromkeys(arrivals) if g not in self.arrivals][:ARRIVAL_READS]
         for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start:start + CHUNK]
-            async with client.pipeline(transaction=False) as pipe:
-                for guid in chunk:
-                    pipe.getrange(keys.delivery(guid), 0, HEADER_BYTES - 1)
-                heads = await pipe.execute()
-            self.arrivals.update(zip(chunk, map(_received_at, heads), strict=True))
+            self.arrivals.update(await deliveries.arrivals(client, wanted[start:start + CHUNK]))
         for guid in [g for g in dict.fromkeys(closes) if g not in self.closes][:CLOSE_READS]:
             self.closes[guid] = await _state_reason(client, guid)
         for known in (self.arrivals, self.closes):
@@ -114,33 +107,9 @@ class DeliveryFacts:
         return {g: how for g in guids if (how := self.closes.get(g))}
 
 
-def _received_at(head: bytes) -> float | None:
-    """When a delivery arrived, from its stored record's header line."""
-    line, newline, _ = head.partition(b"\n")
-    try:
-        header = orjson.loads(line) if newline else None
-    except ValueError:  # orjson.JSONDecodeError is one
-        return None
-    received = header.get("received_at") if isinstance(header, dict) else None
-    return float(received) if isinstance(received, int | float) and received > 0 else None
-
-
-async def _payload(client: redis.asyncio.Redis, guid: str) -> dict[str, object] | None:
-    """A stored delivery's payload, unless it is missing, too large or not a JSON object."""
-    size = await client.strlen(keys.delivery(guid))
-    if not 0 < size <= MAX_DELIVERY_BYTES:
-        return None
-    record: bytes | None = await client.get(keys.delivery(guid))  # type: ignore[assignment]
-    try:
-        payload = orjson.loads(deliveries.decode(guid, record).body) if record else None
-    except ValueError:  # orjson.JSONDecodeError is one
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 async def _state_reason(client: redis.asyncio.Redis, guid: str) -> str | None:
     """How the issue of a stored ``closed`` delivery was closed."""
-    payload = await _payload(client, guid)
+    payload = await deliveries.payload_of(client, guid, at_most=MAX_DELIVERY_BYTES)
     issue = payload.get("issue") if payload else None
     reason = issue.get("state_reason") if isinstance(issue, dict) else None
     return reason if reason in (standing.COMPLETED, standing.NOT_PLANNED,

@@ -26,14 +26,15 @@ from typing import TYPE_CHECKING
 
 from reactor.core.comments import span
 from reactor.core.config import RepoConfig
+from reactor.core.labels import ReactorLabel
 from reactor.ops.dashboard.recent import APPLIED, moment, parse
 
 if TYPE_CHECKING:
     from reactor.store.audit import AuditRecord
     from reactor.store.memory import Recalled
 
-NEEDS_HUMAN = "reactor:needs-human"
-BLOCKED = "reactor:blocked"
+NEEDS_HUMAN = ReactorLabel.NEEDS_HUMAN.value
+BLOCKED = ReactorLabel.BLOCKED.value
 QUIET = timedelta(minutes=30)
 HANDOFF_GRACE = timedelta(minutes=1)
 _AT_WORK = ("starting", "running")
