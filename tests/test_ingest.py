@@ -18,21 +18,19 @@ from reactor.core.errors import StoreUnavailable
 from reactor.core.routing import Scope
 from reactor.core.view import Repo
 from reactor.store import deliveries, keys, turns
-from reactor.store.deliveries import Delivery
-from reactor.store.ingest import (
+from reactor.store.accept import (
     JOB_FAILURE_TTL_S,
     JOB_FUNC,
     JOB_RESULT_TTL_S,
     JOB_RETRY,
     JOB_TIMEOUT_S,
     TURN_FUNC,
-    UNACCEPTED_TTL_S,
-    Ingest,
     JobTemplate,
     _lua_string,
     accept_script,
-    pack,
 )
+from reactor.store.deliveries import Delivery
+from reactor.store.ingest import UNACCEPTED_TTL_S, Ingest, pack
 from tests.conftest import RedisServer, free_port
 
 QUEUE = f"rq:queue:{keys.QUEUE_EVENTS}"

@@ -22,8 +22,9 @@ from reactor.process.settings import Settings
 from reactor.shell.runtime import Runtime
 from reactor.shell.schedule import wake
 from reactor.store import keys
+from reactor.store.accept import JOB_RETRY
 from reactor.store.deliveries import Delivery
-from reactor.store.ingest import JOB_RETRY, Ingest
+from reactor.store.ingest import Ingest
 
 
 @pytest.fixture

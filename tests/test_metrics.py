@@ -27,10 +27,10 @@ from reactor.github import CallRecord, GitHubClient, get_app
 from reactor.github.metrics import CallCounter
 from reactor.ops import metrics
 from reactor.store import counters, keys
+from reactor.store.accept import JOB_FUNC
 from reactor.store.audit import AuditRecord
 from reactor.store.counters import AuditLog
 from reactor.store.deliveries import Delivery
-from reactor.store.ingest import JOB_FUNC
 from tests.conftest import RedisServer, Stack
 from tests.scenarios.conftest import (
     AGENTS,

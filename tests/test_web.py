@@ -16,7 +16,7 @@ from reactor.entrypoints.web import create_app
 from reactor.entrypoints.webhook import MAX_BODY, WEBHOOK_PATH, Reject, SignatureCheck, hmac_keys
 from reactor.process.settings import Settings
 from reactor.store import deliveries, keys
-from reactor.store.ingest import JOB_FUNC
+from reactor.store.accept import JOB_FUNC
 from tests.conftest import RedisServer, sign, webhook_headers
 from tests.octokit import webhook_example
 

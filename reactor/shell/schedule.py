@@ -21,7 +21,7 @@ from rq import Queue
 from reactor.core.routing import Scope
 from reactor.core.view import Actor, Change, ChangeKind
 from reactor.store import keys, turns
-from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
+from reactor.store.accept import JOB_RETRY, JOB_TIMEOUT_S
 
 OFFER = "reactor.entrypoints.jobs.offer"  # the RQ job that leaves an item for a turn
 CHECK_RESULT_TTL_S = 600

@@ -32,7 +32,7 @@ from reactor.shell.apply import Applier
 from reactor.shell.context import Context
 from reactor.shell.reads import one_issue
 from reactor.store import keys, locks, memory, turns
-from reactor.store.ingest import JOB_RETRY, JOB_TIMEOUT_S
+from reactor.store.accept import JOB_RETRY, JOB_TIMEOUT_S
 from reactor.store.turns import Write
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from ghsandbox.testing import SandboxClient
 from reactor.ops.demo.script import AGENTS, MAINTAINER, STAGES  # the demo's agents, the same users
 from reactor.shell import repoconfig
 from reactor.store import keys
-from reactor.store.ingest import JOB_RETRY
+from reactor.store.accept import JOB_RETRY
 from tests.conftest import Stack, running_stack, webhook_headers
 
 T = TypeVar("T")

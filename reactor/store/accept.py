@@ -1,0 +1,142 @@
+"""The accept script: what the web process writes for a delivery, in one atomic call.
+
+Per delivery it answers -1 if the delivery's record is missing (not stored), 0 if its GUID's
+seen-marker exists (a duplicate), or, having written the marker, given the record its full
+TTL, written RQ's job hash and pushed the job onto RQ's queue, 1 — or, for a delivery that
+joins its competition's turn, left it in the turn's pending list and queued the turn's job
+only if none is queued or running (:mod:`reactor.store.turns`). :mod:`reactor.store.ingest`
+sends it, a batch of deliveries a call.
+
+The job is RQ's own: its hash is ``Job.to_dict()`` of a template job RQ makes at start-up
+(:class:`JobTemplate`); the fields that never change are constants of the script, so a
+delivery sends three arguments and three keys instead of 62 arguments (tests/test_ingest.py
+compares the hash with RQ's own).
+"""
+
+from __future__ import annotations
+
+import zlib
+from enum import Enum
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+
+from reactor.store import keys, turns
+
+JOB_FUNC = "reactor.entrypoints.jobs.process_delivery"
+TURN_FUNC = "reactor.entrypoints.jobs.take_turn"
+JOB_TIMEOUT_S = 60  # a job takes seconds; a killed worker's job is handed back after this + 15 s
+JOB_RESULT_TTL_S = 3600
+JOB_FAILURE_TTL_S = 7 * 24 * 3600
+JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
+
+_ACCEPT_LUA = """\
+-- KEYS: RQ's queue, RQ's set of queues, then per delivery: seen-marker, record, job hash,
+-- its scope's pending list and turn marker (a delivery handled alone repeats its seen-marker
+-- there, unused).
+-- ARGV: timestamp, then per delivery: GUID, job id, job data, description, and 'turn' when
+-- the delivery joins its scope's turn.
+-- Answers per delivery: 1 accepted, 0 a duplicate, -1 its record is missing (not stored).
+local answers, queued = {{}}, {{}}
+for i = 0, (#KEYS - 2) / 5 - 1 do
+  local seen, record, job = KEYS[3 + 5 * i], KEYS[4 + 5 * i], KEYS[5 + 5 * i]
+  local guid, id = ARGV[2 + 5 * i], ARGV[3 + 5 * i]
+  if redis.call('EXPIRE', record, {delivery_ttl}) == 0 then
+    answers[i + 1] = -1
+  elseif not redis.call('SET', seen, '1', 'NX', 'EX', {seen_ttl}) then
+    answers[i + 1] = 0
+  else
+    answers[i + 1] = 1
+    local enqueue = true
+    if ARGV[6 + 5 * i] == 'turn' then
+      local pending = KEYS[6 + 5 * i]
+      redis.call('RPUSH', pending, 'd:' .. guid)
+      enqueue = redis.call('SET', KEYS[7 + 5 * i], id, 'NX', 'EX', {turn_ttl})
+      if enqueue then redis.call('EXPIRE', pending, {scope_ttl}) end
+    end
+    if enqueue then
+      redis.call('DEL', job)
+      if ARGV[6 + 5 * i] == 'turn' then
+        redis.call('HSET', job, {turn_fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
+                   'data', ARGV[4 + 5 * i], 'description', ARGV[5 + 5 * i])
+      else
+        redis.call('HSET', job, {fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
+                   'data', ARGV[4 + 5 * i], 'description', ARGV[5 + 5 * i])
+      end
+      queued[#queued + 1] = id
+    end
+  end
+end
+if #queued > 0 then
+  redis.call('RPUSH', KEYS[1], unpack(queued))
+  redis.call('SADD', KEYS[2], KEYS[1])
+end
+return answers
+"""
+
+
+class JobTemplate:
+    """RQ's job hash for a delivery, taken from a template job RQ makes at start-up; and for
+    a competition's turn, whose job keeps no result (its outcome is in the audit log)."""
+
+    VARIABLE = ("created_at", "enqueued_at", "data", "description")
+
+    def __init__(self, queue_name: str = keys.QUEUE_EVENTS) -> None:
+        queue = Queue(queue_name, connection=redis.Redis())  # never used for I/O here
+        template = self._template(queue, JOB_RESULT_TTL_S)
+        self.fixed = self._fixed(template)
+        self.turn_fixed = self._fixed(self._template(queue, 0))
+        self._dumps = template.serializer.dumps
+        self.queue_key = queue.key.encode()
+        self.queues_key = queue.redis_queues_keys.encode()
+        self.job_prefix = template.key[: -len(template.id)].encode()
+        try:
+            zlib.decompress(self.data("template"))
+        except zlib.error:
+            return
+        raise TypeError("RQ would zlib-decompress this job data: compress it instead")
+
+    @staticmethod
+    def _template(queue: Queue, result_ttl: int) -> Job:
+        return Job.create(
+            JOB_FUNC, args=("template",), connection=queue.connection, origin=queue.name,
+            timeout=JOB_TIMEOUT_S, result_ttl=result_ttl, failure_ttl=JOB_FAILURE_TTL_S,
+            retry=JOB_RETRY, status=JobStatus.QUEUED,
+        )
+
+    def _fixed(self, template: Job) -> dict[str, Any]:
+        return {name: value.value if isinstance(value, Enum) else value
+                for name, value in template.to_dict().items() if name not in self.VARIABLE}
+
+    def data(self, guid: str, func: str = JOB_FUNC) -> bytes:
+        """The job's data, not compressed: RQ's ``Job.restore`` takes data that is not zlib as
+        it is (a pickle starts with its PROTO opcode, 0x80, never a zlib header; checked at
+        start-up). Compressing 80 bytes gains nothing and costs ~5 µs a delivery."""
+        return self._dumps((func, None, (guid,), {}))
+
+    @staticmethod
+    def description(argument: str, func: str = JOB_FUNC) -> str:
+        return f"{func}({argument!r})"  # as RQ's get_call_string writes it
+
+
+def accept_script(template: JobTemplate) -> str:
+    """The accept script's Lua source, with ``template``'s constant job fields in it."""
+    return _ACCEPT_LUA.format(
+        seen_ttl=keys.SEEN_TTL_S, delivery_ttl=keys.DELIVERY_TTL_S,
+        fixed=_lua_fields(template.fixed), turn_fixed=_lua_fields(template.turn_fixed),
+        turn_ttl=turns.QUEUED_TTL_S, scope_ttl=keys.SCOPE_TTL_S,
+    )
+
+
+def _lua_fields(fields: dict[str, Any]) -> str:
+    return ", ".join(_lua_string(x) for pair in fields.items() for x in pair)
+
+
+def _lua_string(value: object) -> str:
+    """``value`` as a Lua string literal: printable ASCII as is, any other byte as ``\\ddd``."""
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    return "'" + "".join(
+        chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\{b:03d}" for b in raw
+    ) + "'"
