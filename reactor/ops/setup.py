@@ -65,7 +65,7 @@ HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 def manifest_path(given: Path | None = None) -> Path | None:
     """``given``, else ``./app-manifest.yml``, else the one beside the reactor's source."""
-    beside = Path(__file__).resolve().parents[1] / MANIFEST
+    beside = Path(__file__).resolve().parents[2] / MANIFEST  # reactor/ops/setup.py
     return given or next((p for p in (Path.cwd() / MANIFEST, beside) if p.is_file()), None)
 
 
