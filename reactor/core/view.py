@@ -181,7 +181,8 @@ class CompetitionView:
     saw them (or as a maintainer last set them), so a ``comp:`` or ``agent:`` swap split over
     two bursts is still undone. ``app_login`` is the App's bot account: a creation marker
     counts only in an issue that account wrote. ``native`` holds, per issue, the issues of
-    this repository GitHub lists as blocking it (R7), as its webhooks reported them.
+    this repository GitHub lists as blocking it (R7), as its webhooks reported them, for the
+    competition's issues and its ``neighbours``.
     """
 
     repo: str
@@ -194,6 +195,9 @@ class CompetitionView:
     stages: Mapping[int, str] = field(default_factory=_empty)  # type: ignore[arg-type]
     app_login: str = ""
     native: Mapping[int, frozenset[int]] = field(default_factory=_empty)  # type: ignore[arg-type]
+    # The agent issues of other competitions that this one's dependencies reach, read only
+    # when R7 judges (a cycle may run through them); the rules act on none of them.
+    neighbours: tuple[IssueSnapshot, ...] = ()
 
     def issue(self, number: int) -> IssueSnapshot | None:
         return next((i for i in self.issues if i.number == number), None)

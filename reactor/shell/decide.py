@@ -31,6 +31,7 @@ from reactor.core.view import Change, CompetitionView
 from reactor.shell import reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.context import Context
+from reactor.shell.neighbours import with_neighbours
 from reactor.shell.records import problem_record, resumed_record
 from reactor.store import locks, memory
 from reactor.store.audit import AuditRecord
@@ -71,7 +72,8 @@ async def read_view(
     )
     if not reads_links(changes, view, config, now=datetime.now(UTC)):
         return view
-    return replace(view, native=await memory.dependencies(ctx.redis, scope.repo.id, numbers))
+    view = replace(view, native=await memory.dependencies(ctx.redis, scope.repo.id, numbers))
+    return await with_neighbours(ctx, gh, view, repo=scope.repo)
 
 
 async def with_reverts(ctx: Context, scope: Scope, view: CompetitionView, issues: set[int],

@@ -31,6 +31,7 @@ from reactor.shell import reads, repoconfig, timers
 from reactor.shell.apply import Applier
 from reactor.shell.budget import MIN_READS, Budget, Metered
 from reactor.shell.context import Context
+from reactor.shell.neighbours import with_neighbours
 from reactor.store import locks, memory
 from reactor.store.turns import Write
 
@@ -94,6 +95,7 @@ async def _read(ctx: Context, gh: GitHubAPI, scope: Scope, request: Request
         competitions={n: r.comp for n, r in recalled.items() if r.comp},
         stages={n: r.stage for n, r in recalled.items() if r.stage},
         app_login=ctx.app_login, native=native)
+    view = await with_neighbours(ctx, gh, view, repo=scope.repo)
     entered = {n: datetime.fromisoformat(r.since) for n, r in recalled.items() if r.since}
     return view, entered, unread
 

@@ -252,6 +252,59 @@ def test_the_label_stays_while_a_cycle_remains() -> None:
     assert of_type(cycles.sweep(d, entered={}), RemoveLabel) == []
 
 
+# --- (c') across competitions -----------------------------------------------------------------
+
+def across(*issues: IssueSnapshot, neighbours: Iterable[IssueSnapshot],
+           native: Mapping[int, Iterable[int]] | None = None) -> Deps:
+    """A competition made of ``issues``, with the other competitions' ``neighbours``."""
+    return Deps.build(issues, DEFAULT_CONFIG, neighbours=neighbours,
+                      native={n: frozenset(v) for n, v in (native or {}).items()})
+
+
+def test_a_link_that_closes_a_cycle_through_another_competition_is_refused() -> None:
+    """#1 (titanic's planner) blocked by #3 (lusitania's executor), which waits for #2
+    (lusitania's planner) by stage order; #2 blocked by #1 closes the cycle."""
+    d = across(agent(1, "planner"),
+               neighbours=[agent(2, "planner", comp="lusitania"),
+                           agent(3, "executor", comp="lusitania")],
+               native={1: [3], 2: [1]})
+    decision = cycles.refuse(d, [edit(1, 3)])
+    [comment] = of_type(decision, Comment)
+    assert "#1 → #3 → #2 → #1" in comment.body
+    assert of_type(decision, AddLabel) == [
+        AddLabel(1, BLOCKED, Rule.R7, "closes the dependency cycle #1 → #3 → #2 → #1")]
+
+
+def test_without_its_neighbours_the_same_cycle_is_invisible() -> None:
+    d = deps(agent(1, "planner"), native={1: [3]})
+    assert cycles.refuse(d, [edit(1, 3)]) == Decision()
+
+
+def test_a_cycle_across_competitions_keeps_the_label_and_neighbours_are_never_written() -> None:
+    """The refused issue stays blocked while the cycle through the neighbours runs; a
+    neighbour's own stale label is its competition's to lift; a knot of neighbours only is
+    theirs to break."""
+    d = across(agent(1, "planner", None, BLOCKED),
+               neighbours=[agent(2, "planner", "running", BLOCKED, comp="lusitania"),
+                           agent(3, "executor", comp="lusitania"),
+                           agent(4, "executor", "running", comp="olympic",
+                                 body="depends on #5"),
+                           agent(5, "executor", "running", comp="olympic",
+                                 body="depends on #4")],
+               native={1: [3], 3: [1]})
+    assert cycles.refuse(d, []).actions == ()
+    assert cycles.sweep(d, entered={}).actions == ()
+    assert d.acts_on(1) and not d.acts_on(2) and not d.acts_on(4)
+
+
+def test_a_cycle_across_competitions_is_broken_at_the_competitions_own_issue() -> None:
+    d = across(agent(1, "executor", "running"),
+               neighbours=[agent(2, "executor", "running", comp="lusitania")],
+               native={1: [2], 2: [1]})
+    [chosen] = cycles.breaks(d, waiting(i1=50, i2=0))  # #2 waits longer, but is not ours
+    assert chosen.issue == 1
+
+
 # --- (d) the periodic check -----------------------------------------------------------------
 
 def waiting(**since: float) -> dict[int, datetime]:

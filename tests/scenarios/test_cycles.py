@@ -1,6 +1,7 @@
 """R7 on the real stack: a dependency that closes a cycle — through issue bodies or GitHub's
-own "blocked by" links, with stage order — is refused with ``reactor:blocked`` and a comment
-naming the cycle; removing the link lifts the label."""
+own "blocked by" links, with stage order, within a competition or across competitions — is
+refused with ``reactor:blocked`` and a comment naming the cycle; removing the link lifts the
+label."""
 
 from __future__ import annotations
 
@@ -74,3 +75,33 @@ def test_a_dependency_along_the_stage_order_is_no_cycle(scenario: Scenario) -> N
     s.idle()
     stays(has_labels(s, analyzer, agent_labels(comp, "analyzer")), what="no reactor:blocked")
     assert not [b for b in s.app_comments(analyzer) if "R7" in b]
+
+
+def test_a_link_that_closes_a_cycle_across_competitions_is_refused_then_lifted(
+    scenario: Scenario,
+) -> None:
+    """titanic's planner is blocked by lusitania's; lusitania's then blocked by titanic's
+    closes the cycle through both competitions: the second link is refused."""
+    s = scenario
+    login = AGENTS["planner"]
+    titanic = s.open_issue(login, title("titanic", "planner"),
+                           sorted(agent_labels("titanic", "planner")))
+    lusitania = s.open_issue(login, title("lusitania", "planner"),
+                             sorted(agent_labels("lusitania", "planner")))
+    s.idle()
+    s.call(login, "POST", f"/issues/{titanic}/dependencies/blocked_by",
+           json={"issue_id": s.issue(lusitania)["id"]})
+    s.idle()
+    stays(has_labels(s, titanic, agent_labels("titanic", "planner")), for_s=1,
+          what="a link closing no cycle is left alone")
+    titanic_id = s.issue(titanic)["id"]
+    s.call(login, "POST", f"/issues/{lusitania}/dependencies/blocked_by",
+           json={"issue_id": titanic_id})
+    blocked(s, lusitania, "lusitania", "planner")
+    s.idle()
+    [comment] = [b for b in s.app_comments(lusitania) if "R7" in b]
+    assert f"#{lusitania} → #{titanic} → #{lusitania}" in comment
+    assert has_labels(s, titanic, agent_labels("titanic", "planner"))()
+    s.call(login, "DELETE", f"/issues/{lusitania}/dependencies/blocked_by/{titanic_id}")
+    wait_until(has_labels(s, lusitania, agent_labels("lusitania", "planner")),
+               what="reactor:blocked lifted", describe=lambda: s.state(lusitania))

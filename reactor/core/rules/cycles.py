@@ -1,8 +1,11 @@
 """R7 cycles: the dependencies between agent issues form no cycle.
 
 Nodes are the agent issues of one competition view still in play (not closed as not planned
-or duplicate). An edge ``u → v`` means *u waits for v*; its ``sources`` say why: ``native``
-(GitHub lists v among u's "blocked by" issues,
+or duplicate), and those of the other competitions its dependencies reach (its neighbours),
+so a cycle across competitions is seen like any other; only the competition's own issues are
+acted on (:attr:`Deps.own`): the others belong to their own competition's turn. An edge
+``u → v`` means *u waits for v*; its ``sources`` say why: ``native`` (GitHub lists v among
+u's "blocked by" issues,
 https://docs.github.com/en/rest/issues/issue-dependencies), ``body`` (u's body says
 ``depends on #v`` or ``blocked by #v``) or ``stage`` (each issue of stage k waits for every
 issue of the nearest earlier stage with issues in its competition, so stages wait
@@ -114,24 +117,34 @@ class Deps:
     statuses: Mapping[int, Status]
     native: Mapping[int, frozenset[int]]
     order: tuple[str, ...]
+    own: frozenset[int] | None = None  # the issues R7 may act on (None: every node)
 
     @classmethod
     def build(cls, issues: Iterable[IssueSnapshot], config: RepoConfig, *,
               native: Mapping[int, frozenset[int]] = _NOTHING,
               accepted: Mapping[int, Status] = _NOTHING,
               stage_of: Callable[[IssueSnapshot], str | None] = _STAGE,
-              comp_of: Callable[[IssueSnapshot], str | None] = _COMP) -> Deps:
-        """Nodes are the issues with a stage that are still in play. The status is the one
-        the reactor accepted, else the one read; ``stage_of``/``comp_of`` default to the
-        labels (the engine passes :class:`~reactor.core.rules._base.Situation`'s). ``native``
-        holds this repository's numbers only: another repository's #5 is not this one's."""
-        nodes = {i.number: i for i in sorted(issues, key=lambda i: i.number)
+              comp_of: Callable[[IssueSnapshot], str | None] = _COMP,
+              neighbours: Iterable[IssueSnapshot] = ()) -> Deps:
+        """Nodes are the issues with a stage that are still in play, ``neighbours`` (other
+        competitions' issues, acted on never) included. The status is the one the reactor
+        accepted, else the one read; ``stage_of``/``comp_of`` default to the labels (the
+        engine passes :class:`~reactor.core.rules._base.Situation`'s). ``native`` holds this
+        repository's numbers only: another repository's #5 is not this one's."""
+        issues = tuple(issues)
+        others = tuple(neighbours)
+        nodes = {i.number: i for i in sorted((*issues, *others), key=lambda i: i.number)
                  if not i.dismissed and stage_of(i) is not None}
         stages = {n: s for n, i in nodes.items() if (s := stage_of(i)) is not None}
         comps = {n: c for n, i in nodes.items() if (c := comp_of(i)) is not None}
         statuses = {n: s for n, i in nodes.items() if (s := accepted.get(n) or i.status)}
+        own = frozenset(i.number for i in issues) if others else None
         return cls(MappingProxyType(nodes), MappingProxyType(stages), MappingProxyType(comps),
-                   MappingProxyType(statuses), native, config.stages)
+                   MappingProxyType(statuses), native, config.stages, own)
+
+    def acts_on(self, number: int) -> bool:
+        """Whether R7 may write to the issue: the competition's own, not a neighbour's."""
+        return self.own is None or number in self.own
 
     def blocked(self, number: int) -> tuple[str, ...]:
         """The exact ``reactor:blocked`` label names on the issue (none, usually one)."""
@@ -241,7 +254,8 @@ def _refusal(deps: Deps, trigger: Trigger, members: Cycle) -> list[Action]:
 def _lifts(deps: Deps) -> list[Action]:
     cyclic = in_cycles(deps.graph)
     return [RemoveLabel(n, name, Rule.R7, f"no dependency cycle runs through #{n} any more")
-            for n in deps.issues if n not in cyclic for name in deps.blocked(n)]
+            for n in deps.issues if n not in cyclic and deps.acts_on(n)
+            for name in deps.blocked(n)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,15 +291,21 @@ def sweep(deps: Deps, *, entered: Mapping[int, datetime]) -> Decision:
 
 def breaks(deps: Deps, entered: Mapping[int, datetime]) -> list[Break]:
     """Greedy: take the live graph (no ``reactor:blocked`` or ``timeout`` issue); while it has
-    a cycle, pick the longest-waiting issue of the lowest-numbered knot (strongly connected
-    component), name a shortest cycle through it, and take it out."""
+    a cycle, pick the longest-waiting issue the competition owns of the lowest-numbered knot
+    (strongly connected component), name a shortest cycle through it, and take it out. A knot
+    of neighbours only is their own competition's to break."""
     def since(n: int) -> datetime:
         return entered.get(n, deps.issues[n].created_at)
 
     live = nx.DiGraph(deps.graph.subgraph(n for n in deps.graph if not _settled(deps, n)))
     found = []
     while parts := [p for p in nx.strongly_connected_components(live) if len(p) > 1]:
-        chosen = min(min(parts, key=min), key=lambda n: (since(n), n))
+        knot = min(parts, key=min)
+        owned = [n for n in knot if deps.acts_on(n)]
+        if not owned:
+            live.remove_nodes_from(knot)
+            continue
+        chosen = min(owned, key=lambda n: (since(n), n))
         members = cycle_through(live, chosen)
         assert members is not None  # every member of a knot lies on a cycle
         found.append(Break(chosen, members, since(chosen)))

@@ -131,7 +131,8 @@ def _cycles(sit: Situation, statuses: Mapping[int, Status]) -> Decision:
     if not triggers and not _blocked(sit):
         return Decision()
     deps = cycles.Deps.build(sit.view.issues, sit.config, native=sit.view.native,
-                             accepted=statuses, stage_of=sit.stage_of, comp_of=sit.comp_of)
+                             accepted=statuses, stage_of=sit.stage_of, comp_of=sit.comp_of,
+                             neighbours=sit.view.neighbours)
     return cycles.refuse(deps, triggers)
 
 

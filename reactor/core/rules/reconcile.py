@@ -85,7 +85,8 @@ def reconcile(view: CompetitionView, config: RepoConfig, *, now: datetime,
             notes.append(Note(Rule.R9, issue.number, "missed hand-off repaired"))
     swept = cycles.sweep(cycles.Deps.build(view.issues, config, native=view.native,
                                            accepted=statuses, stage_of=sit.stage_of,
-                                           comp_of=sit.comp_of), entered=entered)
+                                           comp_of=sit.comp_of, neighbours=view.neighbours),
+                         entered=entered)
     return Decision(
         actions=cancel_pairs((*actions, *swept.actions)), accepted=MappingProxyType(
             {**accepted, **swept.accepted}),
