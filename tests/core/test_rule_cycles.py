@@ -583,3 +583,24 @@ def test_on_a_simple_cycle_the_oldest_entry_breaks_it(seconds: list[int]) -> Non
     entered = {i: at(s) for i, s in enumerate(seconds, start=1)}
     [chosen] = cycles.breaks(world, entered)
     assert chosen.issue == min(entered, key=lambda i: (entered[i], i))
+
+
+@PROPERTY
+@given(st.data())
+def test_seen_from_one_competition_the_graph_is_whole_and_only_its_own_issues_are_touched(
+        data: st.DataObject) -> None:
+    """Competition ``a`` judging with ``b``'s issues as neighbours sees the same graph and
+    refuses the same of its own changes as a view of both would, and writes to none of
+    ``b``'s issues — whether refusing, lifting or breaking."""
+    world = data.draw(worlds())
+    whole = world.deps()
+    own = [i for i in whole.issues.values() if world.comp[i.number] == "a"]
+    theirs = [i for i in whole.issues.values() if world.comp[i.number] == "b"]
+    seen = Deps.build(own, DEFAULT_CONFIG, native=world.native, neighbours=theirs)
+    assert set(seen.graph.edges) == world.edges
+    mine = [t for t in data.draw(triggers(world)) if world.comp[t.issue] == "a"]
+    assert [cycles.closes(seen, t) for t in mine] == [cycles.closes(whole, t) for t in mine]
+    entered = {n: at(n) for n in world.numbers}
+    for decision in (cycles.refuse(seen, mine), cycles.sweep(seen, entered=entered)):
+        assert {a.issue for a in decision.actions if hasattr(a, "issue")} <= {
+            i.number for i in own}
