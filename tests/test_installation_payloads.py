@@ -163,6 +163,13 @@ def naming(client: redis.Redis, *ids: int) -> set[str]:
     return {k for k in found if re.search(rf"(^|:)({parts})(:|$)", k)}
 
 
+def fleeting(found: set[str]) -> set[str]:
+    """The keys among ``found`` that expire by themselves within seconds, whoever forgets
+    what: a turn's lease (15 s) and its read pacing (0.75 s)."""
+    prefixes = (keys.LEASE.format(scope=""), keys.PACE.format(scope=""))
+    return {k for k in found if k.startswith(prefixes)}
+
+
 def agent_issue(stack: Stack, repo: dict[str, Any]) -> None:
     """An agent issue opened in ``repo``; returns once the reactor remembers it."""
     with stack.sandbox.client() as sandbox:
@@ -223,8 +230,7 @@ def test_an_uninstalled_installation_is_forgotten_and_other_tenants_are_not(
     assert record.outcome == Outcome.APPLIED and "forgot acme/widgets" in record.detail
     assert naming(client, *gone_ids) == set()
     assert not client.hexists(keys.RATE_REMAINING, str(gone["installation_id"]))
-    leases = {k for k in kept_keys if k.startswith(keys.LEASE.format(scope=""))}  # 15 s TTL
-    assert kept_keys - leases <= naming(client, *kept_ids)
+    assert kept_keys - fleeting(kept_keys) <= naming(client, *kept_ids)
     assert client.hexists(keys.RATE_REMAINING, str(kept["installation_id"]))
     assert any(r.repo == "acme/widgets" for r in stack.audit())  # the audit log stays
 
@@ -250,8 +256,7 @@ def test_a_repository_taken_from_an_installation_is_forgotten_and_the_rest_kept(
     record = stack.wait_for_audit(lambda r: r.delivery == guid)
     assert record.outcome == Outcome.APPLIED and "forgot acme/widgets:" in record.detail
     assert naming(client, taken_id) == set()
-    leases = {k for k in before if k.startswith(keys.LEASE.format(scope=""))}
-    assert before - leases <= naming(client, staying_id)
+    assert before - fleeting(before) <= naming(client, staying_id)
     assert client.exists(keys.installation_token(installation))  # the installation stays
     cached = keys.ETAG.format(installation_id=installation, digest="*")
     assert list(client.scan_iter(match=cached)) == []  # its answers may hold the issues taken
