@@ -257,10 +257,8 @@ class _Reader:
     def repositories(self, field: str | None) -> tuple[Repo, ...]:
         """The ``{"id": <int>, "full_name": "<owner>/<name>"}`` items listed under ``field``
         (absent: none)."""
-        items = self.payload.get(field) if field is not None else None
-        if items is None:
+        if field is None or (items := self.payload.get(field)) is None:
             return ()
-        assert field is not None
         if not isinstance(items, list):
             raise self._not_repositories(field)
         return tuple(self._listed_repository(item, field) for item in items)

@@ -65,12 +65,7 @@ async def take_in(ctx: Context, items: Iterable[str]) -> Taken:
             guids.append(item[2:])
         elif item.startswith("m:"):
             taken.changes.append(schedule.decode(item.split(":", 2)[2].encode()))
-    if not guids:
-        return taken
-    stored: list[bytes | None] = await ctx.redis.mget(  # type: ignore[assignment]
-        [keys.delivery(guid) for guid in guids])
-    parsed = [_parsed(guid, record, taken) for guid, record in zip(guids, stored, strict=True)]
-    found = [pair for pair in parsed if pair is not None]
+    found = await _stored(ctx, guids, taken)
     echoes = await _echoes(ctx, [event for event, _ in found if ctx.is_self(event.sender)])
     for event, raw in found:
         if event.delivery_id in echoes:
@@ -98,15 +93,22 @@ async def settled(ctx: Context, scope: Scope, items: Iterable[str]) -> list[Audi
             change = schedule.decode(item.split(":", 2)[2].encode())
             records.append(change_record(scope, [change], outcome=Outcome.APPLIED, rule="R9",
                                          issue=change.issue, detail=SETTLED))
-    if guids:
-        stored: list[bytes | None] = await ctx.redis.mget(  # type: ignore[assignment]
-            [keys.delivery(guid) for guid in guids])
-        taken = Taken()
-        for guid, record in zip(guids, stored, strict=True):
-            if (pair := _parsed(guid, record, taken)) is not None:
-                records.append(for_event(pair[0], Outcome.APPLIED, rule="R9", detail=SETTLED))
-        records += taken.records  # those that could not be read, as rejected
-    return records
+    unread = Taken()
+    records += [for_event(event, Outcome.APPLIED, rule="R9", detail=SETTLED)
+                for event, _ in await _stored(ctx, guids, unread)]
+    return records + unread.records  # those that could not be read, as rejected
+
+
+async def _stored(ctx: Context, guids: list[str], taken: Taken
+                  ) -> list[tuple[Event, sansio.Event]]:
+    """The stored deliveries ``guids``, read in one ``MGET`` and parsed; a rejection is
+    recorded in ``taken`` for each that cannot be read."""
+    if not guids:
+        return []
+    stored: list[bytes | None] = await ctx.redis.mget(  # type: ignore[assignment]
+        [keys.delivery(guid) for guid in guids])
+    parsed = [_parsed(guid, record, taken) for guid, record in zip(guids, stored, strict=True)]
+    return [pair for pair in parsed if pair is not None]
 
 
 def _parsed(guid: str, record: bytes | None, taken: Taken) -> tuple[Event, sansio.Event] | None:

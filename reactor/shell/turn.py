@@ -139,11 +139,14 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Repor
     delivered = await intake.take_in(ctx, fresh)
     changes, strays = await _own(ctx, scope, delivered.changes)
     records: list[AuditRecord] = list(delivered.records)
-    if taken.judged:  # judged, yet in flight: the round that judged them never closed
-        records += await intake.settled(ctx, scope, taken.judged)
     commit = turns.Commit()
     gh = ctx.github.for_installation(scope.installation_id)
     journals = [saga.loads(scope.key, raw) for raw in taken.journals]
+    # Judged, yet in flight: the round that judged them never closed. A journal still in
+    # progress names its own (the resumed hand-off's record); the rest get one here.
+    resumed = {guid for journal in journals for guid in journal.saga.settled}
+    records += await intake.settled(
+        ctx, scope, [i for i in taken.judged if turns.guid_of(i) not in resumed])
     settling: set[str] = set()
     if journals or not all(inert(change) for change in changes):
         judgement = await decide.judge(ctx, gh, scope, taken.lease, changes, journals)
