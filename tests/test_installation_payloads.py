@@ -57,11 +57,12 @@ def settled_job(stack: Stack, guid: str, *, timeout: float = 30) -> Job:
 
 def handled_by(stack: Stack, guid: str) -> Job:
     """The job that handled the delivery: its own, or — when its installation was busy (a
-    backlog, e.g. from the tests beside it) — the turn job it left the delivery to."""
+    backlog, e.g. from the tests beside it) — the job it left the delivery to, which runs
+    once one of the installation's slots is free (reactor/entrypoints/jobs.py)."""
     job = settled_job(stack, guid)
     said = str(job.return_value())
-    turn = said.removeprefix("waiting for a turn as ")
-    return job if turn == said else settled_job(stack, turn)
+    waiting = said.removeprefix("waiting for a slot as ")
+    return job if waiting == said else settled_job(stack, waiting)
 
 
 def assert_rejected(stack: Stack, guid: str, field: str) -> AuditRecord:
