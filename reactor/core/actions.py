@@ -30,6 +30,7 @@ class Rule(StrEnum):
     R8 = "R8"  # timeouts
     R9 = "R9"  # hand-off
     R10 = "R10"  # the reactor's own echoes
+    R12 = "R12"  # ping-pong between two actors
 
     @property
     def name_text(self) -> str:
@@ -41,6 +42,7 @@ _TITLES = {
     Rule.R1: "lifecycle", Rule.R2: "stage order", Rule.R3: "competition isolation",
     Rule.R4: "authority", Rule.R5: "duplicates", Rule.R6: "reverse stage",
     Rule.R7: "dependency cycles", Rule.R8: "timeouts", Rule.R9: "hand-off", Rule.R10: "self",
+    Rule.R12: "ping-pong",
 }
 
 

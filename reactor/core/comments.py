@@ -57,6 +57,17 @@ def escalation(*, issue: int, rule: Rule, actor: str, what: str, reverts: int,
     return _comment(issue, rule, key, text, f"{rule.value} escalated: {what}", tag="needs-human")
 
 
+def pingpong(*, issue: int, first: str, second: str, label: str, undos: int,
+             window: timedelta, maintainers: Iterable[str], key: str) -> Comment:
+    """Posted once when two actors' undoing of each other's change is stopped (R12)."""
+    what = (f"@{first} and @{second} undid each other's change of {code(label)} {undos} times "
+            f"within {span(window)}")
+    text = (f"{heading(Rule.R12)}: {what}. Each move may be allowed on its own; together they "
+            f"are a loop. The reactor labels this issue `reactor:needs-human` and stops "
+            f"acting on it.\n\n{_hand_back(maintainers)}")
+    return _comment(issue, Rule.R12, key, text, f"R12 escalated: {what}", tag="needs-human")
+
+
 def repaired(*, issue: int, rule: Rule, found: str, done: str, instead: str,
              key: str) -> Comment:
     """Posted when reconcile repairs a rule broken in an issue's state, with no change to

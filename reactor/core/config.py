@@ -17,6 +17,8 @@ to case); stage names must already be label-safe.
 
 Two keys beyond SPEC §3 tune the revert-war cap: ``revert_limit`` (default 3) reverts of one
 issue within ``revert_window`` (default 1h) before the reactor stops and asks for a human.
+Two tune R12: two actors may undo each other's change on one issue ``pingpong_limit``
+(default 4) times within ``pingpong_window`` (default 10m); one more is a loop.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class RepoConfig:
     dispatch: frozenset[DispatchMode] = frozenset({DispatchMode.LABEL})
     revert_limit: int = 3
     revert_window: timedelta = timedelta(hours=1)
+    pingpong_limit: int = 4
+    pingpong_window: timedelta = timedelta(minutes=10)
 
     def stage_index(self, stage: str | None) -> int | None:
         """Position of ``stage`` in the order, or None for a stage this repo does not run."""
@@ -281,6 +285,8 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "dispatch": _dispatch,
     "revert_limit": _count,
     "revert_window": _duration,
+    "pingpong_limit": _count,
+    "pingpong_window": _duration,
 }
 
 

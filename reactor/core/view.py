@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 from reactor.core.labels import LabelKind, LabelSet, Status
 from reactor.core.markers import creation_key
+from reactor.core.rally import Rallies
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,8 @@ class CompetitionView:
     # The agent issues of other competitions that this one's dependencies reach, read only
     # when R7 judges (a cycle may run through them); the rules act on none of them.
     neighbours: tuple[IssueSnapshot, ...] = ()
+    # Each issue's rallies as remembered before the burst (R12: who changed each label last).
+    rallies: Mapping[int, Rallies] = field(default_factory=_empty)  # type: ignore[arg-type]
 
     def issue(self, number: int) -> IssueSnapshot | None:
         return next((i for i in self.issues if i.number == number), None)

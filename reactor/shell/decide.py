@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -25,8 +26,9 @@ from reactor.core import comments
 from reactor.core.actions import CreateIssue, Decision, Escalate, Saga
 from reactor.core.config import RepoConfig
 from reactor.core.labels import LabelKind, LabelSet, Status
+from reactor.core.rally import Rallies, loads
 from reactor.core.routing import Scope
-from reactor.core.rules import evaluate, reads_links, timeouts
+from reactor.core.rules import evaluate, pingpong, reads_links, timeouts
 from reactor.core.view import Change, CompetitionView
 from reactor.shell import reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
@@ -69,6 +71,7 @@ async def read_view(
         competitions={n: r.comp for n, r in recalled.items() if r.comp},
         stages={n: r.stage for n, r in recalled.items() if r.stage},
         app_login=ctx.app_login,
+        rallies={n: loads(r.rallies) for n, r in recalled.items() if r.rallies},
     )
     if not reads_links(changes, view, config, now=datetime.now(UTC)):
         return view
@@ -87,8 +90,10 @@ async def with_reverts(ctx: Context, scope: Scope, view: CompetitionView, issues
 
 
 async def judge(ctx: Context, gh: GitHubAPI, scope: Scope, lease: locks.Lease,
-                changes: list[Change], journals: list[saga.Journal]) -> Judgement:
-    """Decide on the burst ``changes`` and apply the decision (see the module docstring)."""
+                changes: list[Change], journals: list[saga.Journal], *,
+                rallies: Mapping[int, Rallies] | None = None) -> Judgement:
+    """Decide on the burst ``changes`` and apply the decision (see the module docstring);
+    ``rallies``: the issues' as remembered, which the judged label changes continue (R12)."""
     config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
     judgement = Judgement(changes=changes)
     for attempt in range(CONFLICT_ATTEMPTS):
@@ -115,7 +120,10 @@ async def judge(ctx: Context, gh: GitHubAPI, scope: Scope, lease: locks.Lease,
             pause = min(CONFLICT_CAP_S, CONFLICT_BASE_S * 2**attempt)
             await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not secrecy
             continue
-        judgement.writes += _remember(ctx, scope, decision, applier, config)
+        played = pingpong.play(rallies or {}, [c for c in judgement.changes
+                                                if c.issue not in decision.settling])
+        played.update({n: {} for n in decision.handed_back})  # a human's: rallies start afresh
+        judgement.writes += _remember(ctx, scope, decision, applier, config, played)
         break
     judgement.decision = decision
     if problem is not None:
@@ -138,10 +146,11 @@ def still_to_judge(changes: list[Change], done: Saga) -> list[Change]:
 
 
 def _remember(ctx: Context, scope: Scope, decision: Decision, applier: Applier,
-              config: RepoConfig) -> list[Write]:
-    """What the decision changes in the reactor's memory (queued for the closing
-    transaction: an issue whose status and identity it remembers already is not written
-    again); the timeout checks of the statuses it entered are scheduled at once."""
+              config: RepoConfig, rallies: Mapping[int, Rallies]) -> list[Write]:
+    """What the decision changes in the reactor's memory, the issues' ``rallies`` beside
+    (queued for the closing transaction: an issue whose status and identity it remembers
+    already is not written again); the timeout checks of the statuses it entered are
+    scheduled at once."""
     view = applier.view
     created = applier.created
     statuses = {n: s.value for n, s in decision.accepted.items()
@@ -167,9 +176,9 @@ def _remember(ctx: Context, scope: Scope, decision: Decision, applier: Applier,
             timers.schedule(ctx.sync_redis, scope, number, status, entered=now, at=deadline)
     repo, window, stamp = scope.repo.id, config.revert_window.total_seconds(), now.timestamp()
     writes: list[Write] = []
-    if statuses or identities:
+    if statuses or identities or rallies:
         writes.append(partial(memory.queue_remember, repo_id=repo, statuses=statuses,
-                              identities=identities, entered=entered))
+                              identities=identities, entered=entered, rallies=rallies))
     writes += [partial(memory.queue_revert, repo_id=repo, issue=n, delivery=f"{n}:{stamp}",
                        window_s=window) for n in decision.reverted]
     writes += [partial(memory.queue_forget_reverts, repo_id=repo, issue=n)

@@ -22,14 +22,16 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from reactor.core.actions import Decision
 from reactor.core.events import Event
+from reactor.core.rally import Rallies, loads
 from reactor.core.routing import Scope, competition_in
-from reactor.core.rules import inert
+from reactor.core.rules import inert, pingpong
 from reactor.core.view import Change
 from reactor.shell import decide, intake, repair, saga, schedule, timers
 from reactor.shell.context import Context
@@ -137,7 +139,7 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Repor
     """One round: every item taken, judged at once; what it leaves to write at its close."""
     fresh = [item for item in taken.items if item not in taken.judged]
     delivered = await intake.take_in(ctx, fresh)
-    changes, strays = await _own(ctx, scope, delivered.changes)
+    changes, strays, rallies = await _own(ctx, scope, delivered.changes)
     records: list[AuditRecord] = list(delivered.records)
     commit = turns.Commit()
     gh = ctx.github.for_installation(scope.installation_id)
@@ -148,8 +150,9 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Repor
     records += await intake.settled(
         ctx, scope, [i for i in taken.judged if turns.guid_of(i) not in resumed])
     settling: set[str] = set()
-    if journals or not all(inert(change) for change in changes):
-        judgement = await decide.judge(ctx, gh, scope, taken.lease, changes, journals)
+    if journals or _loopy(rallies, changes) or not all(inert(change) for change in changes):
+        judgement = await decide.judge(ctx, gh, scope, taken.lease, changes, journals,
+                                       rallies=rallies)
         decision = judgement.decision
         report.decisions.append(decision)
         again = {turns.guid_of(item) for item in taken.carried}  # parked, and said so, before
@@ -164,6 +167,10 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Repor
         await _hand_on_moved(ctx, scope, decision, judgement.changes)
     elif changes:  # nothing a rule reads changed: no read, nothing to decide
         records += decision_records(scope, Decision(), changes)
+        played = pingpong.play(rallies, changes)  # the judgement remembers them otherwise
+        if played:
+            commit.writes.append(partial(memory.queue_remember, repo_id=scope.repo.id,
+                                         statuses={}, identities={}, rallies=played))
     for item in fresh:
         if item.startswith("t:"):
             decision, writes = await timers.check(ctx, gh, scope, taken.lease,
@@ -186,18 +193,33 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Repor
     return commit
 
 
-async def _own(ctx: Context, scope: Scope, changes: list[Change]) -> tuple[list[Change], set[str]]:
-    """The changes this scope judges, and the deliveries of those it hands on: an issue's
-    competition is the one the reactor remembers for it (R3: it never changes unless a
-    maintainer moves it), which a payload alone cannot tell (reactor/core/routing.py)."""
+def _loopy(rallies: Mapping[int, Rallies], changes: list[Change]) -> bool:
+    """Whether a change took a rally to a second undo in a row (R12 may then stop a loop):
+    the round is judged, even when no rule reads the label."""
+    for number, after in pingpong.play(rallies, changes).items():
+        before = rallies.get(number, {})
+        if any(len(r.undos) > 1 and r != before.get(name) for name, r in after.items()):
+            return True
+    return False
+
+
+async def _own(ctx: Context, scope: Scope, changes: list[Change]
+               ) -> tuple[list[Change], set[str], dict[int, Rallies]]:
+    """The changes this scope judges, the deliveries of those it hands on, and the rallies
+    remembered for their issues (R12): an issue's competition is the one the reactor
+    remembers for it (R3: it never changes unless a maintainer moves it), which a payload
+    alone cannot tell (reactor/core/routing.py)."""
     if not changes:
-        return [], set()
+        return [], set(), {}
     issues = sorted({c.issue for c in changes})
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for number in issues:
-            pipe.hget(keys.issue(scope.repo.id, number), "comp")
+            pipe.hmget(keys.issue(scope.repo.id, number), "comp", memory.RALLIES)
         found = await pipe.execute()
-    remembered = {n: c.decode() for n, c in zip(issues, found, strict=True) if c is not None}
+    remembered = {n: c.decode() for n, (c, _) in zip(issues, found, strict=True)
+                  if c is not None}
+    rallies: dict[int, Rallies] = {n: loads(r.decode())
+                                   for n, (_, r) in zip(issues, found, strict=True) if r}
     own, strays = [], set()
     for change in changes:
         comp = remembered.get(change.issue)
@@ -206,7 +228,7 @@ async def _own(ctx: Context, scope: Scope, changes: list[Change]) -> tuple[list[
         else:
             await _hand_on(ctx, scope.moved_to(comp), change)
             strays.add(change.delivery_id)
-    return own, strays
+    return own, strays, rallies
 
 
 async def _hand_on(ctx: Context, target: Scope, change: Change) -> None:

@@ -4,7 +4,8 @@
   from it to the status read now) and when the issue entered it (R8 timeouts count from
   then), and the competition and stage the issue belongs to (R3:
   they never change, unless a maintainer moves the issue), so every change of an issue is
-  judged in its own competition;
+  judged in its own competition; and, per label, who changed it last and the undos in a
+  row between two actors that change continues (R12 ping-pong, :mod:`reactor.core.rally`);
 - dependencies: the issues GitHub lists as blocking each issue, as its ``issue_dependencies``
   webhooks said (R7);
 - reverts: when the reactor reverted each issue, for the revert-war cap;
@@ -32,9 +33,11 @@ from enum import StrEnum
 import redis.asyncio
 from redis.asyncio.client import Pipeline
 
+from reactor.core.rally import Rallies, dumps
 from reactor.store import keys
 
 ISSUE_TTL_S = 30 * 24 * 3600
+RALLIES = "rallies"  # the issue's hash field: who changed each label last (R12)
 MARKER_TTL_S = 30 * 24 * 3600
 _PENDING = "pending"  # claimed, the comment not yet confirmed on GitHub ("1" once it is)
 EXPECTATION_TTL_S = 600
@@ -68,6 +71,7 @@ class Recalled:
     comp: str | None = None
     stage: str | None = None
     since: str | None = None
+    rallies: str | None = None
 
 
 async def recall(
@@ -84,7 +88,7 @@ async def recall(
         if fields:
             values = {_text(k): _text(v) for k, v in fields.items()}
             out[number] = Recalled(values.get("status"), values.get("comp"), values.get("stage"),
-                                   values.get("since"))
+                                   values.get("since"), values.get(RALLIES))
     return out
 
 
@@ -103,11 +107,15 @@ async def remember(
 def queue_remember(
     pipe: Pipeline, repo_id: int, *, statuses: Mapping[int, str],
     identities: Mapping[int, tuple[str, str]], entered: Mapping[int, str] | None = None,
+    rallies: Mapping[int, Rallies] | None = None,
 ) -> None:
-    """:func:`remember`, queued on ``pipe`` (a turn's closing transaction)."""
-    entered = entered or {}
-    for number in set(statuses) | set(identities):
+    """:func:`remember`, queued on ``pipe`` (a turn's closing transaction), with the issues'
+    ``rallies`` (R12) when given: one write per issue."""
+    entered, rallies = entered or {}, rallies or {}
+    for number in set(statuses) | set(identities) | set(rallies):
         fields: dict[str, str] = {}
+        if number in rallies:
+            fields[RALLIES] = dumps(rallies[number])
         if number in statuses:
             fields["status"] = statuses[number]
         if number in entered:

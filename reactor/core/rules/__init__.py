@@ -4,7 +4,8 @@ One module per rule family — :mod:`~reactor.core.rules.lifecycle` (R1),
 :mod:`~reactor.core.rules.order` (R2), :mod:`~reactor.core.rules.isolation` (R3),
 :mod:`~reactor.core.rules.authority` (R4),
 :mod:`~reactor.core.rules.duplicates` (R5), :mod:`~reactor.core.rules.reverse` (R6),
-:mod:`~reactor.core.rules.handoff` (R9) — composed in :mod:`~reactor.core.rules.engine`.
+:mod:`~reactor.core.rules.handoff` (R9), :mod:`~reactor.core.rules.pingpong` (R12) — composed in
+:mod:`~reactor.core.rules.engine`.
 """
 
 from reactor.core.rules._base import inert

@@ -13,6 +13,10 @@ Order of work, and why:
 5. Dependency cycles (R7): a change that closes one is refused with ``reactor:blocked``, and
    ``reactor:blocked`` is lifted where no cycle runs any more.
 
+Two actors caught undoing each other's change past the limit (R12) stop the reverts on that
+issue first: it gets ``reactor:needs-human`` and one comment naming both, as the revert-war
+cap's escalation does.
+
 The reactor's own writes never reach the rules: their echoes are set aside as they arrive
 (R10). The result is idempotent by construction: every finding is computed from the fresh
 state against the accepted memory, so evaluating the state a decision leaves behind (with its
@@ -27,10 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from reactor.core.actions import Action, Decision, Identity, Note, Rule, Saga
+from reactor.core import comments
+from reactor.core.actions import Action, Decision, Escalate, Identity, Note, Rule, Saga
 from reactor.core.config import RepoConfig
 from reactor.core.labels import LabelKind, Status, parse_label
-from reactor.core.rules import _assemble, cycles
+from reactor.core.rules import _assemble, cycles, pingpong
 from reactor.core.rules._base import Closure, Revert, Situation
 from reactor.core.rules.duplicates import duplicate_closures
 from reactor.core.rules.handoff import hand_off
@@ -64,8 +69,11 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     statuses = _judge_statuses(sit, open_touched)
     back = frozenset(n for n in open_touched if handed_back(_issue(sit, n), sit))
     forged = frozenset(n for n in open_touched if forged_needs_human(_issue(sit, n), sit))
-    undone = _assemble.revert_actions([*reverts, *statuses.reverts], sit,
-                                      fresh=back, forged=forged)
+    looped = _loops(sit, [n for n in open_touched if n not in back], forged)
+    stopped = frozenset(a.issue for a in looped if isinstance(a, Escalate))
+    undone = _assemble.revert_actions(
+        [r for r in [*reverts, *statuses.reverts] if r.violation.issue not in stopped], sit,
+        fresh=back, forged=forged)
     handoff_actions: list[Action] = []
     plans: list[tuple[Change, list[Action]]] = []
     accepted = dict(statuses.decided)
@@ -81,7 +89,7 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     blocked = _cycles(sit, {**view.accepted, **accepted})
     notes += blocked.notes
     actions = _assemble.cancel_pairs(
-        (*_assemble.closure_actions(closures), *undone.actions, *handoff_actions,
+        (*_assemble.closure_actions(closures), *looped, *undone.actions, *handoff_actions,
          *blocked.actions))
     return Decision(
         actions=actions,
@@ -154,6 +162,31 @@ def _trigger(change: Change, sit: Situation) -> cycles.Trigger | None:
                                                                         LabelKind.COMP):
         return cycles.Trigger(issue.number, actor, key)
     return None
+
+
+def _loops(sit: Situation, numbers: list[int], forged: frozenset[int]) -> list[Action]:
+    """R12: an issue whose rally went over the limit in this burst is handed to a human
+    (unless it waits for one already): ``reactor:needs-human`` and one comment."""
+    config, actions = sit.config, list[Action]()
+    for number in numbers:
+        before = sit.view.rallies.get(number, {})
+        changes = sit.of(number)
+        found = pingpong.loops(number, before, pingpong.follow(before, changes), changes,
+                               limit=config.pingpong_limit, window=config.pingpong_window,
+                               exempt=config.maintainers)
+        issue = _issue(sit, number)
+        if not found or (number not in forged and issue.tags.has(LabelKind.REACTOR,
+                                                                 "needs-human")):
+            continue
+        loop, maintainers = found[0], tuple(sorted(config.maintainers))
+        what = (f"@{loop.first} and @{loop.second} undid each other's change of "
+                f"{loop.label} {loop.undos} times")
+        actions += [Escalate(number, maintainers, Rule.R12, f"ping-pong: {what}"),
+                    comments.pingpong(issue=number, first=loop.first, second=loop.second,
+                                      label=loop.label, undos=loop.undos,
+                                      window=config.pingpong_window, maintainers=maintainers,
+                                      key=loop.key)]
+    return actions
 
 
 def _label_reverts(issue: IssueSnapshot, sit: Situation) -> list[Revert]:

@@ -27,6 +27,9 @@ from reactor.ops.demo.script import (
     HANGS,
     INTRUDER,
     MAINTAINER,
+    PING_PONG_GAP_S,
+    PING_PONG_LABEL,
+    PING_PONG_TURNS,
     STAGES,
     START_S,
     TRIGGERS,
@@ -219,6 +222,29 @@ class Agents:
                      "the executor completed (mistake: out of order, for R2)")
             await self.users.call(login, "POST", f"/issues/{number}/labels",
                                   {"labels": ["status:starting"]})
+        elif mistake is Mistake.PING_PONG:
+            await self._ping_pong(comp)
+
+    async def _ping_pong(self, comp: str) -> None:
+        number, label = self.numbers[(comp, "planner")], PING_PONG_LABEL
+        players = (AGENTS["executor"], AGENTS["monitor"])
+        self.say(comp, players[0], number, f"and {players[1]} take turns adding and removing "
+                 f"{label} (mistake: a ping-pong, for R12)")
+        for turn in range(PING_PONG_TURNS):
+            login = players[turn % 2]
+            if label in await self.users.labels(number):
+                await self.users.call(login, "DELETE", f"/issues/{number}/labels/{label}")
+            else:
+                await self.users.call(login, "POST", f"/issues/{number}/labels",
+                                      {"labels": [label]})
+            await asyncio.sleep(PING_PONG_GAP_S)
+        for _ in range(40):  # then the maintainer settles it and hands it back
+            await asyncio.sleep(0.25)
+            if "reactor:needs-human" in await self.users.labels(number):
+                self.say(comp, MAINTAINER, number, "settles the label and hands the issue back")
+                await self.users.call(MAINTAINER, "DELETE",
+                                      f"/issues/{number}/labels/reactor:needs-human")
+                return
 
     async def _unauthorised(self, comp: str, number: int) -> None:
         await asyncio.sleep(UNAUTHORISED_AFTER_S)

@@ -14,6 +14,10 @@ and each is one the reactor must undo:
   a stage that is stuck, where the mistake is plain.)
 - ``unauthorised`` (R4): while that executor hangs, ``mallory`` (no agent of the stage, no
   maintainer) marks its issue ``completed``.
+- ``ping-pong`` (R12): titanic's executor and monitor agents disagree about a
+  ``needs-review`` label on the planner issue and take turns adding and removing it; after
+  the fifth undo the reactor hands the issue to a human, and the maintainer, having settled
+  it, hands it back.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class Mistake(StrEnum):
     EARLY_START = "early start"
     HANG = "hang"
     UNAUTHORISED = "unauthorised"
+    PING_PONG = "ping-pong"
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,13 @@ TRIGGERS = {
     Moment("titanic", "planner", "running"): Mistake.DUPLICATE,
     Moment("titanic", "analyzer", "running"): Mistake.CROSS_COMPETITION,
     Moment("house", "executor", "running"): Mistake.EARLY_START,
+    Moment("titanic", "executor", "running"): Mistake.PING_PONG,
 }
 HANGS = frozenset({("house", "executor")})  # (competition, stage) whose first run hangs
 UNAUTHORISED_AFTER_S = 2.0  # into the hang
+PING_PONG_LABEL = "needs-review"
+PING_PONG_TURNS = 6  # five undos: one more than the default limit (R12)
+PING_PONG_GAP_S = 0.4
 
 # How long an honest agent "works": before ``running`` and before ``completed``.
 START_S = 0.8
