@@ -29,7 +29,9 @@ from reactor.store import keys
 
 STAGES = ("planner", "analyzer", "executor", "monitor", "retrospective")
 AGENT = "planner-bot"
-CONFIG = f"stages: [{', '.join(STAGES)}]\nsettle: 1s\n"
+# The benchmark's agents move as fast as the sandbox answers: far over R11's default budget.
+CONFIG = (f"stages: [{', '.join(STAGES)}]\nsettle: 1s\n"
+          "limits: {moves_per_minute: 1000000, issues_per_hour: 1000000}\n")
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """``issues`` events: the agents' status, stage and competition changes land here.
 
 Each change goes to its competition's turn (:mod:`reactor.shell.turn`), where the rules R1–R9
-decide on a fresh read of the whole competition.
+decide on a fresh read of the whole competition. A comment on an agent issue goes there too,
+to be counted against its author's budget (R11).
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#issues
+https://docs.github.com/en/webhooks/webhook-events-and-payloads#issue_comment
 """
 
 from __future__ import annotations
@@ -49,5 +51,16 @@ async def to_the_turn(raw: sansio.Event, event: Event, ctx: Context, intake: Int
         await intake.judge(event, change)
 
 
+async def a_comment(raw: sansio.Event, event: Event, ctx: Context, intake: Intake) -> None:
+    """Count a comment on an agent issue against its author (R11); audit any other."""
+    if event.repo is None or event.installation_id is None or event.sender is None:
+        await intake.observe(event, detail="no repository or installation to act on")
+    elif not concerns_the_rules(event):
+        await intake.observe(event, detail="not an agent or competition issue")
+    else:
+        await intake.comment(event)
+
+
 for _action in ACTIONS:
     router.add(to_the_turn, "issues", action=_action)
+router.add(a_comment, "issue_comment", action="created")

@@ -862,6 +862,7 @@ def test_stuck_competitions_are_listed_with_their_reasons(redis_url: str) -> Non
         10: ("done", "executor", "completed", ago[120]),
         11: ("moving", "planner", "running", ago[5]),
         12: ("unblocked", "planner", "starting", ago[1]),
+        13: ("paused", "planner", "running", ago[1]),
     }
     records = [
         record(ago[5], issue="3", rule="R4", actor="mallory", delivery="x-3",
@@ -872,17 +873,20 @@ def test_stuck_competitions_are_listed_with_their_reasons(redis_url: str) -> Non
                label="reactor:blocked", outcome="skipped", detail="the reactor's own write"),
         record(ago[1], issue="12", rule="R10", delivery="y-12", action="unlabeled",
                label="reactor:blocked", outcome="skipped", detail="the reactor's own write"),
+        record(ago[1], issue="13", rule="R10", delivery="x-13", action="labeled",
+               label="reactor:paused", outcome="skipped", detail="the reactor's own write"),
     ]
     asyncio.run(_seed_glance(redis_url, issues, records))
     html = _page(redis_url)
     stuck = part(html, '<table class="stuck">')
     listed = re.findall(r"<tr><th>(.*?)</th>", stuck)
-    assert listed == ["human", "blocked", "late", "dropped", "waiting",
+    assert listed == ["human", "paused", "blocked", "late", "dropped", "waiting",
                       "&lt;i&gt;quiet&lt;/i&gt;"]
     link = f'<a href="{HTML_URL}/issues/{{}}" target="_blank" rel="noreferrer">#{{}}</a>'
     for number, reason in (
             (3, " (planner) is labelled reactor:needs-human: the reactor stopped acting"),
             (4, " (planner) is labelled reactor:blocked: it closes a dependency cycle"),
+            (13, " (planner) is labelled reactor:paused: an agent went over its budget"),
             (2, " (analyzer) running for 1h 30m, past its 1h timeout"),
             (5, " (planner) completed 10m ago, but no analyzer issue started"),
             (6, " (planner) in timeout for 20m: its agent or a maintainer restarts it")):

@@ -118,6 +118,15 @@ def test_hand_offs_timeouts_and_cycles_count_by_their_comments() -> None:
     assert counters.event_field(noted) is None
 
 
+def test_a_pause_and_a_ping_pong_count_as_violations_of_r11_and_r12() -> None:
+    paused = comments.paused(issue=1, actor="bot", figures=[(31, "moves", "30 moves per minute")],
+                             comp="titanic", maintainers=["alice"], key="k")
+    loop = comments.pingpong(issue=1, first="a", second="b", label="x", undos=5,
+                             window=timedelta(minutes=10), maintainers=["alice"], key="k")
+    assert counters.event_field(comment_record(paused)) == "violation R11"
+    assert counters.event_field(comment_record(loop)) == "violation R12"
+
+
 def test_a_timer_or_reconcile_record_is_no_delivery() -> None:
     assert counters.delivery_field(record("x", delivery="timer", event="timer")) is None
     assert counters.delivery_field(record("x")) == "delivery issues applied"

@@ -30,6 +30,7 @@ class Rule(StrEnum):
     R8 = "R8"  # timeouts
     R9 = "R9"  # hand-off
     R10 = "R10"  # the reactor's own echoes
+    R11 = "R11"  # a runaway actor's budget
     R12 = "R12"  # ping-pong between two actors
 
     @property
@@ -42,7 +43,7 @@ _TITLES = {
     Rule.R1: "lifecycle", Rule.R2: "stage order", Rule.R3: "competition isolation",
     Rule.R4: "authority", Rule.R5: "duplicates", Rule.R6: "reverse stage",
     Rule.R7: "dependency cycles", Rule.R8: "timeouts", Rule.R9: "hand-off", Rule.R10: "self",
-    Rule.R12: "ping-pong",
+    Rule.R11: "runaway", Rule.R12: "ping-pong",
 }
 
 
@@ -215,6 +216,8 @@ class Decision:
       revert-war count starts afresh.
     - ``settling``: issues whose judgement waits for the settle window.
     - ``sagas``: the hand-offs among ``actions``, each to be applied as a saga.
+    - ``paused_by``: the actor whose overrun this decision pauses the competition for (R11);
+      ``resumed``: a maintainer resumed it, and that actor's counts start afresh.
     """
 
     actions: tuple[Action, ...] = ()
@@ -227,6 +230,8 @@ class Decision:
     handed_back: frozenset[int] = frozenset()
     settling: frozenset[int] = frozenset()
     sagas: tuple[Saga, ...] = ()
+    paused_by: str | None = None
+    resumed: bool = False
 
     @property
     def is_empty(self) -> bool:

@@ -57,6 +57,19 @@ def escalation(*, issue: int, rule: Rule, actor: str, what: str, reverts: int,
     return _comment(issue, rule, key, text, f"{rule.value} escalated: {what}", tag="needs-human")
 
 
+def paused(*, issue: int, actor: str, figures: Iterable[tuple[int, str, str]], comp: str,
+           maintainers: Iterable[str], key: str) -> Comment:
+    """Posted once when an actor over its budget pauses its competition (R11)."""
+    over = "; ".join(f"{count} {kind} (budget: {budget})" for count, kind, budget in figures)
+    mentions = " ".join(f"@{login}" for login in sorted(maintainers)) or "A maintainer"
+    text = (f"{heading(Rule.R11)}: @{actor} is over its budget in this installation: {over}. "
+            f"The reactor paused competition {code(comp)}: its agent issues are labelled "
+            f"`reactor:paused`, and every agent's further change to their labels is undone, "
+            f"so no stage starts or hands off.\n\n{mentions}: once the agent is fixed, remove "
+            f"`reactor:paused` from one of them to resume the competition.")
+    return _comment(issue, Rule.R11, key, text, f"R11 paused: @{actor} {over}", tag="paused")
+
+
 def pingpong(*, issue: int, first: str, second: str, label: str, undos: int,
              window: timedelta, maintainers: Iterable[str], key: str) -> Comment:
     """Posted once when two actors' undoing of each other's change is stopped (R12)."""

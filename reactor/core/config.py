@@ -18,14 +18,15 @@ to case); stage names must already be label-safe.
 Two keys beyond SPEC §3 tune the revert-war cap: ``revert_limit`` (default 3) reverts of one
 issue within ``revert_window`` (default 1h) before the reactor stops and asks for a human.
 Two tune R12: two actors may undo each other's change on one issue ``pingpong_limit``
-(default 4) times within ``pingpong_window`` (default 10m); one more is a loop.
+(default 4) times within ``pingpong_window`` (default 10m); one more is a loop. ``limits``
+sets R11's budget per actor and installation (:class:`Limits`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -52,6 +53,39 @@ _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _STAGE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,43}")  # agent:<stage> stays within 50 characters
 _LOGIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38})(?:\[bot\])?")
 _COMP_MAX = 45  # comp:<name> stays within 50 characters
+
+
+@dataclass(frozen=True)
+class Limits:
+    """R11: what one actor may do per installation, per window (a moving window: the count
+    of the current one plus the previous one's share of it)."""
+
+    moves_per_minute: int = 30  # label changes on agent issues
+    issues_per_hour: int = 20  # agent issues opened
+    comments_per_hour: int = 60  # comments on agent issues
+
+    def budgets(self) -> tuple[Budget, ...]:
+        return (Budget("moves", self.moves_per_minute, timedelta(minutes=1)),
+                Budget("issues", self.issues_per_hour, timedelta(hours=1)),
+                Budget("comments", self.comments_per_hour, timedelta(hours=1)))
+
+    def of(self, kind: str) -> Budget:
+        return next(b for b in self.budgets() if b.kind == kind)
+
+    def windows(self) -> dict[str, timedelta]:
+        return {b.kind: b.window for b in self.budgets()}
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: str  # moves, issues, comments
+    limit: int
+    window: timedelta
+
+    @property
+    def text(self) -> str:
+        per = "minute" if self.window == timedelta(minutes=1) else "hour"
+        return f"{self.limit} {self.kind} per {per}"
 
 
 class DispatchMode(StrEnum):
@@ -94,6 +128,7 @@ class RepoConfig:
     revert_window: timedelta = timedelta(hours=1)
     pingpong_limit: int = 4
     pingpong_window: timedelta = timedelta(minutes=10)
+    limits: Limits = field(default_factory=Limits)
 
     def stage_index(self, stage: str | None) -> int | None:
         """Position of ``stage`` in the order, or None for a stage this repo does not run."""
@@ -268,6 +303,15 @@ def _dispatch(value: Any, key: str) -> frozenset[DispatchMode]:
     return modes
 
 
+def _limits(value: Any, key: str) -> Limits:
+    items = _mapping(value, key)
+    known = [f.name for f in fields(Limits)]
+    for name in items:
+        if name not in known:
+            raise RepoConfigError(_at(key, name), f"unknown limit (known: {', '.join(known)})")
+    return Limits(**{name: _count(v, _at(key, name)) for name, v in items.items()})
+
+
 def _count(value: Any, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise RepoConfigError(key, f"{excerpt(value)} is not a whole number of at least 1")
@@ -287,6 +331,7 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "revert_window": _duration,
     "pingpong_limit": _count,
     "pingpong_window": _duration,
+    "limits": _limits,
 }
 
 

@@ -10,7 +10,7 @@ R5, and the repository's :class:`~reactor.core.config.RepoConfig` (stages, agent
 maintainers, timeouts, ``start_timeout``, ``settle``, the revert cap, ``dispatch``). A test
 checks that every rule id and every lifecycle move has its text here.
 
-:data:`RULES` also holds rules SPEC §3 names that the enum may not have yet (R11, R12): a rule
+:data:`RULES` may hold rules SPEC §3 names that the enum does not have yet: a rule
 is printed once :class:`Rule` has it, that is once the reactor enforces it. Pure: no I/O.
 """
 
@@ -85,15 +85,15 @@ RULES: Mapping[str, tuple[str, str]] = MappingProxyType({
             "not make a change the reactor's",
             "its own writes trigger nothing (audit only); any other change by its login is "
             "judged like yours"),
-    "R11": ("stay within your budget per installation (`limits` in the config: moves per "
-            "minute, issues and comments per hour)",
+    "R11": ("stay within your budget per installation ({limits}); stop when you see "
+            "`reactor:paused` on your issue",
             "your competition is paused: `reactor:paused` on its agent issues, one comment "
-            "with the figures, your further changes there undone and no hand-off, until a "
-            "maintainer removes the label"),
+            "with the figures, every agent's further label change there undone (so no stage "
+            "starts or hands off), until a maintainer removes the label"),
     "R12": ("never undo another actor's change again and again; if you disagree, stop and "
             "ask a human",
-            "past the configured count within its window: `reactor:needs-human` on the "
-            "issue, one comment naming both actors, no further reverts there"),
+            "undoing each other more than {pingpong}: `reactor:needs-human` on the issue, one "
+            "comment naming both actors, no further reverts there"),
 })
 
 
@@ -160,6 +160,8 @@ def facts(config: RepoConfig, stage: str, comp: str | None) -> dict[str, str]:
         "start_when": "to start the competition" if not earlier else
                       f"on hand-off, when `{earlier[-1]}` completes (R9); never you",
         "scope": _scope(config, drivers, comp),
+        "limits": ", ".join(b.text for b in config.limits.budgets()),
+        "pingpong": f"{config.pingpong_limit} times within {span(config.pingpong_window)}",
     }
 
 

@@ -57,6 +57,7 @@ class ReactorLabel(StrEnum):
     BLOCKED = "reactor:blocked"
     NEEDS_HUMAN = "reactor:needs-human"
     DUPLICATE = "reactor:duplicate"
+    PAUSED = "reactor:paused"
 
 
 _PREFIXED = (LabelKind.AGENT, LabelKind.COMP, LabelKind.STATUS, LabelKind.PRIORITY,
@@ -175,6 +176,7 @@ _REACTOR_COLOURS = {
     ReactorLabel.BLOCKED: ("5319e7", "Issue Safety Reactor: part of a dependency cycle"),
     ReactorLabel.NEEDS_HUMAN: ("e11d21", "Issue Safety Reactor: stopped; a maintainer must look"),
     ReactorLabel.DUPLICATE: ("cfd3d7", "Issue Safety Reactor: closed as a duplicate"),
+    ReactorLabel.PAUSED: ("fbca04", "Issue Safety Reactor: competition paused (runaway agent)"),
 }
 AGENT_COLOUR = "c5def5"
 COMP_COLOUR = "bfdadc"

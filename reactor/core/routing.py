@@ -26,7 +26,7 @@ from reactor.core.labels import LabelKind, parse_label
 from reactor.core.view import Repo
 
 # Events whose deliveries join a turn, and the payload field naming the issue that changed.
-TURN_EVENTS = {"issues": "issue", "issue_dependencies": "blocked_issue"}
+TURN_EVENTS = {"issues": "issue", "issue_comment": "issue", "issue_dependencies": "blocked_issue"}
 
 
 @dataclass(frozen=True, slots=True)

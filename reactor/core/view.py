@@ -79,6 +79,20 @@ class Change:
     opened_with: frozenset[str] | None = None  # for opened: its agent:/comp: labels then
 
 
+@dataclass(frozen=True, slots=True)
+class Overrun:
+    """An actor over its R11 budget in this installation: ``count`` of ``kind`` (moves,
+    issues, comments) within the window, against ``budget`` (``30 moves per minute``);
+    ``issue`` and ``delivery``: where the burst saw the actor last."""
+
+    actor: str
+    kind: str
+    count: int
+    budget: str
+    issue: int
+    delivery: str
+
+
 class IssueState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -201,6 +215,8 @@ class CompetitionView:
     neighbours: tuple[IssueSnapshot, ...] = ()
     # Each issue's rallies as remembered before the burst (R12: who changed each label last).
     rallies: Mapping[int, Rallies] = field(default_factory=_empty)  # type: ignore[arg-type]
+    # The burst's actors over their R11 budget, as the shell counted them with the burst.
+    overruns: tuple[Overrun, ...] = ()
 
     def issue(self, number: int) -> IssueSnapshot | None:
         return next((i for i in self.issues if i.number == number), None)

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_STATES = ("queued", "started", "scheduled", "deferred", "failed")
 _REGISTRIES = (StartedJobRegistry, ScheduledJobRegistry, DeferredJobRegistry, FailedJobRegistry)
-VIOLATION_RULES = ("R1", "R2", "R3", "R4", "R5", "R6")
+VIOLATION_RULES = ("R1", "R2", "R3", "R4", "R5", "R6", "R11", "R12")
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from reactor.core.labels import LabelKind, LabelSet, Status
 from reactor.core.rally import Rallies, loads
 from reactor.core.routing import Scope
 from reactor.core.rules import evaluate, pingpong, reads_links, timeouts
-from reactor.core.view import Change, CompetitionView
+from reactor.core.view import Change, CompetitionView, Overrun
 from reactor.shell import reads, repoconfig, saga, timers
 from reactor.shell.apply import Applier, Conflict
 from reactor.shell.context import Context
 from reactor.shell.neighbours import with_neighbours
 from reactor.shell.records import problem_record, resumed_record
-from reactor.store import locks, memory
+from reactor.store import budgets, locks, memory
 from reactor.store.audit import AuditRecord
 from reactor.store.turns import Write
 
@@ -57,11 +57,13 @@ class Judgement:
 
 
 async def read_view(
-    ctx: Context, gh: GitHubAPI, scope: Scope, changes: list[Change], config: RepoConfig,
+    ctx: Context, gh: GitHubAPI, scope: Scope, changes: list[Change], config: RepoConfig, *,
+    overruns: tuple[Overrun, ...] = (),
 ) -> CompetitionView:
-    """The competition read afresh, with the reactor's memory of it (nothing written): the
-    "blocked by" links the webhooks recorded only when R7 needs them for this burst
-    (:func:`reactor.core.rules.reads_links`), revert counts not yet (:func:`with_reverts`)."""
+    """The competition read afresh, with the reactor's memory of it (nothing written) and the
+    burst's ``overruns`` (R11): the "blocked by" links the webhooks recorded only when R7
+    needs them for this burst (:func:`reactor.core.rules.reads_links`), revert counts not yet
+    (:func:`with_reverts`)."""
     issues = await reads.competition_issues(gh, scope.repo, scope.comp, {c.issue for c in changes})
     numbers = [i.number for i in issues]
     recalled = await memory.recall(ctx.redis, scope.repo.id, numbers)
@@ -72,6 +74,7 @@ async def read_view(
         stages={n: r.stage for n, r in recalled.items() if r.stage},
         app_login=ctx.app_login,
         rallies={n: loads(r.rallies) for n, r in recalled.items() if r.rallies},
+        overruns=overruns,
     )
     if not reads_links(changes, view, config, now=datetime.now(UTC)):
         return view
@@ -91,18 +94,21 @@ async def with_reverts(ctx: Context, scope: Scope, view: CompetitionView, issues
 
 async def judge(ctx: Context, gh: GitHubAPI, scope: Scope, lease: locks.Lease,
                 changes: list[Change], journals: list[saga.Journal], *,
-                rallies: Mapping[int, Rallies] | None = None) -> Judgement:
+                rallies: Mapping[int, Rallies] | None = None,
+                overruns: tuple[Overrun, ...] = ()) -> Judgement:
     """Decide on the burst ``changes`` and apply the decision (see the module docstring);
-    ``rallies``: the issues' as remembered, which the judged label changes continue (R12)."""
+    ``rallies``: the issues' as remembered, which the judged label changes continue (R12);
+    ``overruns``: the burst's actors over their budget (R11)."""
     config, problem = await repoconfig.load(ctx.redis, gh, scope.repo)
     judgement = Judgement(changes=changes)
     for attempt in range(CONFLICT_ATTEMPTS):
-        view = await read_view(ctx, gh, scope, judgement.changes, config)
+        view = await read_view(ctx, gh, scope, judgement.changes, config, overruns=overruns)
         for journal in journals:  # a worker died mid-hand-off
             await _applier(ctx, gh, scope, lease, view, config).resume(journal)
             judgement.records.append(resumed_record(scope, journal.saga, journal.done))
             judgement.changes = still_to_judge(judgement.changes, journal.saga)
-            view = await read_view(ctx, gh, scope, judgement.changes, config)
+            view = await read_view(ctx, gh, scope, judgement.changes, config,
+                                   overruns=overruns)
         journals = []
         decision = evaluate(judgement.changes, view, config, now=datetime.now(UTC))
         if decision.reverted:  # the revert-war cap may change it: decide knowing the counts
@@ -124,6 +130,12 @@ async def judge(ctx: Context, gh: GitHubAPI, scope: Scope, lease: locks.Lease,
                                                 if c.issue not in decision.settling])
         played.update({n: {} for n in decision.handed_back})  # a human's: rallies start afresh
         judgement.writes += _remember(ctx, scope, decision, applier, config, played)
+        if decision.paused_by is not None and scope.comp is not None:  # R11
+            judgement.writes.append(partial(budgets.queue_paused, repo_id=scope.repo.id,
+                                            comp=scope.comp, actor=decision.paused_by))
+        if decision.resumed and scope.comp is not None:  # the culprit's counts start afresh
+            await budgets.resumed(ctx.redis, scope.installation_id, scope.repo.id, scope.comp,
+                                  list(config.limits.windows()))
         break
     judgement.decision = decision
     if problem is not None:

@@ -20,7 +20,7 @@ from gidgethub import sansio
 from reactor.core.errors import PayloadError
 from reactor.core.events import Event, parse_event
 from reactor.core.routing import Scope
-from reactor.core.view import Change
+from reactor.core.view import Actor, Change
 from reactor.shell import schedule
 from reactor.shell.context import Context
 from reactor.shell.records import change_record
@@ -37,15 +37,30 @@ class Intake(Protocol):
     async def judge(self, event: Event, change: Change) -> None:
         """The delivery's change is for the rules of its competition."""
 
+    async def comment(self, event: Event) -> None:
+        """A comment on an agent issue: audited, and counted against its author's budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commented:
+    """A comment a round took in (R11 counts it): who wrote it, on which issue, in which
+    delivery."""
+
+    actor: Actor
+    issue: int
+    delivery: str
+
 
 @dataclass
 class Taken:
     """A round's deliveries, as the handlers left them: the changes to judge, a record of
-    every other delivery, and the events of the deliveries that came in this round."""
+    every other delivery, the events of the deliveries that came in this round, and the
+    comments among them."""
 
     changes: list[Change] = field(default_factory=list)
     events: dict[str, Event] = field(default_factory=dict)
     records: list[AuditRecord] = field(default_factory=list)
+    comments: list[Commented] = field(default_factory=list)
 
     async def observe(self, event: Event, *, detail: str) -> None:
         self.records.append(for_event(event, Outcome.OBSERVED, detail=detail))
@@ -54,6 +69,11 @@ class Taken:
     async def judge(self, event: Event, change: Change) -> None:
         self.changes.append(change)
         self.events[change.delivery_id] = event
+
+    async def comment(self, event: Event) -> None:
+        await self.observe(event, detail="a comment on an agent issue")
+        if event.sender is not None and event.issue is not None:
+            self.comments.append(Commented(event.sender, event.issue, event.delivery_id))
 
 
 async def take_in(ctx: Context, items: Iterable[str]) -> Taken:

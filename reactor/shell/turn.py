@@ -33,7 +33,7 @@ from reactor.core.rally import Rallies, loads
 from reactor.core.routing import Scope, competition_in
 from reactor.core.rules import inert, pingpong
 from reactor.core.view import Change
-from reactor.shell import decide, intake, repair, saga, schedule, timers
+from reactor.shell import brakes, decide, intake, repair, saga, schedule, timers
 from reactor.shell.context import Context
 from reactor.shell.records import decision_records, unprompted_records
 from reactor.store import counters, keys, memory, turns
@@ -149,16 +149,19 @@ async def round_of(ctx: Context, scope: Scope, taken: turns.Taken, report: Repor
     resumed = {guid for journal in journals for guid in journal.saga.settled}
     records += await intake.settled(
         ctx, scope, [i for i in taken.judged if turns.guid_of(i) not in resumed])
+    carried = {turns.guid_of(item) for item in taken.carried}  # counted when they came
+    overruns = await brakes.overruns(ctx, gh, scope,
+                                     [c for c in changes if c.delivery_id not in carried],
+                                     delivered.comments)
     settling: set[str] = set()
-    if journals or _loopy(rallies, changes) or not all(inert(change) for change in changes):
+    if journals or overruns or _loopy(rallies, changes) or not all(inert(c) for c in changes):
         judgement = await decide.judge(ctx, gh, scope, taken.lease, changes, journals,
-                                       rallies=rallies)
+                                       rallies=rallies, overruns=overruns)
         decision = judgement.decision
         report.decisions.append(decision)
-        again = {turns.guid_of(item) for item in taken.carried}  # parked, and said so, before
         records += judgement.records + [
             r for r in decision_records(scope, decision, judgement.changes)
-            if r.outcome != Outcome.PARKED.value or r.delivery not in again]
+            if r.outcome != Outcome.PARKED.value or r.delivery not in carried]  # said before
         commit.writes += judgement.writes
         settling = {c.delivery_id for c in judgement.changes if c.issue in decision.settling}
         if decision.settle_until is not None:

@@ -54,7 +54,8 @@ return 0
 # (reactor/core/comments.py) says which it is.
 _COMMENT = re.compile(r"(?:comp:.*? )?Comment: (?P<reason>R\d+ .*)", re.DOTALL)
 _KINDS = (
-    ("violation", re.compile(r"R[1-6] (?:revert:|close:|escalated:|duplicate of #)")),
+    ("violation", re.compile(r"R(?:[1-6]|1[12]) (?:revert:|close:|escalated:|paused:|"
+                             r"duplicate of #)")),
     ("handoff", re.compile(r"R9 hand-off from #")),
     ("timeout", re.compile(r"R8 \S+ past ")),
     ("cycle", re.compile(r"R7 (?:refused: cycle|broke cycle) ")),

@@ -39,6 +39,9 @@ INSTALLATION_TOKEN_LOCK = PREFIX + "token-lock:{installation_id}"
 ETAG = PREFIX + "etag:{installation_id}:{digest}"
 RATE_LIMITED_UNTIL = PREFIX + "ratelimit:{installation_id}"
 CONTENT_WRITES = PREFIX + "content-writes:{installation_id}"  # paced issue/comment creation
+# R11: when an actor did each thing of one kind (moves, issues, comments) lately, by delivery
+BUDGET = PREFIX + "budget:{installation_id}:{kind}:{actor}"
+PAUSED_BY = PREFIX + "paused-by:{repo_id}:{comp}"  # the actor whose overrun paused a competition
 
 # Serialising work per competition ("scope": "<repo id>:comp:<name>" or "<repo id>:issue:<n>").
 LEASE = PREFIX + "lease:{scope}"
@@ -120,6 +123,14 @@ def rate_limited_until(installation_id: int | str) -> str:
 
 def content_writes(installation_id: int) -> str:
     return CONTENT_WRITES.format(installation_id=installation_id)
+
+
+def budget(installation_id: int, kind: str, actor: str) -> str:
+    return BUDGET.format(installation_id=installation_id, kind=kind, actor=actor)
+
+
+def paused_by(repo_id: int, comp: str) -> str:
+    return PAUSED_BY.format(repo_id=repo_id, comp=comp)
 
 
 def installation_turns(installation_id: int) -> str:

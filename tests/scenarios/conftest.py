@@ -53,6 +53,8 @@ agents:
   planner: [planner-bot, {SECOND_PLANNER}]
 {chr(10).join(f"  {stage}: [{login}]" for stage, login in AGENTS.items() if stage != "planner")}
 maintainers: [{MAINTAINER}]
+# The scripted agents here move faster than any real one: R11's budget is tested on its own.
+limits: {{moves_per_minute: 100000, issues_per_hour: 100000, comments_per_hour: 100000}}
 """
 SETTLE_S = 1.0
 TIMEOUT_S = 20.0

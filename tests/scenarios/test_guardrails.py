@@ -1,5 +1,6 @@
-"""Guardrails on the real stack, played by the demo's agents: two agents in ping-pong over
-one label are stopped after the limit (R12), and a maintainer hands the issue back."""
+"""Guardrails on the real stack, played by the demo's agents: a runaway agent's competition is
+paused and a maintainer resumes it (R11); two agents in ping-pong over one label are stopped
+after the limit (R12), and a maintainer hands the issue back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from reactor.ops.demo.script import MAINTAINER
 from tests.scenarios.conftest import (
     AGENTS,
+    CONFIG,
     Scenario,
     agent_labels,
     has_labels,
@@ -61,3 +63,62 @@ def test_two_agents_undoing_each_other_are_stopped_after_the_limit(scenario: Sce
     s.idle()
     stays(has_labels(s, number, agent_labels(comp, "planner")), what="handed back, no loop")
     assert len(r12(s, number)) == 1
+
+
+PAUSED = "reactor:paused"
+
+
+def test_a_runaway_agent_pauses_its_competition_until_a_maintainer_resumes_it(
+    scenario: Scenario,
+) -> None:
+    s, comp = scenario, "titanic"
+    runaway, other = AGENTS["planner"], AGENTS["analyzer"]
+    limits = "limits: {moves_per_minute: 8, issues_per_hour: 100, comments_per_hour: 100}\n"
+    s.write_config(CONFIG.split("limits:")[0] + limits)
+    planner = s.open_issue(runaway, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    analyzer = s.open_issue(other, title(comp, "analyzer"), sorted(agent_labels(comp, "analyzer")))
+    elsewhere = s.open_issue(runaway, title("house", "planner"),
+                             sorted(agent_labels("house", "planner")))
+    s.idle()
+    for _ in range(5):  # ten moves in a few seconds: over a budget of eight a minute
+        s.add_labels(runaway, planner, "priority:high")
+        s.remove_label(runaway, planner, "priority:high")
+    wait_until(has_labels(s, analyzer, agent_labels(comp, "analyzer", PAUSED)),
+               what="titanic paused", describe=lambda: s.state(analyzer))
+    s.idle()
+    assert PAUSED in s.labels(planner) and PAUSED not in s.labels(elsewhere)
+    [said] = [b for b in s.app_comments(planner) if "R11" in b and "paused competition" in b]
+    assert f"@{runaway}" in said and "moves per minute" in said and f"@{MAINTAINER}" in said
+
+    # Frozen: the agents' moves there are undone, so no stage starts.
+    s.add_labels(other, analyzer, "status:starting")
+    wait_until(has_labels(s, analyzer, agent_labels(comp, "analyzer", PAUSED)),
+               what="the analyzer's start undone", describe=lambda: s.state(analyzer))
+    s.idle()
+
+    # A maintainer resumes it: the pause leaves every issue, and the counts start afresh.
+    s.remove_label(MAINTAINER, planner, PAUSED)
+    wait_until(has_labels(s, analyzer, agent_labels(comp, "analyzer")),
+               what="titanic resumed", describe=lambda: s.state(analyzer))
+    s.idle()
+    s.add_labels(runaway, planner, "status:starting")
+    s.idle()
+    stays(has_labels(s, planner, agent_labels(comp, "planner", "status:starting")),
+          what="the planner's start accepted after the resume")
+
+
+def test_a_comment_storm_pauses_its_competition(scenario: Scenario) -> None:
+    s, comp = scenario, "titanic"
+    chatty = AGENTS["analyzer"]
+    limits = "limits: {moves_per_minute: 100, issues_per_hour: 100, comments_per_hour: 3}\n"
+    s.write_config(CONFIG.split("limits:")[0] + limits)
+    planner = s.open_issue(AGENTS["planner"], title(comp, "planner"),
+                           sorted(agent_labels(comp, "planner")))
+    s.idle()
+    for n in range(4):  # one over a budget of three an hour
+        s.call(chatty, "POST", f"/issues/{planner}/comments", json={"body": f"thinking {n}"})
+    wait_until(has_labels(s, planner, agent_labels(comp, "planner", PAUSED)),
+               what="titanic paused", describe=lambda: s.state(planner))
+    s.idle()
+    [said] = [b for b in s.app_comments(planner) if "R11" in b]
+    assert f"@{chatty}" in said and "4 comments (budget: 3 comments per hour)" in said

@@ -15,7 +15,8 @@ Order of work, and why:
 
 Two actors caught undoing each other's change past the limit (R12) stop the reverts on that
 issue first: it gets ``reactor:needs-human`` and one comment naming both, as the revert-war
-cap's escalation does.
+cap's escalation does. A competition paused for a runaway actor (R11) judges no status: its
+agents' label changes are undone instead (step 2), so nothing hands off (step 4).
 
 The reactor's own writes never reach the rules: their echoes are set aside as they arrive
 (R10). The result is idempotent by construction: every finding is computed from the fresh
@@ -35,7 +36,7 @@ from reactor.core import comments
 from reactor.core.actions import Action, Decision, Escalate, Identity, Note, Rule, Saga
 from reactor.core.config import RepoConfig
 from reactor.core.labels import LabelKind, Status, parse_label
-from reactor.core.rules import _assemble, cycles, pingpong
+from reactor.core.rules import _assemble, cycles, pingpong, runaway
 from reactor.core.rules._base import Closure, Revert, Situation
 from reactor.core.rules.duplicates import duplicate_closures
 from reactor.core.rules.handoff import hand_off
@@ -65,8 +66,11 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     closing = frozenset(c.violation.issue for c in closures)
     open_touched = [n for n in sit.touched()
                     if n not in closing and not _issue(sit, n).dismissed]
-    reverts = [r for n in open_touched for r in _label_reverts(_issue(sit, n), sit)]
-    statuses = _judge_statuses(sit, open_touched)
+    brake = runaway.brake(sit)
+    reverts = [r for n in open_touched
+               for r in _label_reverts(_issue(sit, n), sit, frozen=brake.frozen)]
+    statuses = _judge_statuses(sit, [n for n in open_touched if not brake.frozen or all(
+        sit.is_maintainer(c) for c in sit.of(n))])  # paused: only maintainers move statuses
     back = frozenset(n for n in open_touched if handed_back(_issue(sit, n), sit))
     forged = frozenset(n for n in open_touched if forged_needs_human(_issue(sit, n), sit))
     looped = _loops(sit, [n for n in open_touched if n not in back], forged)
@@ -89,8 +93,8 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     blocked = _cycles(sit, {**view.accepted, **accepted})
     notes += blocked.notes
     actions = _assemble.cancel_pairs(
-        (*_assemble.closure_actions(closures), *looped, *undone.actions, *handoff_actions,
-         *blocked.actions))
+        (*_assemble.closure_actions(closures), *brake.actions, *looped, *undone.actions,
+         *handoff_actions, *blocked.actions))
     return Decision(
         actions=actions,
         sagas=tuple(Saga(change.issue, change.delivery_id, steps, _settled_by(change, sit))
@@ -105,6 +109,8 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
         moved=MappingProxyType(_moved(sit)),
         handed_back=back,
         settling=frozenset(statuses.settling),
+        paused_by=brake.paused_by,
+        resumed=brake.resumed,
     )
 
 
@@ -189,8 +195,12 @@ def _loops(sit: Situation, numbers: list[int], forged: frozenset[int]) -> list[A
     return actions
 
 
-def _label_reverts(issue: IssueSnapshot, sit: Situation) -> list[Revert]:
-    found = list(label_reverts(issue, sit))
+def _label_reverts(issue: IssueSnapshot, sit: Situation, *, frozen: bool) -> list[Revert]:
+    """R3's and R4's reverts on the issue; in a paused competition (R11), every agent label
+    change on its agent issues instead of R3's."""
+    paused = frozen and issue.stage is not None and sit.comp_of(issue) == sit.view.comp
+    found = [r for r in [runaway.undo(issue, sit)] if r is not None] if paused \
+        else list(label_reverts(issue, sit))
     reserved = reserved_revert(issue, sit)
     return found if reserved is None else [*found, reserved]
 

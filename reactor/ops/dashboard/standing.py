@@ -1,6 +1,6 @@
 """Where one repository's issues and competitions stand, beyond the status the reactor
-remembers: which issues are closed (and how), which carry ``reactor:needs-human`` or
-``reactor:blocked``, and which competitions are stuck, and why. Pure.
+remembers: which issues are closed (and how), which carry ``reactor:needs-human``,
+``reactor:blocked`` or ``reactor:paused``, and which competitions are stuck, and why. Pure.
 
 An issue's memory holds the status the reactor accepted, not whether GitHub shows it closed
 or what ``reactor:`` labels it has: those come from the newest audit records read
@@ -8,7 +8,7 @@ or what ``reactor:`` labels it has: those come from the newest audit records rea
 A competition is stuck (:func:`stuck`) when
 
 - an issue of it is labelled ``reactor:needs-human`` (the reactor stopped acting on it) or
-  ``reactor:blocked`` (it closes a dependency cycle, R7);
+  ``reactor:blocked`` (it closes a dependency cycle, R7) or ``reactor:paused`` (R11);
 - an issue is ``running`` or ``starting`` past its stage's timeout (R8 should have moved it),
   or waits in ``timeout`` or ``error`` for its agent or a maintainer to restart it;
 - a stage completed :data:`HANDOFF_GRACE` ago or more and the next stage never started;
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 NEEDS_HUMAN = ReactorLabel.NEEDS_HUMAN.value
 BLOCKED = ReactorLabel.BLOCKED.value
+PAUSED = ReactorLabel.PAUSED.value
 QUIET = timedelta(minutes=30)
 HANDOFF_GRACE = timedelta(minutes=1)
 _AT_WORK = ("starting", "running")
@@ -77,7 +78,8 @@ def closures(records: Iterable[AuditRecord], reasons: Mapping[str, str]) -> dict
 
 
 def reactor_labels(records: Iterable[AuditRecord]) -> dict[int, frozenset[str]]:
-    """Per issue, the ``reactor:needs-human`` and ``reactor:blocked`` labels it carries as
+    """Per issue, the ``reactor:needs-human``, ``reactor:blocked`` and ``reactor:paused``
+    labels it carries as
     the newest records tell: a ``labeled``/``unlabeled`` delivery of it (the reactor's own
     writes are echoed so), or an ``Escalate`` action."""
     seen: dict[tuple[int, str], bool] = {}
@@ -85,7 +87,7 @@ def reactor_labels(records: Iterable[AuditRecord]) -> dict[int, frozenset[str]]:
         if not record.issue.isdigit() or record.outcome == "rejected":
             continue
         number = int(record.issue)
-        if record.event == "issues" and record.label in (NEEDS_HUMAN, BLOCKED) and \
+        if record.event == "issues" and record.label in (NEEDS_HUMAN, BLOCKED, PAUSED) and \
                 record.action in ("labeled", "unlabeled"):
             seen.setdefault((number, record.label), record.action == "labeled")
         elif record.outcome == APPLIED and parse(record.detail).action == "Escalate":
@@ -199,6 +201,9 @@ def _issue_reasons(c: _Competition, number: int, flags: frozenset[str],
     if BLOCKED in flags:
         found.append(Reason(1, number, f"{name} is labelled {BLOCKED}: it closes a dependency "
                                        "cycle; remove one of its dependencies"))
+    if PAUSED in flags:
+        found.append(Reason(0, number, f"{name} is labelled {PAUSED}: an agent went over its "
+                                       "budget (R11); a maintainer removes the label to resume"))
     since, status = c.since(number), recalled.status or ""
     if status in _AT_WORK and since is not None:
         limit = config.timeout_for(recalled.stage or "") if status == "running" \

@@ -30,6 +30,8 @@ from reactor.ops.demo.script import (
     PING_PONG_GAP_S,
     PING_PONG_LABEL,
     PING_PONG_TURNS,
+    RUNAWAY_LABEL,
+    RUNAWAY_MOVES,
     STAGES,
     START_S,
     TRIGGERS,
@@ -224,6 +226,8 @@ class Agents:
                                   {"labels": ["status:starting"]})
         elif mistake is Mistake.PING_PONG:
             await self._ping_pong(comp)
+        elif mistake is Mistake.RUNAWAY:
+            await self._runaway(comp)
 
     async def _ping_pong(self, comp: str) -> None:
         number, label = self.numbers[(comp, "planner")], PING_PONG_LABEL
@@ -244,6 +248,29 @@ class Agents:
                 self.say(comp, MAINTAINER, number, "settles the label and hands the issue back")
                 await self.users.call(MAINTAINER, "DELETE",
                                       f"/issues/{number}/labels/reactor:needs-human")
+                return
+
+    async def _runaway(self, comp: str) -> None:
+        login, number = AGENTS["retrospective"], self.numbers[(comp, "retrospective")]
+        self.say(comp, login, number, f"goes haywire, flipping {RUNAWAY_LABEL} as fast as it "
+                 "can (mistake: a runaway agent, for R11)")
+        for _ in range(RUNAWAY_MOVES):
+            labels = await self.users.labels(number)
+            if "reactor:paused" in labels:
+                self.say(comp, login, number, "sees reactor:paused and stops")
+                break
+            if RUNAWAY_LABEL in labels:
+                await self.users.call(login, "DELETE", f"/issues/{number}/labels/{RUNAWAY_LABEL}")
+            else:
+                await self.users.call(login, "POST", f"/issues/{number}/labels",
+                                      {"labels": [RUNAWAY_LABEL]})
+        for _ in range(40):  # the maintainer looks, and resumes the competition
+            await asyncio.sleep(0.25)
+            if "reactor:paused" in await self.users.labels(number):
+                await asyncio.sleep(1.0)
+                self.say(comp, MAINTAINER, number, "fixed the agent; resumes the competition")
+                await self.users.call(MAINTAINER, "DELETE",
+                                      f"/issues/{number}/labels/reactor:paused")
                 return
 
     async def _unauthorised(self, comp: str, number: int) -> None:
