@@ -151,8 +151,23 @@ class Escalate:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class LinkBlockedBy:
+    """``POST /issues/{issue}/dependencies/blocked_by`` with ``blocking_id``, the id of issue
+    ``blocking``: GitHub's own "blocked by" link, so the chain of stages shows in GitHub
+    itself (R9). ``key``: the issue is the one this decision creates under that creation
+    key, whose number is known once it exists (``issue`` is then 0)."""
+
+    issue: int
+    key: str
+    blocking: int
+    blocking_id: int
+    rule: Rule
+    reason: str
+
+
 Action = (AddLabel | RemoveLabel | Comment | CreateIssue | CloseIssue | ReopenIssue | Dispatch
-          | Escalate)
+          | Escalate | LinkBlockedBy)
 
 
 @dataclass(frozen=True, slots=True)

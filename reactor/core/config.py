@@ -19,7 +19,9 @@ Two keys beyond SPEC §3 tune the revert-war cap: ``revert_limit`` (default 3) r
 issue within ``revert_window`` (default 1h) before the reactor stops and asks for a human.
 Two tune R12: two actors may undo each other's change on one issue ``pingpong_limit``
 (default 4) times within ``pingpong_window`` (default 10m); one more is a loop. ``limits``
-sets R11's budget per actor and installation (:class:`Limits`).
+sets R11's budget per actor and installation (:class:`Limits`). ``chain`` says how a
+hand-off shows the chain of stages in GitHub itself (default ``[dependencies]``; ``[]``: not
+at all).
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ class Budget:
         return f"{self.limit} {self.kind} per {per}"
 
 
+class Chain(StrEnum):
+    """How a hand-off shows the chain of stages in GitHub itself (R9)."""
+
+    DEPENDENCIES = "dependencies"  # the next stage's issue is "blocked by" the completed one
+
+
 class DispatchMode(StrEnum):
     """How the next agent is woken on hand-off (R9)."""
 
@@ -129,6 +137,7 @@ class RepoConfig:
     pingpong_limit: int = 4
     pingpong_window: timedelta = timedelta(minutes=10)
     limits: Limits = field(default_factory=Limits)
+    chain: frozenset[Chain] = frozenset({Chain.DEPENDENCIES})
 
     def stage_index(self, stage: str | None) -> int | None:
         """Position of ``stage`` in the order, or None for a stage this repo does not run."""
@@ -303,6 +312,12 @@ def _dispatch(value: Any, key: str) -> frozenset[DispatchMode]:
     return modes
 
 
+def _chain(entry: Any, where: str) -> Chain:
+    if entry not in tuple(Chain):
+        raise RepoConfigError(where, f"{excerpt(entry)} is not one of {', '.join(Chain)}")
+    return Chain(entry)
+
+
 def _limits(value: Any, key: str) -> Limits:
     items = _mapping(value, key)
     known = [f.name for f in fields(Limits)]
@@ -332,6 +347,7 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "pingpong_limit": _count,
     "pingpong_window": _duration,
     "limits": _limits,
+    "chain": lambda value, key: frozenset(_list(value, key, _chain)),
 }
 
 

@@ -14,6 +14,7 @@ once per key.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from reactor.core.actions import (
     Decision,
     Dispatch,
     Escalate,
+    LinkBlockedBy,
     RemoveLabel,
     ReopenIssue,
 )
@@ -44,6 +46,8 @@ from reactor.shell.saga import Journal
 from reactor.store import memory
 from reactor.store.locks import Lease
 from reactor.store.memory import MarkerClaim
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Applier:
 
     async def _precondition(self, action: Action) -> None:
         """Read the issue again before the first write that depends on its labels or state."""
-        if isinstance(action, Comment | CreateIssue | Dispatch):
+        if isinstance(action, Comment | CreateIssue | Dispatch | LinkBlockedBy):
             return
         seen = self.view.issue(action.issue)
         if seen is None or action.issue in self._checked or "fresh" in self.unsafe:
@@ -117,6 +121,28 @@ class Applier:
                 await self.gh.post(f"/repos/{self.repo.full_name}/dispatches", data={
                     "event_type": action.event_type, "client_payload": action.payload(),
                 })
+            case LinkBlockedBy():
+                await self._link(action)
+
+    async def _link(self, action: LinkBlockedBy) -> None:
+        """Link the issue "blocked by" the completed one. The link only shows the chain, so
+        GitHub refusing it (it exists already, a limit, dependencies switched off) is logged
+        and the hand-off goes on; what may succeed later is raised, like any write."""
+        number = action.issue or self.created.get(action.key)
+        if not number:
+            return
+        await memory.expect(self.redis, self.repo.id, number, "blocked_by_added")
+        try:
+            await self.gh.post(
+                f"/repos/{self.repo.full_name}/issues/{number}/dependencies/blocked_by",
+                data={"issue_id": action.blocking_id})
+        except GitHubError as exc:
+            if is_transient(exc):
+                raise
+            log.info("#%d not linked blocked by #%d: %s", number, action.blocking, exc)
+            return
+        await memory.record_dependency(self.redis, self.repo.id, number, action.blocking,
+                                       added=True)
 
     async def _add_label(self, number: int, label: str) -> None:
         await memory.expect(self.redis, self.repo.id, number, f"labeled:{label.casefold()}")

@@ -26,6 +26,7 @@ from reactor.core.actions import (
     CreateIssue,
     Dispatch,
     Escalate,
+    LinkBlockedBy,
     RemoveLabel,
     ReopenIssue,
     Rule,
@@ -36,7 +37,8 @@ from reactor.store import keys
 
 JOURNAL_TTL_S = 7 * 24 * 3600
 _KINDS: dict[str, type[Any]] = {cls.__name__: cls for cls in (
-    AddLabel, RemoveLabel, Comment, CreateIssue, CloseIssue, ReopenIssue, Dispatch, Escalate)}
+    AddLabel, RemoveLabel, Comment, CreateIssue, CloseIssue, ReopenIssue, Dispatch, Escalate,
+    LinkBlockedBy)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,15 @@ import dataclasses
 
 import pytest
 
-from reactor.core.actions import AddLabel, Comment, CreateIssue, Dispatch, RemoveLabel, Rule
+from reactor.core.actions import (
+    AddLabel,
+    Comment,
+    CreateIssue,
+    Dispatch,
+    LinkBlockedBy,
+    RemoveLabel,
+    Rule,
+)
 from reactor.core.config import parse_config
 from reactor.core.labels import Status
 from reactor.core.markers import creation_key
@@ -219,7 +227,8 @@ def test_a_completion_learned_without_its_move_hands_off_to_a_stage_not_begun() 
     taken as it is, and the completion still hands off."""
     state = view(agent(1, "planner", "completed"))
     decision = run([change(K.LABELED, 1, "status:starting", t=1)], state, now=60)
-    assert [type(a).__name__ for a in decision.actions] == ["CreateIssue", "Comment"]
+    assert [type(a).__name__ for a in decision.actions] == ["CreateIssue", "Comment",
+                                                            "LinkBlockedBy"]
     assert decision.accepted[1] is Status.COMPLETED
 
 
@@ -232,3 +241,25 @@ def test_a_learned_completion_never_restarts_a_stage_that_has_begun(status: str 
     started = [a for a in decision.actions if isinstance(a, AddLabel)]
     assert started == ([] if status else [AddLabel(2, "status:starting", Rule.R9,
                                                    "hand-off from #1 (planner) to analyzer")])
+
+
+def test_the_started_stage_is_linked_blocked_by_the_completed_one_unless_chain_is_off() -> None:
+    """GitHub's own dependencies show the chain: the created (or started) next issue is
+    "blocked by" the completed one; an issue left as it is, or ``chain: []``, gets no link."""
+    done = [change(K.LABELED, 1, "status:completed", t=1),
+            change(K.UNLABELED, 1, "status:running", t=1.1)]
+    created = run(done, view(agent(1, "planner", "completed"), accepted={1: "running"}))
+    [link] = [a for a in created.actions if isinstance(a, LinkBlockedBy)]
+    assert (link.issue, link.blocking, link.blocking_id) == (0, 1, 1001)
+    assert link.key == next(a.key for a in created.actions if isinstance(a, CreateIssue))
+    assert link in created.sagas[0].steps  # journaled with the hand-off
+    started = run(done, view(agent(1, "planner", "completed"), agent(2, "analyzer"),
+                             accepted={1: "running"}))
+    [link] = [a for a in started.actions if isinstance(a, LinkBlockedBy)]
+    assert (link.issue, link.key, link.blocking) == (2, "", 1)
+    busy = run(done, view(agent(1, "planner", "completed"), agent(2, "analyzer", "running"),
+                          accepted={1: "running", 2: "running"}))
+    assert not [a for a in busy.actions if isinstance(a, LinkBlockedBy)]
+    off = run(done, view(agent(1, "planner", "completed"), accepted={1: "running"}),
+              config=parse_config("chain: []"))
+    assert not [a for a in off.actions if isinstance(a, LinkBlockedBy)]

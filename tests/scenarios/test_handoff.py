@@ -97,6 +97,12 @@ def test_a_five_stage_competition_hands_off_stage_by_stage_to_the_retrospective(
     assert len(created) == len(STAGES) - 1, created
     for earlier, later in itertools.pairwise(STAGES):
         assert linked(s, numbers[earlier], numbers[later]), (earlier, later)
+        # The chain in GitHub itself: each stage "blocked by" the one before (chain default).
+        blockers = s.call(s.bot, "GET", f"/issues/{numbers[later]}/dependencies/blocked_by")
+        assert [b["number"] for b in blockers] == [numbers[earlier]], (later, blockers)
+    links = [r for r in s.requests() if r["actor"] == s.bot and r["method"] == "POST"
+             and r["path"].endswith("/dependencies/blocked_by")]
+    assert len(links) == len(STAGES) - 1, links  # one link a hand-off, never repeated
     for stage in STAGES:
         bodies = s.app_comments(numbers[stage])
         assert len(bodies) == len(set(bodies)), f"a comment posted twice on {stage}: {bodies}"

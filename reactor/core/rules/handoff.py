@@ -11,7 +11,9 @@ saying why. With no such issue, a :class:`~reactor.core.actions.CreateIssue` mak
 title, mentions defused, cut to GitHub's 256 characters), carrying its ``priority:`` labels
 and keyed so it is created at most once (:func:`_creation_key`). With
 ``repository_dispatch`` configured a Dispatch follows; the label is always written, because
-it is the state the lifecycle and the order rule read.
+it is the state the lifecycle and the order rule read. With ``chain: [dependencies]`` (the
+default) the started issue is linked "blocked by" the completed one in GitHub's own issue
+dependencies (:class:`~reactor.core.actions.LinkBlockedBy`), so the chain shows in GitHub.
 
 The hand-off itself must respect R2: if an earlier stage has meanwhile left ``completed``,
 nothing starts and the reason is audited. Completing the last stage only notes that the
@@ -32,12 +34,13 @@ from reactor.core.actions import (
     CloseReason,
     CreateIssue,
     Dispatch,
+    LinkBlockedBy,
     Note,
     RemoveLabel,
     ReopenIssue,
     Rule,
 )
-from reactor.core.config import DispatchMode
+from reactor.core.config import Chain, DispatchMode
 from reactor.core.labels import LabelKind, LabelSet, Status, agent_label, comp_label
 from reactor.core.markers import creation_marker, creation_ref
 from reactor.core.rules._base import Situation
@@ -111,6 +114,9 @@ def hand_off(issue: IssueSnapshot, culprit: Change, sit: Situation,
         result.actions.extend(_create(move, sit))
     else:
         _start(result, move, target, sit, decided, shown.get(target.number, target.labels))
+    if Chain.DEPENDENCIES in sit.config.chain and (target is None or target.number in
+                                                   result.accepted):
+        result.actions.append(_link(move, target, sit))
     if DispatchMode.REPOSITORY_DISPATCH in sit.config.dispatch:
         result.actions.append(_dispatch(move, target))
     return result
@@ -204,6 +210,16 @@ def issue_title(comp: str, stage: str, task: str) -> str:
     return head + (task if len(task) <= room else task[: max(room - 1, 0)].rstrip() + "…")
 
 
+def _link(move: Move, target: IssueSnapshot | None, sit: Situation) -> LinkBlockedBy:
+    """The next stage's issue "blocked by" the completed one, in GitHub's own dependencies:
+    a person sees the chain in GitHub without the dashboard (``chain`` in the config)."""
+    return LinkBlockedBy(
+        issue=target.number if target is not None else 0,
+        key="" if target is not None else _creation_key(move, sit),
+        blocking=move.issue.number, blocking_id=move.issue.id, rule=Rule.R9,
+        reason=f"{move.reason}: blocked by #{move.issue.number} in GitHub's dependencies")
+
+
 def _dispatch(move: Move, target: IssueSnapshot | None) -> Dispatch:
     """``client_payload``: comp, stage, from_stage, from_issue, and issue once it exists."""
     payload: tuple[tuple[str, str | int], ...] = (
@@ -217,7 +233,7 @@ def _dispatch(move: Move, target: IssueSnapshot | None) -> Dispatch:
 def undo_steps(done: Sequence[Action], created: Mapping[str, int]) -> tuple[Action, ...]:
     """The compensation of a hand-off's ``done`` steps, in reverse order: labels put back as
     they were, a reopened issue closed again, a created issue closed as not planned.
-    Comments and dispatches stay (they say what happened)."""
+    Comments, dispatches and "blocked by" links stay (they say what happened)."""
     undo: list[Action] = []
     for step in reversed(done):
         reason = f"undo: {step.reason}"
