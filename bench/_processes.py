@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from reactor.ops.processes import wait_for_port
 
@@ -34,6 +35,15 @@ def serving(
             yield process
         finally:
             stop(process)
+
+
+def unwind_on_sigterm() -> None:
+    """A benchmark told to stop (SIGTERM, as ``timeout`` or a CI runner sends) unwinds like
+    Ctrl-C, so every server it started (each in a session of its own) is stopped."""
+    def terminate(signum: int, frame: object) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 if __package__ in (None, ""):  # run as `python bench/ingest.py`: import from the repository
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,7 +38,7 @@ from rq import Queue
 
 from bench import _load
 from bench._payload import SECRET, PayloadUnavailable, Webhook, issues_labeled
-from bench._processes import cpu_seconds, others_cpu_seconds, rss_mb, serving
+from bench._processes import cpu_seconds, others_cpu_seconds, rss_mb, serving, unwind_on_sigterm
 from reactor.ops.processes import free_port, private_redis
 from reactor.store import keys
 
@@ -209,7 +208,7 @@ def probot() -> Target | str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)  # unwind, so every server is stopped
+    unwind_on_sigterm()
     wrk_bin = shutil.which("wrk")
     if wrk_bin is None:
         progress("bench: wrk is not installed: apt-get install -y wrk")
@@ -267,10 +266,6 @@ def emit(**figure: Any) -> None:
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _terminate(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

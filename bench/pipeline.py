@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 
 from bench import promptness
+from bench._processes import unwind_on_sigterm
 from bench._stack import AGENT, Stack, at, running
 from reactor.store import audit
 
@@ -304,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the mechanisms safety_overhead switches off (UNSAFE_DISABLE); "
                              "one at a time shows what each costs")
     args = parser.parse_args(argv)
+    unwind_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="reactor-bench-") as workdir:
         rates: dict[int, float] = {}
         for workers in sorted(args.workers):

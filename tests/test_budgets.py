@@ -103,3 +103,14 @@ async def test_one_move_over_the_budget_is_counted_over_it(client: redis.asyncio
         found = await budgets.count(client, 1, {("bot", "moves"): [f"d{i}"]}, MINUTE,
                                     now=1000 + i * 11.9)  # six within 59.5 s
     assert found[("bot", "moves")] == LIMIT + 1
+
+
+async def test_a_steady_actor_keeps_little_more_than_a_window_of_entries(
+    client: redis.asyncio.Redis,
+) -> None:
+    for i in range(300):  # one move a second for five minutes, a window of one minute
+        found = await budgets.count(client, 1, {("bot", "moves"): [f"d{i}"]}, MINUTE,
+                                    now=1000 + i)
+        assert found[("bot", "moves")] == min(i + 1, 60)
+    kept = await client.zcard(keys.budget(1, "moves", "bot"))
+    assert 60 <= kept < 60 + 8 * budgets.TRIM_EVERY  # trimmed now and then, never all kept

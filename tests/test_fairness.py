@@ -276,16 +276,21 @@ FLOOD_COMPETITIONS = 40
 FLOOD_DELIVERIES = 1000
 POST_CONCURRENCY = 32
 HANDOFF_DEADLINE_S = 30.0
+UNBRAKED = ("limits: {moves_per_minute: 100000, issues_per_hour: 100000, "
+            "comments_per_hour: 100000}\n")
 
 
 @pytest.fixture
 def repos(stack: Stack) -> Iterator[tuple[Scenario, Scenario]]:
-    """Two repositories of different owners, hence of two installations (no config: defaults)."""
+    """Two repositories of different owners, hence of two installations. Their config is the
+    defaults but R11's budget: one actor opens the flood's issues far faster than any real
+    agent would, and what is measured here is fairness, not the brake."""
     with stack.sandbox.client() as client:
         pair = []
         for owner in ("flood", "calm"):
             created = client.create_repo(owner, "agents")
             pair.append(Scenario(stack, client, owner, "agents", int(created["installation_id"])))
+            pair[-1].write_config(UNBRAKED)
         assert pair[0].installation_id != pair[1].installation_id
         yield pair[0], pair[1]
 

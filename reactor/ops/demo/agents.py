@@ -30,6 +30,7 @@ from reactor.ops.demo.script import (
     PING_PONG_GAP_S,
     PING_PONG_LABEL,
     PING_PONG_TURNS,
+    RUNAWAY,
     RUNAWAY_LABEL,
     RUNAWAY_MOVES,
     STAGES,
@@ -242,7 +243,7 @@ class Agents:
                 await self.users.call(login, "POST", f"/issues/{number}/labels",
                                       {"labels": [label]})
             await asyncio.sleep(PING_PONG_GAP_S)
-        for _ in range(40):  # then the maintainer settles it and hands it back
+        for _ in range(240):  # then the maintainer settles it and hands it back
             await asyncio.sleep(0.25)
             if "reactor:needs-human" in await self.users.labels(number):
                 self.say(comp, MAINTAINER, number, "settles the label and hands the issue back")
@@ -251,7 +252,7 @@ class Agents:
                 return
 
     async def _runaway(self, comp: str) -> None:
-        login, number = AGENTS["retrospective"], self.numbers[(comp, "retrospective")]
+        login, number = RUNAWAY, self.numbers[(comp, "retrospective")]
         self.say(comp, login, number, f"goes haywire, flipping {RUNAWAY_LABEL} as fast as it "
                  "can (mistake: a runaway agent, for R11)")
         for _ in range(RUNAWAY_MOVES):
@@ -264,7 +265,7 @@ class Agents:
             else:
                 await self.users.call(login, "POST", f"/issues/{number}/labels",
                                       {"labels": [RUNAWAY_LABEL]})
-        for _ in range(40):  # the maintainer looks, and resumes the competition
+        for _ in range(240):  # the maintainer looks, and resumes the competition
             await asyncio.sleep(0.25)
             if "reactor:paused" in await self.users.labels(number):
                 await asyncio.sleep(1.0)

@@ -18,10 +18,11 @@ and each is one the reactor must undo:
   ``needs-review`` label on the planner issue and take turns adding and removing it; after
   the fifth undo the reactor hands the issue to a human, and the maintainer, having settled
   it, hands it back.
-- ``runaway`` (R11): once titanic is done, its retrospective agent goes haywire and flips a
-  ``priority:`` label on its issue as fast as it can, past the default budget of 30 moves a
-  minute; the reactor pauses titanic (and undoes what comes after) until the maintainer
-  resumes it. The agent stops when it sees ``reactor:paused``, as a well-behaved agent should.
+- ``runaway`` (R11): once titanic is done, ``triage-bot`` (a helper bot no stage depends on,
+  so house goes on undisturbed) goes haywire and flips a ``priority:`` label on titanic's
+  retrospective issue as fast as it can, past the default budget of 30 moves a minute; the
+  reactor pauses titanic (and undoes what comes after) until the maintainer resumes it. The
+  bot stops when it sees ``reactor:paused``, as a well-behaved agent should.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ AGENTS = {
 }
 MAINTAINER = "octocat"
 INTRUDER = "mallory"
+RUNAWAY = "triage-bot"
 EXECUTOR_TIMEOUT_S = 10
 
 CONFIG = f"""\
