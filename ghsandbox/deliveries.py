@@ -98,16 +98,25 @@ class Delivery:
 
 @dataclass
 class DeliveryLog:
-    """Attempts by id (oldest first), plus the order in which attempts finished."""
+    """Attempts by id (oldest first), plus the order in which attempts finished, and the
+    attempts not in the App's log yet (the ``late_log`` fault)."""
 
     by_id: OrderedDict[int, Delivery] = field(default_factory=OrderedDict)
+    unlisted: set[int] = field(default_factory=set)
     finished: list[Delivery] = field(default_factory=list)
     finished_offset: int = 0
 
     def add(self, delivery: Delivery) -> None:
         self.by_id[delivery.id] = delivery
         while len(self.by_id) > LOG_SIZE:
-            self.by_id.popitem(last=False)
+            self.unlisted.discard(self.by_id.popitem(last=False)[0])
+
+    def listed(self, delivery_id: int) -> Delivery | None:
+        """The attempt ``delivery_id`` if the App's log shows it (made, and not held back)."""
+        delivery = self.by_id.get(delivery_id)
+        if delivery is None or delivery.status_code is None or delivery_id in self.unlisted:
+            return None
+        return delivery
 
     def mark_finished(self, delivery: Delivery) -> None:
         """Record a completed attempt for ``GET /_sandbox/webhooks`` (kept to LOG_SIZE)."""
@@ -127,6 +136,8 @@ class DeliveryLog:
         for delivery in reversed(self.by_id.values()):
             if delivery.status_code is None or (before is not None and delivery.id >= before):
                 continue
+            if delivery.id in self.unlisted:
+                continue
             ok = 200 <= delivery.status_code < 300
             if (status == "success" and not ok) or (status == "failure" and ok):
                 continue
@@ -135,5 +146,6 @@ class DeliveryLog:
 
     def clear(self) -> None:
         self.by_id.clear()
+        self.unlisted.clear()
         self.finished.clear()
         self.finished_offset = 0

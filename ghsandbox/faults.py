@@ -6,14 +6,17 @@ The body's shape is fixed by the spec (section 5)::
      "latency_ms": 0,
      "rate_limit": {"remaining": 0, "reset_in": 30},
      "secondary_limit": {"retry_after": 5, "for_s": 10},
-     "webhooks": {"duplicate": 0.1, "reorder": 0.1, "drop": 0.0, "delay_ms": 0}}
+     "webhooks": {"duplicate": 0.1, "reorder": 0.1, "drop": 0.0, "delay_ms": 0,
+                  "late_log": false}}
 
 ``{}`` clears every fault. ``secondary_limit`` also takes ``"status": 429`` (GitHub answers
 secondary limits with 403 or 429). A route fault answers its status instead of serving the
 request, so nothing changes; with ``"after": true`` the request is served first (state
 changed, webhooks sent, rate limit spent) and its answer is then replaced by the status, as
 when GitHub writes and its front end still answers 502. ``"times": N`` makes a route fault
-strike at most N times.
+strike at most N times. ``late_log``: the attempts made while it is on are missing from the
+App's delivery log (``GET /app/hook/deliveries`` and each one's own route) until the fault
+is cleared — GitHub's log shows an attempt a little after it was made.
 
 Primary limits are counted per installation, user or App as on GitHub (5,000 an hour; 60
 for calls without credentials); a ``rate_limit`` fault overrides what is left for everyone
@@ -66,6 +69,7 @@ class WebhookFaults:
     reorder: float = 0.0
     drop: float = 0.0
     delay_ms: int = 0
+    late_log: bool = False  # attempts made meanwhile are left out of the delivery log
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Faults:
                 reorder=_num(hooks, "reorder", 0.0, float),
                 drop=_num(hooks, "drop", 0.0, float),
                 delay_ms=_num(hooks, "delay_ms", 0, int),
+                late_log=_flag(hooks, "late_log"),
             ),
         )
 
@@ -126,6 +131,13 @@ def _num(body: dict[str, Any], key: str, default: _Num, kind: type[_Num]) -> _Nu
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise FaultSpecError(f"{key} must be a non-negative number")
     return kind(value)
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise FaultSpecError(f"{key} must be true or false")
+    return value
 
 
 def _status(value: Any, allowed: tuple[int, ...] | None = None) -> int:

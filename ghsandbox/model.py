@@ -65,6 +65,7 @@ class Issue:
     closed_by: str | None = None
     comments: int = 0
     blocked_by: list[int] = field(default_factory=list)
+    sub_issues: list[int] = field(default_factory=list)  # sub-issue ids, in priority order
     via_app: bool = False
     # the timeline (``GET .../issues/{n}/events``): {"id", "event", "actor", "label",
     # "state_reason", "created_at"}, oldest first; ids grow across the whole sandbox

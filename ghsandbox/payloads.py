@@ -107,6 +107,25 @@ class Emitter:
         self._emit("issue_dependencies", lambda: blocked_by)
         self._emit("issue_dependencies", lambda: blocking_payload)
 
+    def sub_issue(
+        self, parent: tuple[Repo, Issue], sub: tuple[Repo, Issue], added: bool
+    ) -> None:
+        """``sub_issues``: ``sub_issue_*`` to the parent's repository and ``parent_issue_*``
+        to the sub-issue's, each naming the other side's repository, as GitHub sends both."""
+        suffix = "added" if added else "removed"
+        (parent_repo, parent_issue), (sub_repo, sub_issue) = parent, sub
+        parent_fields = {"parent_issue_id": parent_issue.id,
+                         "parent_issue": self.view.issue(*parent)}
+        sub_fields = {"sub_issue_id": sub_issue.id, "sub_issue": self.view.issue(*sub)}
+        on_parent = self.envelope(
+            parent_repo, action=f"sub_issue_{suffix}", **sub_fields,
+            sub_issue_repo=self.view.repository(sub_repo), **parent_fields)
+        on_sub = self.envelope(
+            sub_repo, action=f"parent_issue_{suffix}", **parent_fields,
+            parent_issue_repo=self.view.repository(parent_repo), **sub_fields)
+        self._emit("sub_issues", lambda: on_parent)
+        self._emit("sub_issues", lambda: on_sub)
+
     def dispatch(self, repo: Repo, event_type: str, client_payload: Json | None) -> None:
         """``repository_dispatch``: the action is the caller's ``event_type``."""
         payload = self.envelope(repo, action=event_type, branch=repo.default_branch,

@@ -68,14 +68,15 @@ ANONYMOUS = Actor(ActorKind.ANONYMOUS, "")
 
 
 class ApiError(Exception):
-    """A GitHub error response; ``str()`` is its message."""
+    """A GitHub error response; ``str()`` is its message. ``errors`` holds objects
+    (``validation-error``), or plain strings where GitHub answers ``validation-error-simple``."""
 
     def __init__(
         self,
         status: int,
         message: str,
         *,
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[dict[str, Any]] | list[str] | None = None,
         headers: Mapping[str, str] | None = None,
         docs: str = DOCS,
     ) -> None:

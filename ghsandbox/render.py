@@ -24,14 +24,17 @@ from ghsandbox.model import (
 )
 
 Json = dict[str, Any]
-# The App's subscribed events as GitHub lists them; ``issue_dependencies`` is delivered to
-# Apps with issues permission but is not yet in the schemas' list of subscribable events.
+# The App's subscribed events as GitHub lists them; ``issue_dependencies`` and ``sub_issues``
+# are delivered to Apps with issues permission but are not yet in the schemas' list of
+# subscribable events.
 APP_EVENTS = ["issues", "issue_comment", "issue_dependencies", "label", "push",
-              "repository_dispatch"]
+              "repository_dispatch", "sub_issues"]
 # The webhook schemas (@octokit/openapi-webhooks) list an App's events from an older list
-# that lacks issue_dependencies; the App shown inside a webhook (performed_via_github_app)
-# keeps to them, while GET /app and the installations list it, as GitHub's REST schema does.
-WEBHOOK_APP_EVENTS = [e for e in APP_EVENTS if e != "issue_dependencies"]
+# that lacks issue_dependencies and sub_issues; the App shown inside a webhook
+# (performed_via_github_app) keeps to them, while GET /app and the installations list them,
+# as GitHub's REST schema does.
+NEWER_EVENTS = ("issue_dependencies", "sub_issues")
+WEBHOOK_APP_EVENTS = [e for e in APP_EVENTS if e not in NEWER_EVENTS]
 APP_PERMISSIONS = {"issues": "write", "contents": "write", "metadata": "read"}
 EPOCH = "2024-01-01T00:00:00Z"
 
@@ -169,6 +172,18 @@ def reactions(url: str) -> Json:
     return {"url": url, "total_count": 0, **counts}
 
 
+def issue_url(base: str, repo: Repo, iss: Issue) -> str:
+    """The issue's REST URL (its ``url``, and a sub-issue's ``parent_issue_url``)."""
+    return f"{base}/repos/{repo.full_name}/issues/{iss.number}"
+
+
+def sub_issues_summary(total: int, completed: int) -> Json:
+    """``sub-issues-summary``: how many sub-issues, how many closed, and the whole percent
+    closed, rounded down (so 100 only when every sub-issue is closed)."""
+    percent = completed * 100 // total if total else 0
+    return {"total": total, "completed": completed, "percent_completed": percent}
+
+
 def issue(
     base: str,
     repo: Repo,
@@ -179,9 +194,12 @@ def issue(
     closed_by: Json | None,
     app: Json | None,
     blocking: int,
+    completed_sub_issues: int = 0,
+    parent_url: str | None = None,
 ) -> Json:
-    """An ``issue`` as ``GET /repos/{o}/{r}/issues/{n}`` and the ``issues`` webhooks show it."""
-    api = f"{base}/repos/{repo.full_name}/issues/{iss.number}"
+    """An ``issue`` as ``GET /repos/{o}/{r}/issues/{n}`` and the ``issues`` webhooks show it;
+    ``parent_url`` is the parent's REST URL when the issue is a sub-issue."""
+    api = issue_url(base, repo, iss)
     blocked_by = len(iss.blocked_by)
     return {
         "id": iss.id,
@@ -214,7 +232,8 @@ def issue(
         "type": None,
         "performed_via_github_app": app,
         "reactions": reactions(f"{api}/reactions"),
-        "sub_issues_summary": {"total": 0, "completed": 0, "percent_completed": 0},
+        "sub_issues_summary": sub_issues_summary(len(iss.sub_issues), completed_sub_issues),
+        "parent_issue_url": parent_url,
         "issue_dependencies_summary": {
             "blocked_by": blocked_by,
             "blocking": blocking,

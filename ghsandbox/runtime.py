@@ -80,6 +80,8 @@ class Sandbox:
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
         self.hub.faults = faults.webhooks
+        if not faults.webhooks.late_log:
+            self.hub.log.unlisted.clear()  # the log catches up
         self.limits.force(faults)
 
     def reset(self) -> None:

@@ -47,6 +47,7 @@ class World:
     # derived indexes, rebuilt by reindex() after loading
     issue_index: dict[int, tuple[Repo, Issue]] = field(default_factory=dict)
     blocking: dict[int, set[int]] = field(default_factory=dict)
+    parents: dict[int, int] = field(default_factory=dict)  # sub-issue id -> parent id
     clock: Callable[[], float] = time.time
     version: int = 0
 
@@ -108,10 +109,11 @@ class World:
         self.issue_index = {i.id: (r, i) for r, i in self.all_issues()}
         for repo in self.repos.values():
             repo.open_count = sum(1 for i in repo.issues.values() if i.state == "open")
-        self.blocking = {}
+        self.blocking, self.parents = {}, {}
         for _, issue in self.all_issues():
             for blocker in issue.blocked_by:
                 self.blocking.setdefault(blocker, set()).add(issue.id)
+            self.parents.update(dict.fromkeys(issue.sub_issues, issue.id))
 
     def set_state(self, repo: Repo, issue: Issue, state: str) -> None:
         """Open or close ``issue``, keeping the repository's open-issue count."""
@@ -128,6 +130,22 @@ class World:
     def remove_blocker(self, issue: Issue, blocker: Issue) -> None:
         issue.blocked_by.remove(blocker.id)
         self.blocking.get(blocker.id, set()).discard(issue.id)
+        self.touch()
+
+    def parent_of(self, issue: Issue) -> tuple[Repo, Issue] | None:
+        """The parent of ``issue`` and its repository, when ``issue`` is a sub-issue."""
+        parent_id = self.parents.get(issue.id)
+        return None if parent_id is None else self.issue_by_id(parent_id)
+
+    def add_sub_issue(self, parent: Issue, sub: Issue) -> None:
+        """Make ``sub`` the last sub-issue of ``parent`` (it must have no parent yet)."""
+        parent.sub_issues.append(sub.id)
+        self.parents[sub.id] = parent.id
+        self.touch()
+
+    def remove_sub_issue(self, parent: Issue, sub: Issue) -> None:
+        parent.sub_issues.remove(sub.id)
+        self.parents.pop(sub.id, None)
         self.touch()
 
     def all_issues(self) -> Iterator[tuple[Repo, Issue]]:

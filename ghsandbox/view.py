@@ -97,6 +97,7 @@ class View:
 
     def issue(self, repo: Repo, issue: Issue) -> Json:
         blocking = len(self.world.blocking.get(issue.id, ()))
+        parent = self.world.parent_of(issue)
         return render.issue(
             self.base,
             repo,
@@ -106,7 +107,14 @@ class View:
             closed_by=self.user(issue.closed_by) if issue.closed_by else None,
             app=self.app_in_webhooks() if issue.via_app else None,
             blocking=blocking,
+            completed_sub_issues=self._completed_sub_issues(issue),
+            parent_url=render.issue_url(self.base, *parent) if parent is not None else None,
         )
+
+    def _completed_sub_issues(self, issue: Issue) -> int:
+        """How many of the issue's sub-issues are closed (GitHub's ``completed``)."""
+        found = (self.world.issue_by_id(i) for i in issue.sub_issues)
+        return sum(1 for f in found if f is not None and f[1].state == "closed")
 
     def comment(self, repo: Repo, comment: Comment) -> Json:
         return render.comment(

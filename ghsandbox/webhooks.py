@@ -10,7 +10,8 @@ and replaces one the receiver has closed (see :mod:`ghsandbox.hookclient`), so a
 delivery logged as failed (status 0) is one the receiver could not take on a new connection.
 Faults: ``duplicate`` sends a delivery twice with the same GUID, ``reorder`` holds one back
 until after the next, ``delay_ms`` waits before each send, ``drop`` records it as failed
-(status 0) without sending.
+(status 0) without sending, ``late_log`` leaves the attempts out of the App's delivery log
+until it is cleared.
 """
 
 from __future__ import annotations
@@ -239,3 +240,5 @@ class Hub:
         delivery.status_code, delivery.status = code, status
         delivery.duration, delivery.dropped = round(duration, 4), dropped
         delivery.delivered_at = iso(self.world.clock())
+        if self.faults.late_log:
+            self.log.unlisted.add(delivery.id)

@@ -14,6 +14,7 @@ from ghsandbox.rest import (
     labels,
     meta,
     repos,
+    sub_issues,
     users,
 )
 
@@ -28,5 +29,6 @@ ENDPOINTS: list[Endpoint] = [
     *labels.ENDPOINTS,
     *comments.ENDPOINTS,
     *dependencies.ENDPOINTS,
+    *sub_issues.ENDPOINTS,
     *contents.ENDPOINTS,
 ]

@@ -99,8 +99,8 @@ def list_deliveries(call: Call) -> Reply:
 
 
 def get_delivery(call: Call) -> Reply:
-    delivery = call.sandbox.hub.log.by_id.get(call.int_param("delivery_id"))
-    if delivery is None or delivery.status_code is None:
+    delivery = call.sandbox.hub.log.listed(call.int_param("delivery_id"))
+    if delivery is None:
         raise not_found()
     return Reply(body=delivery.detail())
 

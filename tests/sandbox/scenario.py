@@ -91,6 +91,7 @@ def run_scenario(drive: Driver, client: SandboxClient, config: SandboxConfig) ->
     _labels(drive, bot, repo)
     _comments(drive, bot, repo)
     _dependencies(drive, bot, repo)
+    _sub_issues(drive, bot, repo)
     _contents(drive, bot, repo)
     drive(
         "POST",
@@ -269,6 +270,39 @@ def _dependencies(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> N
         issue_id=blocker["id"],
         **repo,
     )
+
+
+def _sub_issues(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:
+    """Issue 1 gains two sub-issues of its repository and one of another; one moves to issue
+    2 (refused, then with ``replace_parent``); reordering, the parent, and a removal."""
+    one = "/repos/{owner}/{repo}/issues/{issue_number}"
+    subs = one + "/sub_issues"
+    top = drive("GET", one, bot, 200, issue_number=1, **repo)
+    made = [drive("POST", "/repos/{owner}/{repo}/issues", bot, 201, json={"title": f"part {n}"},
+                  **repo) for n in (1, 2)]
+    gears = drive("POST", "/repos/{owner}/{repo}/issues", bot, 201, json={"title": "gear"},
+                  owner="acme", repo="gears")
+    for sub in (*made, gears):
+        drive("POST", subs, bot, 201, json={"sub_issue_id": sub["id"]}, issue_number=1, **repo)
+    drive("POST", subs, bot, 422, json={"sub_issue_id": top["id"]}, issue_number=1, **repo)
+    drive("POST", subs, bot, 404, json={"sub_issue_id": 1}, issue_number=1, **repo)
+    moved = {"sub_issue_id": made[0]["id"]}
+    drive("POST", subs, bot, 422, json=moved, issue_number=2, **repo)
+    drive("POST", subs, bot, 201, json={**moved, "replace_parent": True}, issue_number=2, **repo)
+    drive("GET", subs, bot, 200, issue_number=1, **repo)
+    drive("GET", subs, bot, 404, issue_number=77, **repo)
+    priority = subs + "/priority"
+    first = {"sub_issue_id": gears["id"], "before_id": made[1]["id"]}
+    drive("PATCH", priority, bot, 200, json=first, issue_number=1, **repo)
+    drive("PATCH", priority, bot, 422, json={"sub_issue_id": gears["id"]}, issue_number=1, **repo)
+    drive("PATCH", priority, bot, 404, json={**moved, "after_id": gears["id"]}, issue_number=1,
+          **repo)
+    drive("GET", one + "/parent", bot, 200, issue_number=made[1]["number"], **repo)
+    drive("GET", one + "/parent", bot, 404, issue_number=1, **repo)
+    gone = {"sub_issue_id": made[1]["id"]}
+    drive("DELETE", one + "/sub_issue", bot, 200, json=gone, issue_number=1, **repo)
+    drive("DELETE", one + "/sub_issue", bot, 404, json=gone, issue_number=1, **repo)
+    drive("DELETE", one + "/sub_issue", bot, 400, json={}, issue_number=1, **repo)
 
 
 def _contents(drive: Driver, bot: dict[str, str], repo: dict[str, str]) -> None:

@@ -114,6 +114,32 @@ def test_failed_deliveries_are_logged_and_not_retried(
     assert [d["status_code"] for d in failed] == [503]
 
 
+def test_late_log_fault_leaves_attempts_out_of_the_delivery_log_until_cleared(
+    sandbox: RunningSandbox, client: SandboxClient, repo: Repo, receiver: WebhookReceiver
+) -> None:
+    """As GitHub's log may show an attempt a moment after it was made: sent and logged for
+    the test (``/_sandbox/webhooks``), but not in the App's log until the fault is cleared."""
+    assert client.drain() == 0
+    jwt_headers = bearer(app_jwt(sandbox.config))
+
+    def logged() -> list[int]:
+        return [d["id"] for d in client.http.get("/app/hook/deliveries", headers=jwt_headers,
+                                                 params={"per_page": 100}).json()]
+
+    before = logged()
+    client.control("POST", "faults", {"webhooks": {"late_log": True}})
+    sent = len(receiver.received)
+    new_issue(client, repo)
+    assert client.drain() == 0
+    assert len(receiver.received) > sent  # sent all the same
+    late = client.webhooks()[-1]["delivery_id"]
+    assert logged() == before
+    assert client.http.get(f"/app/hook/deliveries/{late}", headers=jwt_headers).status_code == 404
+    client.control("POST", "faults", {})
+    assert late in logged() and len(logged()) > len(before)
+    assert client.http.get(f"/app/hook/deliveries/{late}", headers=jwt_headers).status_code == 200
+
+
 def test_duplicate_fault_sends_the_same_guid_twice(
     client: SandboxClient, repo: Repo, receiver: WebhookReceiver
 ) -> None:
