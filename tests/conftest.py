@@ -305,24 +305,13 @@ class Stack:
             client.close()
 
     def failed_jobs(self) -> list[tuple[str, str]]:
-        """(job id, its traceback's last lines) of every job in RQ's failed registry."""
-        connection = redis.Redis.from_url(self.redis_url)
-        try:
-            queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-            found = []
-            for job_id in queue.failed_job_registry.get_job_ids():
-                job = queue.fetch_job(job_id)
-                found.append((job_id, (job.exc_info or "")[-1500:] if job else "(gone)"))
-            return found
-        finally:
-            connection.close()
+        """(queue/job id, its traceback's last lines) of every job in RQ's failed registries."""
+        return failed_jobs(self.redis_url)
 
     def assert_no_failed_jobs(self) -> None:
         """SPEC §6: a worker never crashes; nothing a passing test did may end in RQ's failed
         registry (run for every test that ran workers, by :func:`running_stack`)."""
-        failed = self.failed_jobs()
-        assert failed == [], "jobs in RQ's failed registry:\n" + "\n".join(
-            f"--- {job_id} ---\n{reason}" for job_id, reason in failed)
+        assert_no_failed_jobs(self.redis_url)
 
     def log_tails(self, chars: int = 3000) -> str:
         """The end of each process's output, for a failing test's report."""
@@ -341,6 +330,33 @@ class Stack:
                 assert process.poll() is None, f"{process.args!r} exited with {process.returncode}"
             time.sleep(0.05)
         raise TimeoutError(f"no matching audit record after {timeout}s: {self.audit()[-5:]}")
+
+
+def failed_jobs(redis_url: str) -> list[tuple[str, str]]:
+    """(queue/job id, its traceback's last lines) of every job in the failed registry of each
+    queue the workers take: the webhooks' and the sweeps' (every worker's start-up sweep)."""
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        found = []
+        known = {q.name for q in Queue.all(connection=connection)}  # any other queue RQ has seen
+        for name in sorted({keys.QUEUE_EVENTS, keys.QUEUE_SWEEP} | known):
+            queue = Queue(name, connection=connection)
+            for job_id in queue.failed_job_registry.get_job_ids():
+                job = queue.fetch_job(job_id)
+                found.append((f"{name}/{job_id}",
+                              (job.exc_info or "")[-1500:] if job else "(gone)"))
+        return found
+    finally:
+        connection.close()
+
+
+def assert_no_failed_jobs(redis_url: str) -> None:
+    """SPEC §6: a worker never crashes; nothing a passing test did may end in a failed
+    registry. Every test that ran workers checks it: :func:`running_stack` for its stack, and
+    each fixture that runs workers on its own (``reactor dev``, a lone ``reactor worker``)."""
+    failed = failed_jobs(redis_url)
+    assert failed == [], "jobs in RQ's failed registries:\n" + "\n".join(
+        f"--- {job_id} ---\n{reason}" for job_id, reason in failed)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import redis
 from ghsandbox.config import SandboxConfig
 from ghsandbox.testing import run_sandbox
 from reactor.store import audit
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import assert_no_failed_jobs, free_port, wait_for_port
 from tests.process_tree import ProcessTree, process_tree
 
 COMMANDS = ("dev", "serve", "worker", "sandbox", "audit")
@@ -100,6 +100,14 @@ def background_job(*args: str, **popen: Any) -> contextlib.AbstractContextManage
                         **popen)
 
 
+def dev_redis_url(banner: str) -> str:
+    """``reactor dev``'s private Redis, password and all: read from the file its banner names
+    (the banner shows the URL masked)."""
+    url_file = re.search(r"full URL in (\S+)\)", banner)
+    assert url_file, banner
+    return Path(url_file[1]).read_text()
+
+
 def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
     tmp_path: Path,
 ) -> None:
@@ -109,8 +117,8 @@ def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
                         text=True, env=clean_env(), cwd=tmp_path) as dev:
         banner = _read_until(_lines(dev.process.stdout), "Press Ctrl-C to stop.")
         sandbox_url = re.search(r"sandbox\s+(http://\S+)", banner)
-        url_file = re.search(r"full URL in (\S+)\)", banner)
-        assert sandbox_url and url_file, banner
+        assert sandbox_url, banner
+        redis_url = dev_redis_url(banner)
         assert f"http://127.0.0.1:{port}/api/github/webhooks" in banner
 
         created = httpx.post(
@@ -119,7 +127,7 @@ def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
             json={"title": "[titanic] planner: plan", "labels": ["agent:planner"]},
         )
         assert created.status_code == 201
-        client = redis.Redis.from_url(Path(url_file[1]).read_text())
+        client = redis.Redis.from_url(redis_url)
         deadline = time.monotonic() + 20
         while not any(r.actor == "alice" and r.action == "opened" for r in audit.read(client)):
             assert time.monotonic() < deadline, "the worker did not audit the sandbox's webhook"
@@ -130,6 +138,7 @@ def test_reactor_dev_no_demo_runs_the_whole_reactor_against_a_quiet_sandbox(
         assert [i["user"]["login"] for i in issues] == ["alice"]  # no demo agents at work
 
         assert_whole_dev_tree(dev)
+        assert_no_failed_jobs(redis_url)
         assert dev.interrupt(signal.SIGINT) == 0  # and nothing of the tree is left running
     assert not _listening(port)
 
@@ -190,6 +199,7 @@ def test_a_long_running_command_started_with_sigint_ignored_stops_on_ctrl_c(
                 time.sleep(0.1)
             client.close()
             assert len(tree.members()) == 2, tree.commands()  # the worker and RQ's scheduler
+            assert_no_failed_jobs(redis_url)
         else:
             wait_for_port(port)
         assert tree.interrupt(signal.SIGINT) == 0  # stopped as asked, with nothing left

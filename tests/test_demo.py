@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from reactor.ops.demo.script import COMPETITIONS, STAGES
-from tests.conftest import free_port
+from tests.conftest import assert_no_failed_jobs, free_port
 from tests.test_cli import (
     _lines,
     _listening,
@@ -29,6 +29,7 @@ from tests.test_cli import (
     assert_whole_dev_tree,
     background_job,
     clean_env,
+    dev_redis_url,
 )
 from tests.test_dashboard import CHART, graph_of, part
 from tests.test_dashboard_browser import chromium, png_size, require_chromium
@@ -60,7 +61,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
         dashboard = re.search(r"dashboard\s+(http://\S+)", console)
         assert dashboard is not None, console
         assert_whole_dev_tree(dev, demo=True)
+        redis_url = dev_redis_url(console)
         yield console, issues, dashboard[1]
+        assert_no_failed_jobs(redis_url)  # the demo's workers: nothing failed, on any queue
         # Started as a background job is (SIGINT ignored), Ctrl-C stops it all.
         assert dev.interrupt(signal.SIGINT) == 0
     assert not _listening(port)

@@ -28,7 +28,7 @@ from rq.worker import Worker, WorkerStatus
 from ghsandbox.config import SandboxConfig
 from ghsandbox.testing import RunningSandbox, SandboxClient, run_sandbox
 from reactor.store import keys
-from tests.conftest import RedisServer, Stack, stop_group
+from tests.conftest import RedisServer, Stack, assert_no_failed_jobs, stop_group
 
 DEADLINE_S = 120.0  # generous: two cores, shared with other test runs
 ON_TIME_S = 30.0  # for a job due in seconds; RQ's own scheduler came back after a minute or more
@@ -179,6 +179,7 @@ def worker_process(sandbox: RunningSandbox, redis_url: str, log: Path) -> Iterat
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process
+        assert_no_failed_jobs(redis_url)  # the test's job and the worker's start-up sweep
     finally:
         stop_group(process, timeout=30)
 

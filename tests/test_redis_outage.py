@@ -225,6 +225,22 @@ async def test_a_guid_refused_while_redis_was_away_brings_the_catch_up_forward(
     assert not store.exists(keys.seen(refused.guid))  # refused: nothing was accepted
 
 
+def test_the_catch_up_is_asked_for_again_a_few_times_until_every_refused_guid_is_seen() -> None:
+    """The ingest's chase (pure bookkeeping): asks at the given moments after the hand-over,
+    no more once every GUID is seen accepted, and none past the last."""
+    chase = waiting_room.Chase((2.0, 5.0))
+    chase.start(["a", "b"], now=100.0)
+    assert (chase.next_due(), chase.is_due(101.9), chase.is_due(102.0)) == (102.0, False, True)
+    assert chase.ask() == ["a", "b"]
+    chase.seen(["a"])
+    assert chase.next_due() == 105.0
+    chase.seen(["b"])
+    assert chase.next_due() is None and not chase.is_due(1e9)
+    chase.start(["c"], now=200.0)
+    assert chase.ask() == ["c"] and chase.ask() == ["c"]
+    assert chase.next_due() is None and chase.guids == {}  # the minute's run takes over
+
+
 async def test_a_catch_up_asked_for_while_another_runs_waits_for_it_rather_than_skip(
     redis_url: str,
 ) -> None:
@@ -375,5 +391,48 @@ def test_a_delivery_refused_while_redis_was_down_is_redelivered_once_redis_is_ba
     asked = [r for r in sandbox.control("GET", f"requests?since={requests_before}")
              if r["method"] == "POST" and r["path"] == f"/app/hook/deliveries/{attempt}/attempts"]
     assert len(asked) == 1, asked  # the catch-up asked, once
+    stack.wait_for_audit(lambda record: guid in record.guids(), timeout=DEADLINE_S)
+    connection.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_refused_delivery_the_log_shows_late_is_redelivered_without_waiting_for_the_minute(
+    stack: Stack, redis_server: RedisServer,
+) -> None:
+    """GitHub's delivery log may show the refused attempt only after the catch-up brought
+    forward has read it (the sandbox's ``late_log`` fault holds it back until that run has
+    read the log). While the GUID is not accepted the web process asks for the catch-up
+    again, so with the minute's run held off for an hour it is still redelivered and
+    handled."""
+    connection = redis.Redis.from_url(stack.redis_url)
+    sandbox = stack.sandbox.client()
+    sandbox.create_repo("acme", "gizmos")
+    quiet(stack, sandbox, connection)
+    wait_until("the first catch-up has run", lambda: bool(
+        connection.exists(keys.CATCHUP_CURSOR)), stack=stack)
+    connection.set(CATCH_UP_PERIOD, "held by the test: the minute's run is not due", ex=3600)
+    before = len(sandbox.webhooks())
+    sandbox.control("POST", "faults", {"webhooks": {"late_log": True}})
+    back = threading.Event()
+    with redis_away(redis_server, until=back):
+        created = sandbox.as_user("alice", "POST", "/repos/acme/gizmos/issues",
+                                  json={"title": "while Redis is down"})
+        assert created.status_code == 201, created.text
+        sandbox.drain(timeout=60)  # the web waits out its budget, then answers 503
+        refused = [h for h in sandbox.webhooks(since=before) if h["event"] == "issues"]
+        assert [h["status_code"] for h in refused] == [503], refused
+        requests_before = len(sandbox.control("GET", "requests"))
+    guid, attempt = refused[0]["guid"], refused[0]["delivery_id"]
+    wait_until("the catch-up brought forward reads the delivery log", lambda: any(
+        r["method"] == "GET" and r["path"] == "/app/hook/deliveries" and r["status"] == 200
+        for r in sandbox.control("GET", f"requests?since={requests_before}")), stack=stack)
+    sandbox.control("POST", "faults", {})  # the log shows the refused attempt now …
+    connection.expire(CATCH_UP_PERIOD, 3600)  # … and the minute's run is not due for an hour
+    wait_until("GitHub redelivers the refused delivery and the reactor accepts it", lambda: any(
+        h["guid"] == guid and h["redelivery"] and h["status_code"] == 202
+        for h in sandbox.webhooks(since=before)), stack=stack, timeout=60)
+    asked = [r for r in sandbox.control("GET", f"requests?since={requests_before}")
+             if r["method"] == "POST" and r["path"] == f"/app/hook/deliveries/{attempt}/attempts"]
+    assert len(asked) == 1, asked  # asked again, yet GitHub asked to redeliver once
     stack.wait_for_audit(lambda record: guid in record.guids(), timeout=DEADLINE_S)
     connection.close()

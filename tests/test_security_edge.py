@@ -30,8 +30,15 @@ import pytest
 import redis
 
 from reactor.entrypoints.webhook import BODY_TIMEOUT_S, MAX_BODY, WEBHOOK_PATH
-from tests.conftest import free_port, sign, stop_group, wait_for_port, webhook_headers
-from tests.test_cli import _lines, _read_until, background_job, clean_env
+from tests.conftest import (
+    assert_no_failed_jobs,
+    free_port,
+    sign,
+    stop_group,
+    wait_for_port,
+    webhook_headers,
+)
+from tests.test_cli import _lines, _read_until, background_job, clean_env, dev_redis_url
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +110,9 @@ def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
                         text=True, env=clean_env(), cwd=tmp_path) as tree:
         process = tree.process
         assert process.stdout is not None
-        yield process, _read_until(_lines(process.stdout), "Press Ctrl-C to stop."), port
+        banner = _read_until(_lines(process.stdout), "Press Ctrl-C to stop.")
+        yield process, banner, port
+        assert_no_failed_jobs(dev_redis_url(banner))  # its worker and the demo's work
         tree.interrupt(signal.SIGINT)
 
 

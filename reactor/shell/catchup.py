@@ -25,7 +25,8 @@ late.
 because Redis was away, and once Redis answers it deletes the job's period marker and those
 GUIDs' holds (``reactor/store/ingest.py``): the scheduler then runs the catch-up within a
 second, and it asks GitHub for those GUIDs whatever it asked before — GitHub has just tried
-them.
+them. GitHub's log can show such an attempt a little late, so while one of those GUIDs is not
+accepted the web process deletes the period marker again, a few times over 15 s.
 """
 
 from __future__ import annotations

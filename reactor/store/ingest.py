@@ -25,6 +25,7 @@ See https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -46,7 +47,7 @@ from reactor.core.routing import Scope
 from reactor.store import connect, keys, turns
 from reactor.store.accept import TURN_FUNC, JobTemplate, accept_script
 from reactor.store.deliveries import Delivery
-from reactor.store.waiting import Waiting, WaitingRoom
+from reactor.store.waiting import Chase, Waiting, WaitingRoom
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,23 @@ BACKOFF_CAP_S = 1.0
 # The catch-up's period marker (reactor/entrypoints/worker.py's PERIODIC "catchup"): without it the
 # scheduler runs the catch-up at once.
 CATCH_UP_PERIOD = keys.periodic("catchup")
+# Then, while a refused GUID has no seen-marker (GitHub's log can show the refused attempt
+# late, so the run brought forward can miss it), the catch-up is asked for again this many
+# seconds after the first ask; past the last, the minute's run takes over.
+CATCH_UP_AGAIN_S = (2.0, 5.0, 9.0, 15.0)
+# KEYS[1]: the period marker; KEYS[2..]: the chased GUIDs' seen-markers. Deletes the marker
+# if any GUID is unseen; returns the unseen ones' positions (1-based, among the GUIDs).
+_ASK_AGAIN = b"""local unseen = {}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then unseen[#unseen + 1] = i - 1 end
+end
+if #unseen > 0 then redis.call('DEL', KEYS[1]) end
+return unseen"""
 WAIT_TIMEOUT_MS = 500  # with REDIS_WAIT_REPLICAS: how long the replicas may take to acknowledge
 _AWAY = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
 
 MAX_BATCH = 64  # deliveries per script call: bounds how long one call holds Redis
+TOLD_AT_ONCE = MAX_BATCH * 16  # refused GUIDs named in one command to the catch-up
 
 def reconnect_retry() -> RedisRetry:
     """The web process's policy for a Redis connection that broke (a restart, a failover).
@@ -116,7 +130,9 @@ class Ingest:
     Redis was away are remembered, and once Redis answers one command deletes the
     catch-up's period marker, so the scheduler runs the catch-up at once rather than within
     the minute, and each GUID's redelivery hold, so the catch-up asks GitHub for it whatever
-    it asked before (``reactor/shell/catchup.py``).
+    it asked before (``reactor/shell/catchup.py``). GitHub's log can show a refused attempt
+    a little late, so while a GUID handed over has no seen-marker (its redelivery not yet
+    accepted) the catch-up is asked for again, a few times over :data:`CATCH_UP_AGAIN_S`.
 
     **Replicas** (``replicas``, REDIS_WAIT_REPLICAS). Redis replicates asynchronously: a 202
     for a delivery the master had not yet passed on is lost with the master, and GitHub will
@@ -143,6 +159,8 @@ class Ingest:
         )
         self._room: WaitingRoom[Routed] = WaitingRoom()
         self._failures = 0  # attempts to reach Redis that failed since it last answered
+        # the refused GUIDs handed over and not yet seen back, as many as one hand-over
+        self._chase = Chase(CATCH_UP_AGAIN_S, most=TOLD_AT_ONCE)
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
 
@@ -191,7 +209,7 @@ class Ingest:
 
     async def _send_forever(self) -> None:
         while True:
-            await self._wake.wait()
+            await self._woken()
             self._wake.clear()
             try:
                 await self._step()
@@ -199,6 +217,16 @@ class Ingest:
                 await self._conn.disconnect()
                 await self._ride_out(exc)
                 self._wake.set()
+
+    async def _woken(self) -> None:
+        """Until something wakes the sender, or the next ask of the catch-up is due."""
+        due = self._chase.next_due()
+        if due is None:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(due):
+                await self._wake.wait()
 
     async def _step(self) -> None:
         """Store the next batch; once nothing waits, tell Redis what was refused meanwhile."""
@@ -224,6 +252,8 @@ class Ingest:
                 return
         if room.refused:
             await self._catch_up_now()
+        elif self._chase.guids and self._chase.is_due(asyncio.get_running_loop().time()):
+            await self._catch_up_again()
 
     async def _ride_out(self, error: BaseException) -> None:
         """Try to reach Redis again with backoff, one attempt at a time, until it answers or
@@ -272,8 +302,9 @@ class Ingest:
         return min(STORE_TIMEOUT_S, max(MIN_ROUND_TRIP_S, left))
 
     async def _catch_up_now(self) -> None:
-        """Delete the catch-up's period marker and the refused GUIDs' redelivery holds."""
-        guids = list(self._room.refused)[:MAX_BATCH * 16]
+        """Delete the catch-up's period marker and the refused GUIDs' redelivery holds; then
+        chase those GUIDs (:meth:`_catch_up_again`)."""
+        guids = list(self._room.refused)[:TOLD_AT_ONCE]
         command = pack(b"DEL", CATCH_UP_PERIOD.encode(),
                        *(keys.redelivery_hold(guid).encode() for guid in guids))
         async with asyncio.timeout(STORE_TIMEOUT_S):
@@ -290,8 +321,31 @@ class Ingest:
                         "asks GitHub for them now", len(guids))
         self._answered()
         self._room.told(guids)
+        self._chase.start(guids, asyncio.get_running_loop().time())
         if self._room.refused:
             self._wake.set()
+
+    async def _catch_up_again(self) -> None:
+        """Ask for the catch-up once more if a GUID handed over has no seen-marker yet; the
+        GUIDs that have one are chased no more. A failed ask is not repeated: the next is."""
+        guids = self._chase.ask()
+        command = pack(b"EVAL", _ASK_AGAIN, b"%d" % (len(guids) + 1), CATCH_UP_PERIOD.encode(),
+                       *(keys.seen(guid).encode() for guid in guids))
+        async with asyncio.timeout(STORE_TIMEOUT_S):
+            await self._connect()
+            await self._conn.send_packed_command([command], check_health=False)
+            reply = await self._reply()
+        if isinstance(reply, ReadOnlyError):
+            raise redis.ConnectionError(f"Redis is a read-only replica now: {reply}")
+        if not isinstance(reply, list):
+            log.warning("could not ask for the catch-up again (%s)", reply)
+            return
+        self._answered()
+        unseen = {guids[int(position) - 1] for position in reply}
+        self._chase.seen([guid for guid in guids if guid not in unseen])
+        if unseen:
+            log.warning("%d deliveries answered 503 while Redis was away are not redelivered "
+                        "yet: the catch-up runs again", len(unseen))
 
     async def _store(self, batch: list[Routed]) -> list[bool | StoreUnavailable]:
         """Each delivery's outcome: True, False (a duplicate) or a StoreUnavailable."""

@@ -5,7 +5,9 @@ every delivery that waits for Redis, bounded by :data:`MAX_WAITING` deliveries a
 :data:`MAX_WAITING_BYTES` of payload at once (so an outage cannot grow the web process without
 bound; what comes past either is answered 503 at once), each with the deadline by which its
 request is answered; and the GUIDs it answered 503 because Redis was away, at most
-:data:`MAX_REFUSED`, to be handed to the catch-up once Redis answers. No I/O here.
+:data:`MAX_REFUSED`, to be handed to the catch-up once Redis answers. :class:`Chase` keeps
+the GUIDs handed over until their redelivery is seen accepted, and when to ask for the
+catch-up again meanwhile. No I/O here.
 """
 
 from __future__ import annotations
@@ -101,3 +103,50 @@ class WaitingRoom(Generic[T]):
         """The catch-up was told of ``guids``: forget them."""
         for guid in guids:
             self.refused.pop(guid, None)
+
+
+class Chase:
+    """The GUIDs the catch-up was told of whose redelivery has not been seen accepted yet,
+    and the moments (the event loop's clock) to ask for the catch-up again until it is.
+
+    GitHub's delivery log may show a refused attempt a little after it was made: a catch-up
+    run brought forward at once can miss it, and without another ask it would wait for the
+    minute's run. The asks are few (``after``, seconds after the GUIDs were handed over) and
+    stop as soon as every GUID is seen; past the last one the minute's run takes over.
+    """
+
+    def __init__(self, after: tuple[float, ...], *, most: int = MAX_REFUSED) -> None:
+        self.after = after
+        self.most = most  # GUIDs chased at once (one ask reads each one's seen-marker)
+        self.guids: dict[str, None] = {}  # handed over, not yet seen accepted, oldest first
+        self.due: list[float] = []  # the asks still to make, earliest first
+
+    def start(self, guids: list[str], now: float) -> None:
+        """``guids`` were just handed over: chase them (with any still chased) afresh."""
+        for guid in guids:
+            self.guids[guid] = None
+        while len(self.guids) > self.most:
+            del self.guids[next(iter(self.guids))]  # left to the minute's run
+        self.due = [now + delay for delay in self.after]
+
+    def next_due(self) -> float | None:
+        """When to ask again (None: nothing is chased)."""
+        return self.due[0] if self.guids and self.due else None
+
+    def is_due(self, now: float) -> bool:
+        return bool(self.guids) and bool(self.due) and self.due[0] <= now
+
+    def ask(self) -> list[str]:
+        """An ask is made now: the GUIDs it is about. The last ask ends the chase."""
+        self.due.pop(0)
+        guids = list(self.guids)
+        if not self.due:
+            self.guids.clear()
+        return guids
+
+    def seen(self, guids: list[str]) -> None:
+        """``guids`` were accepted (their redelivery came): no need to ask for them again."""
+        for guid in guids:
+            self.guids.pop(guid, None)
+        if not self.guids:
+            self.due.clear()

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from reactor.core.errors import GitHubError
 from reactor.github import GitHubClient, InstallationToken
 from reactor.store import keys
+from tests.conftest import stop_groups
 from tests.github.conftest import APP_ID, TOKEN_LENGTH, FakeClock, MakeClient, Reply, StandIn
 
 
@@ -129,11 +130,14 @@ def test_two_processes_share_one_token_and_one_token_request(
     argv = [sys.executable, "-c", WORKER_SCRIPT, redis_url, stand_in.url, str(key_path),
             str(APP_ID), repr(start_at)]
 
-    workers = [
-        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outputs = [w.communicate(timeout=30) for w in workers]
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(2):
+            workers.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True, start_new_session=True))
+        outputs = [w.communicate(timeout=30) for w in workers]
+    finally:  # passed, failed or timed out: nothing of either process is left running
+        stop_groups(workers)
 
     assert [w.returncode for w in workers] == [0, 0], [err for _, err in outputs]
     lines = {out.strip() for out, _ in outputs}

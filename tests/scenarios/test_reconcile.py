@@ -1,7 +1,10 @@
 """``reactor reconcile`` on the real stack: after a wiped Redis it repairs nothing and
 duplicates nothing (GitHub is the source of truth, and the competition carries on); a
-hand-off whose webhooks were lost is repaired, once, however often it runs; a stage started
-out of order while the web process was down is taken back (R2), from the state alone.
+hand-off whose webhooks were lost is repaired, once, however often it runs; and each state
+invariant broken while the web process was down — a stage started out of order (R2), two
+``status:`` labels (R1), a second ``comp:`` label or an issue opened outside its author's
+scopes (R3), an issue of an earlier stage opened by a later stage's agent (R6) — is repaired
+from the state alone, with one comment, and a second run finds nothing left to repair.
 
 Reconcile leaves an issue changed within the settle window to the webhook path, so each
 test lets that window pass before it runs the command, as an operator would."""
@@ -11,13 +14,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
 from reactor.store import keys
+from tests.conftest import stop_group
 from tests.scenarios.conftest import (
     AGENTS,
+    CONFIG,
     SETTLE_S,
     Scenario,
     agent_labels,
@@ -103,25 +110,50 @@ def test_a_hand_off_whose_webhooks_were_lost_is_repaired_once(scenario: Scenario
     assert len([b for b in s.app_comments(planner) if "R9 hand-off" in b]) == 1
 
 
+@contextmanager
+def web_down(s: Scenario, tmp_path: Path) -> Iterator[None]:
+    """The web process stopped for the block, so that no webhook of what the block does is
+    seen, nor redelivered (the catch-up is held); then started again, the reactor idle and
+    the settle window past, as an operator would run reconcile."""
+    held = redis.Redis.from_url(s.stack.redis_url)
+    held.set(keys.periodic("catchup"), "held by the test", ex=600)  # no redelivery
+    held.close()
+    stop_group(s.stack.processes.pop(0))  # the web process, with its whole group
+    yield
+    start_web(s.stack, tmp_path / "serve-again.log")
+    s.idle()
+    time.sleep(QUIET_S)
+
+
+def repaired_once(s: Scenario, number: int, *, rule: str, repairs: str) -> dict[str, object]:
+    """Reconcile repaired ``number`` with ``repairs`` (its summary's words) and one comment
+    naming ``rule``; a second run repairs nothing and changes nothing. Returns the issue's
+    state after the first run."""
+    assert s.app_comments(number) == []  # nothing judged it: the web process saw nothing
+    summary = reconcile(s)
+    assert summary.endswith(f"repaired: {repairs}"), summary
+    after = s.state(number)
+    [comment] = s.app_comments(number)
+    assert comment.startswith(f"**{rule} "), comment
+    s.settle()
+    again = reconcile(s)
+    assert "repaired: nothing" in again, again
+    assert s.state(number) == after
+    return after
+
+
 def test_a_stage_started_out_of_order_while_the_web_was_down_is_taken_back(
     scenario: Scenario, tmp_path: Path,
 ) -> None:
     """With no memory of the issue and no change to judge, reconcile still finds R2 broken
     in the state: an executor running in a competition with no planner or analyzer."""
     s, comp = scenario, "titanic"
-    held = redis.Redis.from_url(s.stack.redis_url)
-    held.set(keys.periodic("catchup"), "held by the test", ex=600)  # no redelivery
-    web = s.stack.processes.pop(0)
-    web.terminate()
-    web.wait(timeout=30)
     login = AGENTS["executor"]
-    executor = s.open_issue(login, title(comp, "executor"),
-                            sorted(agent_labels(comp, "executor")))
-    s.add_labels(login, executor, "status:starting")
-    move_one_request(s, login, executor, comp, "executor", "running")
-    start_web(s.stack, tmp_path / "serve-again.log")
-    s.idle()
-    time.sleep(QUIET_S)
+    with web_down(s, tmp_path):
+        executor = s.open_issue(login, title(comp, "executor"),
+                                sorted(agent_labels(comp, "executor")))
+        s.add_labels(login, executor, "status:starting")
+        move_one_request(s, login, executor, comp, "executor", "running")
     summary = reconcile(s)
     assert "1 RemoveLabel" in summary and "1 Comment" in summary, summary
     assert s.labels(executor) == agent_labels(comp, "executor")  # idle: no status label
@@ -131,3 +163,61 @@ def test_a_stage_started_out_of_order_while_the_web_was_down_is_taken_back(
     assert "repaired: nothing" in reconcile(s)
     assert s.labels(executor) == agent_labels(comp, "executor")
     assert len(s.app_comments(executor)) == 1
+
+
+def test_two_status_labels_set_while_the_web_was_down_are_cut_to_one(
+    scenario: Scenario, tmp_path: Path,
+) -> None:
+    """R1 from the state: a planner issue that shows ``starting`` and ``running`` at once,
+    never judged, keeps the later of the two (one move apart, and R2 allows the planner)."""
+    s, comp = scenario, "titanic"
+    with web_down(s, tmp_path):
+        planner = s.open_issue(AGENTS["planner"], title(comp, "planner"), sorted(agent_labels(
+            comp, "planner", "status:starting", "status:running")))
+    after = repaired_once(s, planner, rule="R1", repairs="1 Comment, 1 RemoveLabel")
+    assert after["state"] == "open"
+    assert s.labels(planner) == agent_labels(comp, "planner", "status:running")
+
+
+def test_a_second_comp_label_set_while_the_web_was_down_is_removed(
+    scenario: Scenario, tmp_path: Path,
+) -> None:
+    """R3 from the state: with no memory of the issue, the competition its title names
+    stays and the other ``comp:`` label goes."""
+    s, comp = scenario, "titanic"
+    with web_down(s, tmp_path):
+        planner = s.open_issue(AGENTS["planner"], title(comp, "planner"), sorted(agent_labels(
+            comp, "planner", "comp:lusitania")))
+    after = repaired_once(s, planner, rule="R3", repairs="1 Comment, 1 RemoveLabel")
+    assert after["state"] == "open"
+    assert s.labels(planner) == agent_labels(comp, "planner")
+
+
+def test_an_issue_opened_outside_its_authors_scopes_while_the_web_was_down_is_closed(
+    scenario: Scenario, tmp_path: Path,
+) -> None:
+    """R3 from the state: the planner agent, scoped to lusitania, opened a titanic issue
+    the reactor never judged; reconcile closes it as not planned."""
+    s, comp = scenario, "titanic"
+    login = AGENTS["planner"]
+    s.write_config(CONFIG + f"scopes:\n  {login}: [lusitania]\n")
+    with web_down(s, tmp_path):
+        planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(
+            comp, "planner")))
+    after = repaired_once(s, planner, rule="R3", repairs="1 CloseIssue, 1 Comment")
+    assert (after["state"], after["reason"]) == ("closed", "not_planned"), after
+    assert s.labels(planner) == agent_labels(comp, "planner")
+
+
+def test_an_earlier_stages_issue_opened_by_a_later_agent_while_the_web_was_down_is_closed(
+    scenario: Scenario, tmp_path: Path,
+) -> None:
+    """R6 from the state: the executor agent opened a planner issue the reactor never
+    judged; reconcile closes it as not planned."""
+    s, comp = scenario, "titanic"
+    with web_down(s, tmp_path):
+        planner = s.open_issue(AGENTS["executor"], title(comp, "planner"), sorted(agent_labels(
+            comp, "planner")))
+    after = repaired_once(s, planner, rule="R6", repairs="1 CloseIssue, 1 Comment")
+    assert (after["state"], after["reason"]) == ("closed", "not_planned"), after
+    assert s.labels(planner) == agent_labels(comp, "planner")
