@@ -1,4 +1,7 @@
-"""Leases with fencing tokens, on a real redis-server."""
+"""Leases with fencing tokens, on a real redis-server, taken as the product takes them: by the
+script that begins a round of a competition's turn (:func:`reactor.store.turns.begin`),
+checked before each write (:meth:`Lease.check`) and given back when the round closes
+(:func:`reactor.store.turns.finish`) or fails (:func:`reactor.store.turns.release`)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,15 @@ import redis
 import redis.asyncio
 
 from reactor.core.errors import LeaseLost
-from reactor.store import keys, locks
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
+from reactor.store import keys, turns
 from tests.conftest import stop_group
+
+LAB = Repo("acme", "lab", 1)
+TITANIC = Scope(LAB, 7, "titanic")
+OTHER = Scope(LAB, 7, "other")
+LONE_ISSUE = Scope(LAB, 7, None, 7)
 
 
 @pytest.fixture
@@ -27,71 +37,74 @@ async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 async def test_a_lease_is_exclusive_until_released_and_fences_only_grow(
     client: redis.asyncio.Redis,
 ) -> None:
-    first = await locks.acquire(client, "1:comp:titanic")
+    first = await turns.begin(client, TITANIC, owner="a")
     assert first is not None
-    assert await locks.acquire(client, "1:comp:titanic") is None
-    assert await locks.acquire(client, "1:comp:other") is not None
-    await first.release()
-    second = await locks.acquire(client, "1:comp:titanic")
-    assert second is not None and second.fence > first.fence
+    assert await turns.begin(client, TITANIC, owner="b") is None
+    assert await turns.begin(client, OTHER, owner="b") is not None
+    await turns.finish(client, first, turns.Commit())
+    second = await turns.begin(client, TITANIC, owner="b")
+    assert second is not None and second.lease.fence > first.lease.fence
 
 
 async def test_an_unguarded_lease_holds_nothing_and_never_fails_its_check(
     client: redis.asyncio.Redis,
 ) -> None:
     """``UNSAFE_DISABLE=lease`` (bench/ and the chaos suite's control): everyone holds it."""
-    held = await locks.acquire(client, "1:comp:titanic")
+    held = await turns.begin(client, TITANIC, owner="a")
     assert held is not None
-    loose = await locks.acquire(client, "1:comp:titanic", guarded=False)
+    loose = await turns.begin(client, TITANIC, owner="b", guarded=False)
     assert loose is not None
-    await loose.check()
-    await loose.release()
-    await held.check()  # the guarded holder's lease was not touched
+    await loose.lease.check()
+    await turns.release(client, loose)
+    await held.lease.check()  # the guarded holder's lease was not touched
 
 
 async def test_a_lost_lease_fails_its_check_and_cannot_release_the_new_holders(
     client: redis.asyncio.Redis,
 ) -> None:
-    stale = await locks.acquire(client, "1:issue:7")
+    stale = await turns.begin(client, LONE_ISSUE, owner="a")
     assert stale is not None
-    await stale.check()
-    await client.delete(keys.lease("1:issue:7"))  # the lease expired
-    fresh = await locks.acquire(client, "1:issue:7")
+    await stale.lease.check()
+    await client.delete(keys.lease(LONE_ISSUE.key))  # the lease expired
+    fresh = await turns.begin(client, LONE_ISSUE, owner="b")
     assert fresh is not None
     with pytest.raises(LeaseLost):
-        await stale.check()
-    await stale.release()
-    await fresh.check()
+        await stale.lease.check()
+    await turns.release(client, stale)
+    await fresh.lease.check()
 
 
 WORKER = textwrap.dedent("""
     import asyncio, sys
     import redis.asyncio
-    from reactor.store import locks
+    from reactor.core.routing import Scope
+    from reactor.core.view import Repo
+    from reactor.store import turns
 
-    async def main(url):
+    async def main(url, name):
         client = redis.asyncio.Redis.from_url(url)
+        scope = Scope(Repo("acme", "lab", 1), 7, "race")
         done = 0
         while done < 40:
-            lease = await locks.acquire(client, "race")
-            if lease is None:
+            taken = await turns.begin(client, scope, owner=name)
+            if taken is None:
                 await asyncio.sleep(0.001)
                 continue
             holders = await client.incr("holders")
-            await client.rpush("entries", f"{lease.fence}:{holders}")
-            await lease.check()
+            await client.rpush("entries", f"{taken.lease.fence}:{holders}")
+            await taken.lease.check()
             await client.decr("holders")
-            await lease.release()
+            await turns.finish(client, taken, turns.Commit())
             done += 1
         await client.aclose()
 
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
 """)
 
 
 def test_four_processes_racing_never_hold_one_scope_together(redis_url: str) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, redis_url], start_new_session=True)
-             for _ in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, redis_url, f"w{i}"],
+                              start_new_session=True) for i in range(4)]
     try:
         assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     finally:
@@ -108,8 +121,9 @@ def test_four_processes_racing_never_hold_one_scope_together(redis_url: str) -> 
 def test_asyncio_tasks_share_the_rule_too(redis_url: str) -> None:
     async def main() -> list[int]:
         client = redis.asyncio.Redis.from_url(redis_url)
-        won = await asyncio.gather(*(locks.acquire(client, "burst") for _ in range(50)))
+        won = await asyncio.gather(*(turns.begin(client, TITANIC, owner=f"t{i}")
+                                     for i in range(50)))
         await client.aclose()
-        return [lease.fence for lease in won if lease is not None]
+        return [taken.lease.fence for taken in won if taken is not None]
 
     assert len(asyncio.run(main())) == 1

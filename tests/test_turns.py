@@ -179,6 +179,45 @@ async def test_a_round_whose_worker_died_is_overdue_a_lease_later(
     assert await client.zcard(keys.ROUNDS_RUNNING) == 0
 
 
+async def test_a_turn_whose_worker_died_between_two_rounds_is_overdue_a_lease_later(
+    client: redis.asyncio.Redis, redis_url: str,
+) -> None:
+    """A round closed with more waiting, and its worker died before the next round began:
+    the scope stays among the rounds running, due after the marker the round set is gone,
+    so the scheduler's wake then takes the turn."""
+    await turns.offer(client, SCOPE, "d:a", owner="me")
+    taken = await turns.begin(client, TITANIC, owner="me")
+    assert taken is not None
+    assert not await turns.offer(client, SCOPE, "d:b", owner="web")  # during the round
+    assert await turns.finish(client, taken, turns.Commit(judged=["a"])) is True
+    # ... and the worker is killed here.
+
+    sync = redis_sync(redis_url)
+    assert turns.overdue(sync) == []  # within a lease
+    due = await client.zscore(keys.ROUNDS_RUNNING, TITANIC.dumps())
+    assert due is not None, "the scope left the rounds running"
+    seconds, micros = await client.time()
+    marker_left = await client.pttl(keys.turn(SCOPE))
+    assert 0 < marker_left < due - (seconds * 1000 + micros // 1000)
+    await client.zadd(keys.ROUNDS_RUNNING, {TITANIC.dumps(): due - 60_000})  # time passed
+    assert turns.overdue(sync) == [TITANIC.dumps()]
+
+
+async def test_a_turn_paused_between_rounds_is_left_to_the_scheduler(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A turn that pauses before its next read leaves the rounds running: the scheduler
+    queues the job that goes on (its paused turns), so the watchdog does not wake it too."""
+    await turns.offer(client, SCOPE, "d:a", owner="me")
+    taken = await turns.begin(client, TITANIC, owner="me")
+    assert taken is not None
+    await turns.offer(client, SCOPE, "d:b", owner="web")
+    assert await turns.finish(client, taken, turns.Commit(judged=["a"])) is True
+    await turns.pause(client, TITANIC, owner="next", for_ms=750)
+    assert await client.zcard(keys.ROUNDS_RUNNING) == 0
+    assert await client.zcard(keys.PAUSED) == 1
+
+
 def redis_sync(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 

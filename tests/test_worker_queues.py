@@ -5,17 +5,23 @@ registered it, and leaves that list once registered (so RQ's maintenance never r
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 from rq import Queue, Retry
 from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
+from reactor.core.routing import Scope
+from reactor.core.view import Repo
 from reactor.entrypoints.worker import WORKED_QUEUES, WorkedQueue, Worker
-from reactor.store import keys
+from reactor.shell import schedule
+from reactor.store import keys, turns
 
 
 def note(path: str) -> str:
@@ -84,6 +90,57 @@ def test_a_worker_leaves_no_intermediate_entry_for_a_job_it_ran(
     assert [job.get_status(refresh=True) for job in done] == [JobStatus.FINISHED] * 2
     assert intermediate(connection, keys.QUEUE_EVENTS) == []
     assert intermediate(connection, keys.QUEUE_SWEEP) == []
+
+
+async def test_a_turn_job_whose_worker_died_before_its_first_round_is_woken_by_the_watchdog(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A turn's job runs without RQ's execution record (LEAN_JOBS): once its worker has taken
+    it off the intermediate list, RQ holds it nowhere and never hands it back. The worker
+    dies before the turn's first round begins: the scope is among the rounds running all the
+    same, and the turn's marker lives no longer than a lease, so once the lease (shortened
+    here) and the watchdog's margin have passed, the scheduler finds the scope overdue and
+    its wake takes the turn — the delivery still waiting for it."""
+    monkeypatch.setattr(turns, "LEASE_TTL_MS", 300)
+    monkeypatch.setattr(turns, "WATCHDOG_MARGIN_MS", 100)
+    connection = redis.Redis.from_url(redis_url)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    scope = Scope(Repo("acme", "lab", 1), 7, "titanic")
+    owner = turns.owner_id(scope.digest, "d1")
+    assert await turns.offer(client, scope.key, "d:d1", owner=owner)
+    schedule.hand_over(connection, scope, owner)  # the turn's job, as a turn queues it
+    events, sweep = queues(connection)
+    taken = WorkedQueue.dequeue_any([events, sweep], None, connection)
+    assert taken is not None and taken[0].id == owner
+    Worker(list(WORKED_QUEUES), connection=connection).prepare_job_execution(taken[0])
+    # ... and the worker is killed here, before the turn's first round begins.
+
+    assert events.count == 0 and intermediate(connection, keys.QUEUE_EVENTS) == []
+    assert owner not in StartedJobRegistry(queue=events)
+    deadline = time.monotonic() + 10
+    while turns.overdue(connection) != [scope.dumps()]:
+        assert time.monotonic() < deadline, "the scheduler never finds the scope overdue"
+        await asyncio.sleep(0.05)
+    assert await turns.offer(client, scope.key, turns.WAKE, owner="watchdog")
+    assert connection.lrange(keys.pending(scope.key), 0, -1) == [b"d:d1", b"w"]
+    await client.aclose()
+
+
+async def test_a_turn_job_leaves_another_owners_marker_alone(redis_url: str) -> None:
+    """A second job of the same turn (queued twice) starts while the first owns the marker:
+    the marker keeps its owner and its time to live."""
+    connection = redis.Redis.from_url(redis_url)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    scope = Scope(Repo("acme", "lab", 1), 7, "titanic")
+    assert await turns.offer(client, scope.key, "d:d1", owner="first")
+    schedule.hand_over(connection, scope, "second")
+    taken = WorkedQueue.dequeue_any(queues(connection), None, connection)
+    assert taken is not None
+    Worker(list(WORKED_QUEUES), connection=connection).prepare_job_execution(taken[0])
+
+    assert connection.get(keys.turn(scope.key)) == b"first"
+    assert connection.ttl(keys.turn(scope.key)) > turns.LEASE_TTL_MS // 1000
+    await client.aclose()
 
 
 def test_a_worker_asked_to_stop_is_not_held_by_its_command_thread(redis_url: str) -> None:

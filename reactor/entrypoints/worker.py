@@ -53,7 +53,7 @@ from reactor.entrypoints import jobs
 from reactor.entrypoints.scheduler import PERIODIC, Scheduler, stop_scheduler
 from reactor.process.observability import configure_logging, init_sentry
 from reactor.process.settings import Settings
-from reactor.store import connect, keys
+from reactor.store import connect, keys, turns
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -118,7 +118,8 @@ class Worker(SimpleWorker):
     competition's turn, whose outcome is in the audit log) is deleted once done, without a
     result or a finished-registry entry: 18 commands a job. A turn's job goes further
     (:data:`LEAN_JOBS`): it has no execution record in the started registry, since the
-    turn's own watchdog recovers what a dead worker's round took — 5 commands.
+    turn's own watchdog recovers what a dead worker's turn took, from the moment the job
+    leaves RQ's intermediate list — 5 commands, and the watchdog's entry.
     """
 
     max_connection_wait_time = 5.0  # RQ's default waits up to a minute between reconnections
@@ -167,11 +168,18 @@ class Worker(SimpleWorker):
                               ) -> None:
         """The job is marked started and leaves its queue's intermediate list. RQ leaves that
         entry only when the worker has one queue; each queue here is dequeued the one-queue
-        way (:class:`WorkedQueue`), so it always does."""
+        way (:class:`WorkedQueue`), so it always does.
+
+        A turn's job (:data:`LEAN_JOBS`) is in no registry once it leaves that list, so RQ
+        would never hand it back: in the same round trip its scope enters the turn's
+        watchdog (:func:`reactor.store.turns.queue_start`), which wakes the scope should the
+        worker die before the turn's first round begins."""
         with self.connection.pipeline(transaction=False) as pipeline:
             job.prepare_for_execution(self.name, pipeline=pipeline)
-            if job.func_name in LEAN_JOBS:  # no registry holds it: it must not outlive a day
+            if job.func_name in LEAN_JOBS:  # no registry holds it: it must not outlive a day,
                 pipeline.expire(job.key, LEAN_JOB_TTL_S)
+                # and RQ no longer hands it back: the turn's watchdog covers it from here
+                turns.queue_start(pipeline, str(job.args[0]), owner=job.id)
             pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key,
                           1, job.id)
             pipeline.execute()

@@ -1,19 +1,19 @@
 """Per-competition leases with fencing tokens.
 
 Work on one competition (one issue, outside any competition) is serialised across every worker
-process and machine by a Redis lease: ``SET key value NX PX ttl``, taken by each round of the
-competition's turn (:mod:`reactor.store.turns`). Each lease carries a fencing token, a number
-that only grows, so a worker whose lease expired (a long GC pause, a partition) finds out
-before its next write: :meth:`Lease.check` fails once another worker holds the scope, and the
-stale worker stops instead of writing over the new holder's decisions. GitHub cannot check
-the token itself (it has no conditional writes), so the check runs in Redis right before
-every write.
+process and machine by a Redis lease: ``SET key value NX PX ttl``, taken with its fencing
+token by the script that begins each round of the competition's turn
+(:func:`reactor.store.turns.begin`); this module checks and releases it. The fencing token
+is a number that only grows, so a worker whose lease expired (a long GC pause, a partition)
+finds out before its next write: :meth:`Lease.check` fails once another worker holds the
+scope, and the stale worker stops instead of writing over the new holder's decisions. GitHub
+cannot check the token itself (it has no conditional writes), so the check runs in Redis
+right before every write.
 See https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import redis.asyncio
@@ -35,13 +35,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# Take the lease and its next fencing token in one round trip; 0 when another holds it.
-_ACQUIRE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return fence
-"""
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """A held lease on one scope: its random value and its fencing token. An unguarded one
@@ -67,15 +62,3 @@ class Lease:
             await self.client.register_script(_RELEASE)(
                 keys=[keys.lease(self.scope)], args=[self.value])
 
-
-async def acquire(client: redis.asyncio.Redis, scope: str, *, guarded: bool = True
-                  ) -> Lease | None:
-    """Take the scope's lease, or None when another worker holds it."""
-    if not guarded:
-        return Lease(scope=scope, value="", fence=0, client=client, guarded=False)
-    value = secrets.token_hex(16)
-    fence = await client.register_script(_ACQUIRE)(
-        keys=[keys.lease(scope), keys.fence(scope)], args=[value, LEASE_TTL_MS, keys.SCOPE_TTL_S])
-    if not fence:
-        return None
-    return Lease(scope=scope, value=value, fence=int(fence), client=client)

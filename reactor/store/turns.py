@@ -19,6 +19,14 @@ and releases the lease and, when nothing more is pending, the turn marker. A hol
 mid-round leaves its items in flight for the next round, whose fencing token makes a stale
 holder's writes fail (:mod:`reactor.store.locks`).
 See https://martin.kleppmann.com/2016/02/08/how-to-do-distributed-locking.html.
+
+From the moment a worker takes a turn's job off RQ's queue (:func:`queue_start`) until the
+turn ends or pauses (:func:`pause`: the scheduler then queues the job that goes on), the
+scope is in the set of *rounds running*, due back a lease after the turn's last step (the
+job's start, each round's begin, a round closing with more to do). Should the worker die
+anywhere in between — before the first round, mid-round, between rounds — the scheduler
+wakes the scope once it is due (:func:`overdue`), by when the marker the turn held, which
+lives no longer, is gone.
 """
 
 from __future__ import annotations
@@ -111,15 +119,39 @@ end
 return {fence, taken, judged, journals, carried}
 """
 
-# Release the lease and leave the set of rounds running; then 1 if more is pending (the owner
-# takes another round), else the turn marker is dropped (if still this owner's) and 0.
-# KEYS: lease, turn marker, pending, rounds running; ARGV: lease value, owner, the scope
+# Release the lease; then 1 if more is pending (the owner takes another round), else the
+# turn marker is dropped (if still this owner's), the scope leaves the set of rounds running
+# and 0. While more is pending the scope stays in that set, due a lease later (as long as the
+# marker the round set lives): should the worker die before its next round begins, nothing
+# else would come back for what waits.
+# KEYS: lease, turn marker, pending, rounds running; ARGV: lease value, owner, the scope,
+#       lease ttl (ms), watchdog margin (ms)
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('LLEN', KEYS[3]) > 0 then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', KEYS[4], ms + tonumber(ARGV[4]) + tonumber(ARGV[5]), ARGV[3])
+  return 1
+end
 redis.call('ZREM', KEYS[4], ARGV[3])
-if redis.call('LLEN', KEYS[3]) > 0 then return 1 end
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 0
+"""
+
+# A turn's job starts (reactor/entrypoints/worker.py, LEAN_JOBS): RQ lets go of it as the
+# worker takes it off the queue's intermediate list, and its first round enters the scope
+# among the rounds running only once it begins. So the job enters it now, due a lease
+# later, and cuts the turn's marker, when it holds it, to a lease too: should the worker die
+# before that round begins (lingering, pacing its reads), the scheduler's wake finds the
+# marker gone and takes the turn.
+# KEYS: turn marker, rounds running; ARGV: owner, lease ttl (ms), watchdog margin (ms), the
+# scope
+_START = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[2], ms + tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
 """
 
 
@@ -138,13 +170,15 @@ return due
 """
 
 # Pause a turn: its marker goes to the job that goes on with it, which the scheduler queues
-# once the pause is over (:func:`paused_due`). KEYS: turn marker, paused turns;
-# ARGV: the next owner, marker ttl (s), the entry (owner and scope), pause (ms).
+# once the pause is over (:func:`paused_due`); the scheduler looks after the turn until then,
+# so it leaves the rounds running. KEYS: turn marker, paused turns, rounds running;
+# ARGV: the next owner, marker ttl (s), the entry (owner and scope), pause (ms), the scope.
 _PAUSE = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', KEYS[2], ms + tonumber(ARGV[4]), ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[5])
 """
 
 # Paused turns whose pause is over (left in the set until their job is queued).
@@ -282,13 +316,22 @@ async def finish(client: redis.asyncio.Redis, taken: Taken, commit: Commit) -> b
             pipe.rpush(keys.inflight(scope), *commit.parked)
             pipe.expire(keys.inflight(scope), keys.SCOPE_TTL_S)
         names = (keys.lease(scope), keys.turn(scope), keys.pending(scope), keys.ROUNDS_RUNNING)
-        values = (taken.lease.value, taken.owner, taken.scope)
+        values = (taken.lease.value, taken.owner, taken.scope, LEASE_TTL_MS, WATCHDOG_MARGIN_MS)
         pipe.evalsha(sha, len(names), *names, *values)
         try:
             replies = await pipe.execute()
         except NoScriptError:  # Redis restarted without its scripts: the rest was written
             return bool(await _call(client, "release", names, values))
     return bool(replies[-1])
+
+
+def queue_start(pipe: Any, dumped: str, *, owner: str) -> None:
+    """On the pipeline that takes the turn job ``owner`` off RQ's intermediate list: the
+    turn's watchdog covers the job from here (see ``_START``). ``dumped``: the job's scope,
+    as ``Scope.dumps`` wrote it."""
+    scope = Scope.loads(dumped)
+    pipe.eval(_START, 2, keys.turn(scope.key), keys.ROUNDS_RUNNING, owner, LEASE_TTL_MS,
+              WATCHDOG_MARGIN_MS, scope.dumps())
 
 
 async def hand_over(client: redis.asyncio.Redis, scope: str, *, owner: str) -> None:
@@ -300,8 +343,9 @@ async def pause(client: redis.asyncio.Redis, scope: Scope, *, owner: str, for_ms
                 ) -> None:
     """The turn goes on as ``owner`` in ``for_ms``: ``owner`` holds its marker meanwhile, so
     what arrives waits for it and costs no job, and the scheduler queues its job then."""
-    await _call(client, "pause", (keys.turn(scope.key), keys.PAUSED),
-                (owner, QUEUED_TTL_S, f"{owner} {scope.dumps()}", max(0, for_ms)))
+    dumped = scope.dumps()
+    await _call(client, "pause", (keys.turn(scope.key), keys.PAUSED, keys.ROUNDS_RUNNING),
+                (owner, QUEUED_TTL_S, f"{owner} {dumped}", max(0, for_ms), dumped))
 
 
 async def read_pace(client: redis.asyncio.Redis, scope: str, *, gap_ms: int, free: int
