@@ -29,7 +29,6 @@ import redis
 from rq import Queue
 from rq.registry import (
     DeferredJobRegistry,
-    FailedJobRegistry,
     ScheduledJobRegistry,
     StartedJobRegistry,
 )
@@ -264,13 +263,8 @@ class Scenario:
         return {k: v for k, v in found.items() if v}
 
     def failed_jobs(self) -> list[tuple[str, str]]:
-        """(job id, last lines of the traceback) of every job in RQ's failed registry."""
-        queue = Queue(keys.QUEUE_EVENTS, connection=self._rq)
-        found = []
-        for job in FailedJobRegistry(queue=queue).get_job_ids():
-            fetched = queue.fetch_job(job)
-            found.append((job, (fetched.exc_info or "") if fetched else "(gone)"))
-        return found
+        """(queue/job id, last lines of the traceback) of every job in RQ's failed registries."""
+        return self.stack.failed_jobs()
 
     def idle(self, *, timeout: float = TIMEOUT_S, quiet_polls: int = 4) -> None:
         """Wait until every webhook was delivered, the reactor has no work left, and neither
