@@ -45,6 +45,7 @@ from reactor.ops.demo.script import (
 )
 
 log = logging.getLogger(__name__)
+EPISODES_S = 90.0  # how long the demo waits, once both competitions are done, for the rest
 
 
 class Users:
@@ -97,6 +98,8 @@ class Agents:
         for comp in COMPETITIONS:
             self._spawn(self._kick_off(comp))
         await self.done.wait()
+        if self._tasks:  # a mistake still playing out (a pause its maintainer lifts)
+            await asyncio.wait(set(self._tasks), timeout=EPISODES_S)
         took = ", ".join(f"{comp} in {seconds:.0f} s" for comp, seconds in self.finished.items())
         self.say("", "demo", 0, f"both competitions finished ({took}); every mistake was "
                  "undone. The sandbox stays up for your own agents; Ctrl-C stops everything.")
@@ -255,12 +258,11 @@ class Agents:
         login, number = RUNAWAY, self.numbers[(comp, "retrospective")]
         self.say(comp, login, number, f"goes haywire, flipping {RUNAWAY_LABEL} as fast as it "
                  "can (mistake: a runaway agent, for R11)")
-        for _ in range(RUNAWAY_MOVES):
-            labels = await self.users.labels(number)
-            if "reactor:paused" in labels:
+        for move in range(RUNAWAY_MOVES):
+            if move % 4 == 3 and "reactor:paused" in await self.users.labels(number):
                 self.say(comp, login, number, "sees reactor:paused and stops")
                 break
-            if RUNAWAY_LABEL in labels:
+            if move % 2:
                 await self.users.call(login, "DELETE", f"/issues/{number}/labels/{RUNAWAY_LABEL}")
             else:
                 await self.users.call(login, "POST", f"/issues/{number}/labels",
