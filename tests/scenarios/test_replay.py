@@ -51,7 +51,7 @@ def stop_workers(s: Scenario) -> None:
 
 
 # RQ's records of worker and scheduler processes, which change while stopped ones wind up.
-PROCESS_RECORDS = (b"rq:worker", b"rq:scheduler")
+PROCESS_RECORDS = (b"rq:worker", b"rq:scheduler", b"rq:clean_groups")  # RQ's own housekeeping
 
 
 def redis_contents(s: Scenario) -> dict[bytes, object]:
