@@ -301,18 +301,23 @@ class Ingest:
         left = min(w.deadline for w in batch) - asyncio.get_running_loop().time()
         return min(STORE_TIMEOUT_S, max(MIN_ROUND_TRIP_S, left))
 
-    async def _catch_up_now(self) -> None:
-        """Delete the catch-up's period marker and the refused GUIDs' redelivery holds; then
-        chase those GUIDs (:meth:`_catch_up_again`)."""
-        guids = list(self._room.refused)[:TOLD_AT_ONCE]
-        command = pack(b"DEL", CATCH_UP_PERIOD.encode(),
-                       *(keys.redelivery_hold(guid).encode() for guid in guids))
+    async def _one(self, command: bytes) -> object:
+        """One packed command's reply (a replica's refusal raised as a lost connection)."""
         async with asyncio.timeout(STORE_TIMEOUT_S):
             await self._connect()
             await self._conn.send_packed_command([command], check_health=False)
             reply = await self._reply()
         if isinstance(reply, ReadOnlyError):
             raise redis.ConnectionError(f"Redis is a read-only replica now: {reply}")
+        return reply
+
+    async def _catch_up_now(self) -> None:
+        """Delete the catch-up's period marker and the refused GUIDs' redelivery holds; then
+        chase those GUIDs (:meth:`_catch_up_again`)."""
+        guids = list(self._room.refused)[:TOLD_AT_ONCE]
+        command = pack(b"DEL", CATCH_UP_PERIOD.encode(),
+                       *(keys.redelivery_hold(guid).encode() for guid in guids))
+        reply = await self._one(command)
         if isinstance(reply, ResponseError):
             log.warning("could not ask for the catch-up now (%s); it runs within the minute",
                         reply)
@@ -331,12 +336,7 @@ class Ingest:
         guids = self._chase.ask()
         command = pack(b"EVAL", _ASK_AGAIN, b"%d" % (len(guids) + 1), CATCH_UP_PERIOD.encode(),
                        *(keys.seen(guid).encode() for guid in guids))
-        async with asyncio.timeout(STORE_TIMEOUT_S):
-            await self._connect()
-            await self._conn.send_packed_command([command], check_health=False)
-            reply = await self._reply()
-        if isinstance(reply, ReadOnlyError):
-            raise redis.ConnectionError(f"Redis is a read-only replica now: {reply}")
+        reply = await self._one(command)
         if not isinstance(reply, list):
             log.warning("could not ask for the catch-up again (%s)", reply)
             return
