@@ -5,12 +5,17 @@ The reactor creates its labels (status, stage and ``reactor:`` labels, with colo
 descriptions) in each repository it is given, and does nothing else on install. On uninstall
 it forgets what it kept of the installation's repositories, and of the installation itself;
 a repository taken from an installation is forgotten too (SPEC §6,
-:mod:`reactor.store.tenants`). The audit log keeps its records.
+:mod:`reactor.store.tenants`). GitHub marks the uninstall's ``repositories`` list optional, so
+the repositories the reactor has seen with the installation are forgotten as well (its
+index, written here when the App is given repositories, by the sweep and by the turns). The
+audit log keeps its records, for at most :data:`reactor.store.audit.MAX_AGE`.
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#installation
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#installation_repositories
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from gidgethub import routing, sansio
 
@@ -32,6 +37,8 @@ async def install_labels(raw: sansio.Event, event: Event, ctx: Context) -> None:
     if event.installation_id is None:
         await ctx.audit(event, Outcome.REJECTED, detail="no installation in the payload")
         return
+    await tenants.index(ctx.redis, event.installation_id, event.repositories)
+    await tenants.unmark(ctx.redis, event.repositories)
     gh = ctx.github.for_installation(event.installation_id)
     for repo in event.repositories:
         config, _ = await repoconfig.load(ctx.redis, gh, repo)
@@ -49,8 +56,12 @@ async def forget_repositories(raw: sansio.Event, event: Event, ctx: Context) -> 
         await ctx.audit(event, Outcome.REJECTED, detail="no installation in the payload")
         return
     repos = event.repositories
+    if uninstalled:  # the list is optional: the repositories seen with it as well
+        listed = {r.id for r in repos}
+        seen = await tenants.indexed(ctx.redis, event.installation_id)
+        repos += tuple(r for r in seen if r.id not in listed)
     forget = tenants.forget_installation if uninstalled else tenants.forget_repositories
-    gone = await forget(ctx.redis, event.installation_id, [r.id for r in repos])
+    gone = await forget(ctx.redis, event.installation_id, repos, now=datetime.now(UTC))
     names = ", ".join(r.full_name for r in repos[:NAMED]) or "no repositories"
     names += f" and {len(repos) - NAMED} more" if len(repos) > NAMED else ""
     await ctx.audit(event, Outcome.APPLIED, detail=f"forgot {names}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -115,3 +116,24 @@ def test_the_server_side_prefilter_never_drops_a_match(
     query = Query(repo=repo, issue=issue, comp=comp, delivery=delivery, rule=rule)
     stored = list(audit.select(client, Query(), limit=None))
     assert list(audit.select(client, query, limit=None)) == [r for r in stored if query.matches(r)]
+
+
+async def test_records_older_than_the_age_bound_are_trimmed(
+    client: redis.Redis, redis_url: str
+) -> None:
+    """Issue 17, finding 8: an uninstalled tenant's records, like everyone's, are kept for
+    at most ``MAX_AGE`` (the stream's cap by count alone made it depend on traffic)."""
+    now = datetime.now(UTC)
+    for n, age in enumerate((audit.MAX_AGE + timedelta(days=5), audit.MAX_AGE + timedelta(
+            minutes=1), audit.MAX_AGE - timedelta(minutes=1), timedelta(0))):
+        millis = int((now - age).timestamp() * 1000)
+        client.xadd(keys.AUDIT, AuditRecord(at=audit.now_iso(now - age), delivery=f"g{n}",
+                                            event="issues", outcome="accepted").to_fields(),
+                    id=f"{millis}-0")
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        assert await audit.trim(connection, now=now) == 2
+        assert await audit.trim(connection, now=now) == 0
+    finally:
+        await connection.aclose()
+    assert [r.delivery for r in audit.read(client)] == ["g3", "g2"]

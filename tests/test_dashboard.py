@@ -34,14 +34,14 @@ from reactor.core.actions import Rule
 from reactor.core.config import RepoConfig
 from reactor.core.labels import agent_label, comp_label
 from reactor.core.rules.cycles import Deps, in_cycles
-from reactor.core.view import IssueSnapshot, IssueState
+from reactor.core.view import IssueSnapshot, IssueState, Repo
 from reactor.entrypoints.web import create_app
 from reactor.ops import access, metrics, svg
 from reactor.ops.dashboard import boards, panels, pulse, recent, shown, standing
 from reactor.ops.dashboard import page as dashboard
 from reactor.ops.dashboard.recent import Kind
 from reactor.process.settings import Settings
-from reactor.store import audit, keys, memory
+from reactor.store import audit, keys, memory, tenants
 from reactor.store.audit import AuditRecord
 from reactor.store.counters import AuditLog
 from reactor.store.deliveries import Delivery
@@ -271,6 +271,39 @@ def test_an_empty_reactor_says_so(redis_url: str) -> None:
     with _loopback_client(operator_app(settings_for(redis_url))) as client:
         response = client.get("/")
     assert response.status_code == 200 and "No repository seen yet" in response.text
+
+
+async def _forget_widgets(redis_url: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await tenants.forget_installation(client, 7, [Repo("acme", "widgets", REPO_ID)],
+                                          now=datetime.now(UTC))
+    finally:
+        await client.aclose()
+
+
+def test_a_forgotten_repository_is_left_out_until_a_record_names_it_again(seeded: str) -> None:
+    """Issue 17, finding 8: the App uninstalled, the reactor forgot the repository, but its
+    audit records stay (for the operator: ``reactor audit``), and the page drew a board from
+    them. Records made since (the App given the repository again) bring it back."""
+    asyncio.run(_forget_widgets(seeded))
+    with _loopback_client(operator_app(settings_for(seeded))) as client:
+        html = client.get("/").text
+    assert "acme/widgets" not in html and "No repository seen yet" in html
+    time.sleep(0.01)  # the next record's stream id is a later millisecond
+    asyncio.run(_record(seeded, AuditRecord(
+        at=_iso(datetime.now(UTC)), delivery="g-3", event="issues", action="opened",
+        outcome="accepted", repo="acme/widgets", issue="6", detail="no rule broken")))
+    with _loopback_client(operator_app(settings_for(seeded))) as client:
+        assert ">acme/widgets<" in client.get("/").text
+
+
+async def _record(redis_url: str, record: AuditRecord) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await AuditLog(client).record(record)
+    finally:
+        await client.aclose()
 
 
 def test_redis_away_is_a_503_that_retries(redis_url: str) -> None:

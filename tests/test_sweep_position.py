@@ -29,3 +29,20 @@ def test_a_budget_keeps_a_reserve_for_writes() -> None:
     budget.spent = 2
     assert budget.allows() and not budget.allows(2)
     assert Budget().allows(10**9)  # reactor reconcile by hand: no bound
+
+
+def test_a_position_inside_a_repositorys_listing_orders_its_windows_before_names() -> None:
+    at = Position(20, "house", after=7, page=36)  # the window that begins at page 36
+    assert at.first_page(20) == 36 and at.first_page(30) == 1
+    assert at.passed(20, "zebra", page=1)  # an earlier window, whatever the name
+    assert at.passed(20, "alpha", page=36) and not at.passed(20, "zebra", page=36)
+    assert not at.passed(20, "alpha", page=71)
+    assert at.resume_after(20, "house", page=36) == 7 and at.resume_after(20, "house") == 0
+    assert Position.loads(at.dumps()) == at
+    assert Position.loads(b'[20, "house", 7]') == Position(20, "house", 7)  # an older cursor
+
+
+def test_a_listing_window_leaves_most_of_a_run_for_its_competitions() -> None:
+    assert Budget().window() is None  # reactor reconcile by hand: the whole listing at once
+    assert Budget(limit=WRITE_RESERVE + 400).window() == 100
+    assert Budget(limit=WRITE_RESERVE + 3).window() == 1  # always a page: runs progress

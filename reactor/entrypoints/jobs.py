@@ -45,7 +45,7 @@ from reactor.process.settings import Settings
 from reactor.shell import catchup, schedule, turn
 from reactor.shell.alone import handle_delivery
 from reactor.shell.runtime import Runtime
-from reactor.store import deliveries, keys, turns
+from reactor.store import audit, deliveries, keys, tenants, turns
 from reactor.store.counters import observe_latency
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,9 @@ def offer(scope: str, item: str, owner: str) -> str:
 def _turn(scope: Scope, owner: str, item: str | None, *, linger: float = 0.0) -> str:
     current = runtime()
     ctx = current.context
+    # The installation's index of its repositories, for an uninstall that lists none (once a
+    # day per process and repository: most turns cost no command for it).
+    current.run(tenants.note(ctx.redis, scope.installation_id, scope.repo))
     try:
         if item is None:
             report = current.run(turn.take(ctx, scope, owner=owner, linger=linger))
@@ -292,6 +295,13 @@ def sweep_installation(installation_id: int, budget: int | None = None) -> str:
     from reactor.shell import sweep as sweeping
     current = runtime()
     return current.run(sweeping.sweep(current.context, installation_id, budget=budget))
+
+
+def trim_audit() -> str:
+    """The hourly trim of the audit log (:func:`reactor.store.audit.trim`)."""
+    current = runtime()
+    gone = current.run(audit.trim(current.context.redis, now=datetime.now(UTC)))
+    return f"{gone} audit record(s) older than {audit.MAX_AGE.days} days dropped"
 
 
 def catch_up() -> str:

@@ -60,6 +60,9 @@ PERIODIC = (
     # (reactor/shell/sweep.py; its SWEEP_EVERY is this period).
     Periodic("sweep", "reactor.entrypoints.jobs.sweep", every=timedelta(minutes=10),
              timeout=timedelta(minutes=5), queue=keys.QUEUE_SWEEP),
+    # Audit records older than reactor.store.audit.MAX_AGE go, an uninstalled tenant's too.
+    Periodic("audit-trim", "reactor.entrypoints.jobs.trim_audit", every=timedelta(hours=1),
+             timeout=timedelta(minutes=5), queue=keys.QUEUE_SWEEP),
 )
 
 

@@ -3,10 +3,18 @@
 SPEC §6 bounds what one tenant may cost the others: a sweep gives each installation a budget
 of GitHub calls per run (:class:`Budget`), spent through a :class:`Metered` API object that
 counts every request, pages and ``blocked_by`` reads included. A run checks the budget only
-where stopping leaves nothing half done — before a repository, before a competition, between
-two ``blocked_by`` reads — so a competition's decision, once taken, is always applied whole
-(its writes may take the run past the budget by :data:`WRITE_RESERVE` calls or so). Where it
-stopped is a :class:`Position`, kept by the sweep as its cursor: the next run resumes there.
+where stopping leaves nothing half done — before a repository, before each page of its
+listing, before a competition, between two ``blocked_by`` reads — so a competition's
+decision, once taken, is always applied whole (its writes may take the run past the budget
+by :data:`WRITE_RESERVE` calls or so). Where it stopped is a :class:`Position`, kept by the
+sweep as its cursor: the next run resumes there.
+
+A repository's listing of open issues is read a window of :meth:`Budget.window` pages at a
+time (oldest issues first), and the competitions found in a window are swept before the next
+window is listed: a window takes at most a quarter of what a run may spend beyond the
+reserve, so a run that begins at a window always has the rest for its competitions, and a
+repository with more open issues than a run's budget can list is still swept, over several
+runs.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from gidgethub.abc import GitHubAPI
 
 WRITE_RESERVE = 25  # calls kept back for a competition's writes once its reads are done
 MIN_READS = 10  # blocked_by reads a competition makes however little is left: runs progress
+LISTING_SHARE = 4  # a listing window takes at most 1/4 of a run's calls beyond the reserve
 
 
 @dataclass
@@ -37,6 +46,12 @@ class Budget:
     def allows(self, calls: int = 1) -> bool:
         """Whether ``calls`` more still leave :data:`WRITE_RESERVE` for writes."""
         return self.left() >= calls + WRITE_RESERVE
+
+    def window(self) -> int | None:
+        """Listing pages swept at a time (None: the whole listing at once, no bound)."""
+        if self.limit is None:
+            return None
+        return max(1, (self.limit - WRITE_RESERVE) // LISTING_SHARE)
 
 
 class Metered(GitHubAPI):
@@ -59,35 +74,44 @@ class Metered(GitHubAPI):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where an installation's sweep stands: competition ``comp`` of the repository whose
-    id is ``repo_id`` (repositories go in order of id, competitions in order of name), its
-    ``blocked_by`` links read up to issue ``after``. ``comp`` empty: the repository has
-    not begun."""
+    """Where an installation's sweep stands: in the repository whose id is ``repo_id``
+    (repositories go in order of id), the window of its listing that begins at page ``page``
+    (windows go in order), its competition ``comp`` (in order of name), whose ``blocked_by``
+    links were read up to issue ``after``. ``comp`` empty: the window has not begun."""
 
     repo_id: int
     comp: str = ""
     after: int = 0
+    page: int = 1
 
-    def passed(self, repo_id: int, comp: str | None = None) -> bool:
-        """Whether the repository (or its competition) comes before this position: an
-        earlier run swept it."""
+    def passed(self, repo_id: int, comp: str | None = None, *, page: int = 1) -> bool:
+        """Whether the repository (or the competition, in the window at ``page``) comes
+        before this position: an earlier run swept it."""
         if comp is None:
             return repo_id < self.repo_id
-        return (repo_id, comp) < (self.repo_id, self.comp)
+        return (repo_id, page, comp) < (self.repo_id, self.page, self.comp)
 
-    def resume_after(self, repo_id: int, comp: str) -> int:
+    def first_page(self, repo_id: int) -> int:
+        """The listing page the repository's sweep begins at."""
+        return self.page if repo_id == self.repo_id else 1
+
+    def resume_after(self, repo_id: int, comp: str, *, page: int = 1) -> int:
         """The issue after which the competition's ``blocked_by`` reads go on."""
-        return self.after if (repo_id, comp) == (self.repo_id, self.comp) else 0
+        here = (repo_id, page, comp) == (self.repo_id, self.page, self.comp)
+        return self.after if here else 0
 
     def dumps(self) -> str:
-        return orjson.dumps([self.repo_id, self.comp, self.after]).decode()
+        return orjson.dumps([self.repo_id, self.comp, self.after, self.page]).decode()
 
     @classmethod
     def loads(cls, raw: bytes | str) -> Position | None:
-        """The position written by :meth:`dumps`; None for anything else (start afresh)."""
+        """The position written by :meth:`dumps` (or, without its page, by an earlier
+        version); None for anything else (start afresh)."""
         try:
-            repo_id, comp, after = orjson.loads(raw)
-            return cls(int(repo_id), str(comp), int(after))
+            repo_id, comp, after, *page = orjson.loads(raw)
+            if len(page) > 1 or not isinstance(comp, str):
+                return None
+            return cls(int(repo_id), comp, int(after), max(1, int(page[0])) if page else 1)
         except (orjson.JSONDecodeError, TypeError, ValueError):
             return None
 

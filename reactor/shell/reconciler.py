@@ -1,9 +1,12 @@
 """``reactor reconcile`` and the periodic sweep: every open agent issue read afresh, and
 what the rules require of the state repaired (:mod:`reactor.core.rules.reconcile`).
 
-Per installation (suspended ones skipped), per repository in order of id: one paginated
-listing of its open issues (conditional requests make an unchanged page free); the agent
-issues are grouped by competition, and each competition's turn reconciles it.
+Per installation (suspended ones skipped), per repository in order of id: a paginated
+listing of its open issues, oldest first (conditional requests make an unchanged page free);
+the agent issues are grouped by competition, and each competition's turn reconciles it. The
+sweep lists a window of pages at a time and sweeps its competitions before listing the next,
+so a listing longer than its budget is swept over several runs
+(:meth:`reactor.shell.budget.Budget.window`); ``reactor reconcile`` lists every page at once.
 
 Each competition's reconcile is made by its turn (:mod:`reactor.shell.repair`), like any
 other work on it.
@@ -16,6 +19,7 @@ goes on; a rate limit ends that installation's part of the run only. The sweep
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections import defaultdict
@@ -34,11 +38,12 @@ from reactor.github import Installation, list_installations, repo_installation
 from reactor.shell import repair, repoconfig, turn
 from reactor.shell.budget import Budget, Pass, Position
 from reactor.shell.context import Context
-from reactor.store import memory, turns
+from reactor.store import memory, tenants, turns
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+PER_PAGE = 100  # issues per page of a repository's listing (GitHub's most)
 
 
 @dataclass
@@ -138,6 +143,7 @@ async def sweep_installation(ctx: Context, sweep: Pass, summary: Summary, *,
     try:
         repos = sorted([r async for r in installation_repositories(sweep.gh, only)],
                        key=lambda r: r.id)
+        await tenants.index(ctx.redis, sweep.installation_id, repos)
         for repo in repos:
             if sweep.start is not None and sweep.start.passed(repo.id):
                 continue
@@ -179,20 +185,41 @@ def _problem(summary: Summary, progress: Progress, line: str) -> None:
 
 
 async def reconcile_repo(ctx: Context, sweep: Pass, repo: Repo, summary: Summary) -> None:
-    """Every competition of the repository with open agent issues, in order of name, from
-    where ``sweep.start`` says; stops (``sweep.stopped``) when the budget is spent."""
+    """Every competition of the repository with open agent issues, a window of its listing
+    at a time (:meth:`reactor.shell.budget.Budget.window`), from where ``sweep.start``
+    says; stops (``sweep.stopped``) when the budget is spent."""
     config, _ = await repoconfig.load(ctx.redis, sweep.gh, repo)
-    groups = await _open_agent_issues(ctx, sweep.gh, repo)
-    summary.issues += sum(len(group) for group in groups.values())
+    page = sweep.start.first_page(repo.id) if sweep.start is not None else 1
+    window = sweep.budget.window()
+    while True:
+        sweep.at = Position(repo.id, page=page)
+        listed = await _open_issues(sweep, repo, page, window)
+        if listed is None:  # the budget ran out while listing: the next run lists it again
+            sweep.stopped = Position(repo.id, page=page)
+            return
+        issues, ended = listed
+        groups = await _agent_issues(ctx, repo, issues)
+        summary.issues += sum(len(group) for group in groups.values())
+        await _competitions(ctx, sweep, repo, config, groups, page, summary)
+        if ended or window is None or sweep.stopped is not None:
+            return
+        page += window
+
+
+async def _competitions(ctx: Context, sweep: Pass, repo: Repo, config: Any,
+                        groups: dict[str, list[IssueSnapshot]], page: int,
+                        summary: Summary) -> None:
+    """The competitions found in the window that begins at listing page ``page``, in order
+    of name, from where ``sweep.start`` says."""
     for comp in sorted(groups):
         start = sweep.start
-        if start is not None and start.passed(repo.id, comp):
+        if start is not None and start.passed(repo.id, comp, page=page):
             continue
         if not sweep.budget.allows():
-            sweep.stopped = Position(repo.id, comp)
+            sweep.stopped = Position(repo.id, comp, page=page)
             return
-        after = start.resume_after(repo.id, comp) if start is not None else 0
-        sweep.at = Position(repo.id, comp, after)
+        after = start.resume_after(repo.id, comp, page=page) if start is not None else 0
+        sweep.at = Position(repo.id, comp, after, page)
         summary.competitions += 1
         scope = Scope(repo, sweep.installation_id, comp)
         try:
@@ -208,18 +235,35 @@ async def reconcile_repo(ctx: Context, sweep: Pass, repo: Repo, summary: Summary
             _problem(summary, lambda line: None, f"{repo.full_name} {comp}: {exc}")
             continue
         if unread is not None:
-            sweep.stopped = Position(repo.id, comp, unread)
+            sweep.stopped = Position(repo.id, comp, unread, page)
             return
 
 
-async def _open_agent_issues(ctx: Context, gh: GitHubAPI, repo: Repo
-                             ) -> dict[str, list[IssueSnapshot]]:
-    """Open agent issues (by label, or by what the reactor remembers), by the competition
-    whose reconcile judges each."""
-    url = f"/repos/{repo.full_name}/issues{{?state,per_page}}"
-    issues = [parse_issue(item) async for item in gh.getiter(url, {"state": "open",
-                                                                   "per_page": 100})
-              if "pull_request" not in item]
+async def _open_issues(sweep: Pass, repo: Repo, first: int, window: int | None
+                       ) -> tuple[list[IssueSnapshot], bool] | None:
+    """The repository's open issues on ``window`` listing pages from page ``first`` (None:
+    every page), oldest first, and whether the listing ends there; None when the budget
+    ran out first. A page is read only while the budget allows it."""
+    url = f"/repos/{repo.full_name}/issues{{?state,sort,direction,per_page,page}}"
+    found: list[IssueSnapshot] = []
+    pages = itertools.count(first) if window is None else range(first, first + window)
+    for page in pages:
+        if not sweep.budget.allows():
+            return None
+        items: Any = await sweep.gh.getitem(url, {"state": "open", "sort": "created",
+                                                  "direction": "asc", "per_page": PER_PAGE,
+                                                  "page": page})
+        items = items if isinstance(items, list) else []
+        found += [parse_issue(item) for item in items if "pull_request" not in item]
+        if len(items) < PER_PAGE:
+            return found, True
+    return found, False
+
+
+async def _agent_issues(ctx: Context, repo: Repo, issues: list[IssueSnapshot]
+                        ) -> dict[str, list[IssueSnapshot]]:
+    """The agent issues among ``issues`` (by label, or by what the reactor remembers), by
+    the competition whose reconcile judges each."""
     remembered = await memory.recall(ctx.redis, repo.id, [i.number for i in issues])
     groups: dict[str, list[IssueSnapshot]] = defaultdict(list)
     for issue in issues:

@@ -13,8 +13,9 @@ Each installation's job (:func:`sweep`):
 - runs alone (a lock per installation: a slow run and the next period's never overlap);
 - spends at most :data:`CALLS_PER_RUN` GitHub calls — listings, config reads, ``blocked_by``
   reads, writes (:mod:`reactor.shell.budget`) — from where the previous run stopped (its
-  cursor in Redis). When the budget is spent it stops, the cursor says where, and the next
-  run goes on from there; a run that gets through the last repository clears it;
+  cursor in Redis), so an installation's sweep spends about :data:`CALLS_PER_HOUR` an hour.
+  When the budget is spent it stops, the cursor says where, and the next run goes on from
+  there; a run that gets through the last repository clears it;
 - ends early on a rate limit, with the cursor at the competition it was on, and says so;
 - reports an error on one repository and goes on with the next.
 """
@@ -37,8 +38,12 @@ from reactor.store import keys
 
 log = logging.getLogger(__name__)
 
-CALLS_PER_RUN = 500  # an installation's GitHub calls per run (~10% of its hourly 5,000)
 SWEEP_EVERY = timedelta(minutes=10)
+# An installation's GitHub calls per hour for its sweep: a fifth of the 5,000 an hour GitHub
+# gives the smallest installation, so its webhooks keep the rest. A run (at most one per
+# period, never two at once) spends its period's share: 166 calls.
+CALLS_PER_HOUR = 1000
+CALLS_PER_RUN = int(CALLS_PER_HOUR * (SWEEP_EVERY / timedelta(hours=1)))
 JOB_TIMEOUT = timedelta(minutes=15)
 FAN_OUT_TIMEOUT = timedelta(minutes=5)
 CURSOR_TTL_S = 7 * 24 * 3600
@@ -120,6 +125,8 @@ async def _run(ctx: Context, installation: Installation, budget: Budget) -> reco
 
 def _where(position: Position) -> str:
     where = f"repository id {position.repo_id}"
+    if position.page > 1:
+        where += f", listing page {position.page}"
     if position.comp:
         where += f", competition {position.comp}"
     if position.after:

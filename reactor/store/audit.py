@@ -2,8 +2,9 @@
 
 Records hold names, numbers and reasons only — never tokens, keys or payload bodies — so the
 log can be shown to anyone who may see the repository. The stream is capped by count
-(``MAXLEN ~``) and every field by size (:data:`FIELD_CAPS`), so no tenant's text can make it
-grow without bound.
+(``MAXLEN ~``), by age (:data:`MAX_AGE`, trimmed every hour: :func:`trim`) and every field by
+size (:data:`FIELD_CAPS`), so no tenant's text can make it grow without bound, and no record
+— of an uninstalled tenant either — outlives :data:`MAX_AGE` by more than an hour or so.
 
 Readers select records newest first (:func:`select`) or tail the stream live
 (:func:`follow`); a :class:`Query` says which records match. A time bound is applied through
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import redis
@@ -33,6 +34,7 @@ FIELD_CAPS = {"detail": DETAIL_CAP, "deliveries": DELIVERIES_CAP}
 ELLIPSIS = "…"
 
 PAGE = 1000  # entries per XREVRANGE or XREAD call
+MAX_AGE = timedelta(days=30)  # records older than this are trimmed (as long as issue memory)
 _ASCII_SPACE = " \t\n\v\f\r"  # what Lua's %s strips, so both sides read a list alike
 _MAX_SEQ = 2**64 - 1
 
@@ -327,17 +329,18 @@ def rejected_payload(guid: str, event: str, payload: object, why: str) -> AuditR
     )
 
 
-async def newest(client: redis.asyncio.Redis, *, at_least: int, since: datetime, at_most: int
-                 ) -> list[AuditRecord]:
+async def newest(client: redis.asyncio.Redis, *, at_least: int, since: datetime, at_most: int,
+                 page: int = PAGE) -> list[AuditRecord]:
     """The newest records, newest first: ``at_least`` whatever their age, then on back to
-    ``since``, ``at_most`` in all (``XREVRANGE`` in pages of :data:`PAGE`)."""
+    ``since``, ``at_most`` in all (``XREVRANGE`` in pages of ``page``: each page's reply is
+    parsed on the event loop in one go)."""
     since_id = f"{max(0, int(since.timestamp() * 1000))}-0"
     found: list[AuditRecord] = []
     upto = "+"
     while len(found) < at_most:
         any_age = len(found) < at_least
         low = "-" if any_age else since_id
-        count = min(PAGE, (at_least if any_age else at_most) - len(found))
+        count = min(page, (at_least if any_age else at_most) - len(found))
         entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrevrange(  # type: ignore[assignment]
             keys.AUDIT, upto, low, count=count)
         found += [AuditRecord.from_stream(entry_id, fields) for entry_id, fields in entries]
@@ -345,3 +348,11 @@ async def newest(client: redis.asyncio.Redis, *, at_least: int, since: datetime,
             break
         upto = _before(entries[-1][0].decode())
     return found
+
+
+async def trim(client: redis.asyncio.Redis, *, now: datetime) -> int:
+    """Drop the records older than :data:`MAX_AGE`; how many went. Exact (``XTRIM MINID``,
+    not ``~``, which drops whole stream nodes only: on a quiet deployment a node may span
+    months)."""
+    return int(await client.xtrim(keys.AUDIT, minid=f"{_millis(now - MAX_AGE)}-0",
+                                  approximate=False))

@@ -231,3 +231,20 @@ def sweep_running(installation_id: int) -> str:
 
 def sweep_queued(installation_id: int, period: int) -> str:
     return SWEEP_QUEUED.format(installation_id=installation_id, period=period)
+
+
+# Tenants (reactor/store/tenants.py): the repositories seen with each installation (a hash:
+# repository id → full name) and the installation each repository was last seen with, so an
+# uninstall whose payload lists none still forgets them; and the repositories forgotten (a
+# sorted set: "<id> <full name>" → when), which the dashboard leaves out.
+INSTALLATION_REPOS = PREFIX + "installation-repos:{installation_id}"
+REPO_INSTALLATION = PREFIX + "repo-installation:{repo_id}"
+FORGOTTEN_REPOS = PREFIX + "forgotten-repos"
+
+
+def installation_repos(installation_id: int) -> str:
+    return INSTALLATION_REPOS.format(installation_id=installation_id)
+
+
+def repo_installation(repo_id: int) -> str:
+    return REPO_INSTALLATION.format(repo_id=repo_id)

@@ -12,6 +12,7 @@ sweep jobs' results (their summary lines).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -222,3 +223,29 @@ def test_a_big_competitions_blocked_by_reads_go_on_where_the_last_run_stopped(
     assert links_read(s, mark) == numbers[len(read):], second
     assert "resumes" not in second, second
 
+
+
+def test_a_repository_whose_listing_outgrows_the_budget_is_swept_a_window_at_a_time(
+    stack: Stack, rq_redis: redis.Redis,
+) -> None:
+    """Listing 450 plain open issues and the planner's takes five pages: within a budget of
+    30 calls (WRITE_RESERVE kept back) a run that lists them all has nothing left for the
+    competition, and the next run did the same. Now a run lists a window of pages, sweeps
+    what it found and leaves the rest of the listing to the next run."""
+    s = tenant(stack, "long")
+    s.client.control("POST", "faults", {"webhooks": {"drop": 1.0}})
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: s.open_issue("reporter", f"a plain issue {n}", []),
+                          range(450)))
+    finally:
+        s.client.control("POST", "faults", {})
+    missed_hand_off(s, "titanic")  # the newest issue: on the listing's last page
+    runs = []
+    for run in range(1, 5):
+        runs.append(run_sweep(rq_redis, s, 30, run))
+        if handed_off(s, "titanic"):
+            break
+    assert handed_off(s, "titanic"), runs
+    assert "the next run resumes at repository id" in runs[0], runs
+    assert "listing page" in runs[0], runs

@@ -21,12 +21,17 @@ reactor believes, which is what one debugs:
   (:class:`reactor.ops.dashboard.learnt.DeliveryFacts`): when a completion that was handed off
   arrived (hand-off latency) and how a ``closed`` delivery's issue was closed.
 
+A repository the reactor forgot (the App uninstalled, or the repository taken from it:
+:mod:`reactor.store.tenants`) is left out, and so are the audit records naming it from before
+then; records made since (the App given it again) bring it back.
+
 What one tenant has is bounded before it is read in full: :data:`REPOSITORIES` repositories
 (those with the newest audit records first) are read, the others only counted, and of each
 the newest :data:`MAX_ISSUES` issues, read in pipelines of :data:`CHUNK`: redis-py parses
 a pipeline's replies on the event loop that takes webhooks, in one go (in pipelines of 500,
 a webhook waited up to 0.25 s while 5,000 issues were read; in pipelines of 100, 0.05 s:
-``bench/dashboard.py``).
+``bench/dashboard.py``). The audit records are read :data:`RECORDS_CHUNK` at a time for the
+same reason (3,000 records in pages of 1,000 held the event loop up to 0.1 s a page).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from reactor.core.config import DEFAULT_CONFIG, RepoConfig
 from reactor.ops.dashboard import pulse, recent, standing
 from reactor.ops.dashboard.learnt import DeliveryFacts, RepoNames
 from reactor.shell import repoconfig
-from reactor.store import audit, memory
+from reactor.store import audit, memory, tenants
 from reactor.store.audit import AuditRecord
 
 REPOSITORIES = 20  # drawn per page; the others are named, with their issue counts
@@ -50,6 +55,7 @@ MAX_ISSUES = 5000  # read per repository: the newest
 CHUNK = 100  # issues per Redis pipeline: its replies are parsed on the event loop
 RECENT_RECORDS = 400  # audit records read per refresh, whatever their age
 HOUR_RECORDS = 3000  # audit records read per refresh at most: the last hour's, newest first
+RECORDS_CHUNK = 250  # audit records per XREVRANGE: its reply is parsed on the event loop
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,23 @@ def _candidates(names: RepoNames, numbers: Mapping[int, list[int]],
     return sorted(found, key=lambda c: (c.rank, c.repo_id or 0))
 
 
+def _not_forgotten(gone: Mapping[int, tuple[str, float]], records: Sequence[AuditRecord],
+                   numbers: Mapping[int, list[int]]
+                   ) -> tuple[list[AuditRecord], dict[int, list[int]]]:
+    """``records`` but those naming a repository forgotten since, and ``numbers`` but those
+    of a forgotten repository that no record kept names (one the App was given again)."""
+    when = {name.casefold(): at for name, at in gone.values()}
+
+    def shown(record: AuditRecord) -> bool:
+        forgot = when.get(record.repo.casefold())
+        return forgot is None or _id_time(record.id).timestamp() > forgot
+
+    kept = [r for r in records if shown(r)]
+    named = {r.repo.casefold() for r in kept}
+    return kept, {repo_id: issues for repo_id, issues in numbers.items()
+                  if repo_id not in gone or gone[repo_id][0].casefold() in named}
+
+
 async def _board(client: redis.asyncio.Redis, names: RepoNames, chosen: _Candidate,
                  numbers: Sequence[int], records: Sequence[AuditRecord]) -> Board:
     if chosen.repo_id is None:
@@ -172,9 +195,10 @@ async def boards(client: redis.asyncio.Redis, names: RepoNames, facts: DeliveryF
     """A board per repository the reactor remembers issues of or has audit records of, for
     the first :data:`REPOSITORIES` of them; the others by title and issue count."""
     records = await audit.newest(client, at_least=RECENT_RECORDS, since=now - pulse.HOUR,
-                                 at_most=HOUR_RECORDS)
+                                 at_most=HOUR_RECORDS, page=RECORDS_CHUNK)
+    records, numbers = _not_forgotten(await tenants.forgotten(client), records,
+                                      await memory.remembered(client))
     await names.learn(client, records)
-    numbers = await memory.remembered(client)
     candidates = _candidates(names, numbers, records)
     drawn = [await _board(client, names, c, numbers.get(c.repo_id or -1, []), records)
              for c in candidates[:REPOSITORIES]]
