@@ -102,6 +102,13 @@ def test_the_defaults_name_no_one_and_warn_of_a_competition_outside_the_agents_s
     assert "Note: `house` is outside the scope of `executor-bot[bot]`" in scoped
 
 
+def test_a_competition_parent_issue_is_named_only_when_the_config_has_one() -> None:
+    assert "parent issue" not in agent_guide(DEFAULT_CONFIG, "executor")
+    nested = agent_guide(parse_config("chain: [dependencies, sub_issues]"), "executor")
+    assert "nor take it out of its competition's parent issue (`reactor:competition`)" in nested
+    assert "a stage taken out of its parent is put back" in nested
+
+
 def test_titles_and_duplicates_read_as_the_reactor_reads_them() -> None:
     text = agent_guide(DEFAULT_CONFIG, "executor", comp="titanic")
     assert f"title the new issue `{issue_title('titanic', 'executor', '<task>')}`" in text

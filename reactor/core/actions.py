@@ -166,8 +166,26 @@ class LinkBlockedBy:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AddSubIssue:
+    """``POST /issues/{parent}/sub_issues`` with the id of issue ``sub``: the stage shown as a
+    sub-issue of its competition's parent issue (R9 with ``chain: [sub_issues]``; R3 puts a
+    stage moved out of it back). ``parent_key``/``sub_key``: the issue is one this decision
+    creates under that creation key (its number is then 0). ``replace``: take the issue from
+    the parent it has now (GitHub's ``replace_parent``)."""
+
+    parent: int
+    parent_key: str
+    sub: int
+    sub_key: str
+    sub_id: int
+    replace: bool
+    rule: Rule
+    reason: str
+
+
 Action = (AddLabel | RemoveLabel | Comment | CreateIssue | CloseIssue | ReopenIssue | Dispatch
-          | Escalate | LinkBlockedBy)
+          | Escalate | LinkBlockedBy | AddSubIssue)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,15 @@ def closed(*, issue: int, rule: Rule, actor: str, what: str, instead: str, key: 
     return _comment(issue, rule, key, text, f"{rule.value} close: {what}")
 
 
+def parent_restored(*, issue: int, parent: int, actor: str, key: str) -> Comment:
+    """Posted on a stage's issue put back under its competition's parent issue (R3)."""
+    text = (f"{heading(Rule.R3)}: @{actor} took #{issue} out of #{parent}, the parent issue "
+            f"of its competition.\n\nThe reactor put it back: a stage's issue stays a "
+            f"sub-issue of its competition's parent. A maintainer may move it.")
+    return _comment(issue, Rule.R3, key, text, f"R3 restore: #{issue} back under #{parent}",
+                    tag="parent")
+
+
 def duplicate(*, issue: int, original: int, actor: str, key: str) -> Comment:
     """Posted on the newer of two duplicate agent issues (R5)."""
     text = (f"{heading(Rule.R5)}: @{actor} this issue duplicates #{original} (same "

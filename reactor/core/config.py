@@ -20,8 +20,9 @@ issue within ``revert_window`` (default 1h) before the reactor stops and asks fo
 Two tune R12: two actors may undo each other's change on one issue ``pingpong_limit``
 (default 4) times within ``pingpong_window`` (default 10m); one more is a loop. ``limits``
 sets R11's budget per actor and installation (:class:`Limits`). ``chain`` says how a
-hand-off shows the chain of stages in GitHub itself (default ``[dependencies]``; ``[]``: not
-at all).
+hand-off shows the chain of stages in GitHub itself (default ``[dependencies]``; add
+``sub_issues`` for a parent issue per competition with each stage as its sub-issue; ``[]``:
+not at all).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Chain(StrEnum):
     """How a hand-off shows the chain of stages in GitHub itself (R9)."""
 
     DEPENDENCIES = "dependencies"  # the next stage's issue is "blocked by" the completed one
+    SUB_ISSUES = "sub_issues"  # each stage a sub-issue of the competition's parent issue
 
 
 class DispatchMode(StrEnum):

@@ -41,8 +41,9 @@ class Event:
     received_at: float = 0.0
     # The reactor's creation key, when the payload's issue body carries its marker.
     issue_creation_key: str | None = None
-    # ``issue_dependencies``: the blocking issue, when it is in the same repository.
-    blocking: int | None = None
+    # ``issue_dependencies``: the blocking issue; ``sub_issues``: the parent issue — when it is
+    # in the same repository.
+    other: int | None = None
     # ``installation`` created or deleted, ``installation_repositories`` added or removed:
     # the repositories the App was given or lost.
     repositories: tuple[Repo, ...] = ()
@@ -72,6 +73,8 @@ def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float
     issue = reader.mapping("issue", required=name in _ISSUE_EVENTS)
     if name == "issue_dependencies":  # the blocked issue is the one that changed
         issue = reader.mapping("blocked_issue", required=True)
+    if name == "sub_issues":  # the sub-issue is the one that changed
+        issue = reader.mapping("sub_issue", required=True)
     label = reader.mapping("label", required=name == "label")
     return Event(
         name=name,
@@ -86,7 +89,7 @@ def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float
         issue_author=reader.author(issue) if issue is not None else None,
         label_renamed_from=reader.renamed_from() if name == "label" else None,
         received_at=received_at,
-        blocking=reader.blocking() if name == "issue_dependencies" else None,
+        other=reader.other(name),
         issue_creation_key=creation_key(reader.optional_str(issue, "body") or "")
         if issue is not None else None,
         repositories=reader.repositories(_REPOSITORY_LISTS.get((name, action or ""))),
@@ -96,6 +99,11 @@ def parse_event(name: str, delivery_id: str, payload: Any, *, received_at: float
 
 
 _IDENTITY = (LabelKind.AGENT, LabelKind.COMP)
+# The changes each event reports; the other actions of a link's events are its twin half.
+_LINKS = {"issue_dependencies": (ChangeKind.BLOCKED_BY_ADDED, ChangeKind.BLOCKED_BY_REMOVED),
+          "sub_issues": (ChangeKind.SUB_ISSUE_ADDED, ChangeKind.SUB_ISSUE_REMOVED)}
+_KINDS = {"issues": tuple(k for k in ChangeKind if k.value not in
+                          {v for kinds in _LINKS.values() for v in kinds}), **_LINKS}
 
 
 def change_from_event(event: Event, *, now: datetime) -> Change | None:
@@ -103,16 +111,13 @@ def change_from_event(event: Event, *, now: datetime) -> Change | None:
 
     Its time is when the web process received it (``now`` for a delivery without one), and
     it keeps the ``status:`` labels the payload showed, which order a burst's changes."""
-    if event.name not in ("issues", "issue_dependencies") or event.issue is None \
-            or event.sender is None:
+    if event.name not in _KINDS or event.issue is None or event.sender is None:
         return None
     try:
         kind = ChangeKind(event.action or "")
     except ValueError:
         return None
-    if event.name == "issue_dependencies" and (
-            kind not in (ChangeKind.BLOCKED_BY_ADDED, ChangeKind.BLOCKED_BY_REMOVED)
-            or event.blocking is None):
+    if kind not in _KINDS[event.name] or (event.name != "issues" and event.other is None):
         return None
     label = event.label if kind in (ChangeKind.LABELED, ChangeKind.UNLABELED) else None
     at = datetime.fromtimestamp(event.received_at, UTC) if event.received_at else now
@@ -120,7 +125,7 @@ def change_from_event(event: Event, *, now: datetime) -> Change | None:
     opened_with = frozenset(n for n in event.issue_labels if parse_label(n).kind in _IDENTITY) \
         if kind is ChangeKind.OPENED else None
     return Change(kind, event.issue, event.sender, event.delivery_id, at, label, shown,
-                  event.blocking, opened_with)
+                  event.other, opened_with)
 
 
 def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:
@@ -144,7 +149,28 @@ def parse_issue(obj: Any, *, delivery_id: str = "") -> IssueSnapshot:
         author=reader.author(obj) or "",
         created_at=reader.timestamp(obj, "created_at", "issue"),
         updated_at=reader.optional_timestamp(obj, "updated_at"),
+        parent=_parent_number(obj),
     )
+
+
+_FAR_SIDES = ("blocking_issue_repo", "blocked_issue_repo", "sub_issue_repo", "parent_issue_repo")
+
+
+def _repo_id(repository: object) -> object:
+    """A repository object's id (compared, not trusted: a mismatch only drops the link)."""
+    return repository.get("id") if isinstance(repository, dict) else repository
+
+
+def _parent_number(obj: dict[str, Any]) -> int | None:
+    """The number of the issue's parent, from ``parent_issue_url``: None without one, 0 when
+    the parent is in another repository (or the URL is not one GitHub writes)."""
+    url, home = obj.get("parent_issue_url"), obj.get("repository_url")
+    if not isinstance(url, str):
+        return None
+    repo, _, number = url.rpartition("/issues/")
+    if repo != home or not number.isdigit():
+        return 0
+    return int(number)
 
 
 class _Reader:
@@ -246,13 +272,19 @@ class _Reader:
         except (KeyError, ValueError):
             return None
 
-    def blocking(self) -> int | None:
-        """The blocking issue's number; None when it lives in another repository."""
-        if self.payload.get("blocking_issue_repo") not in (None, self.payload.get("repository")):
+    def other(self, name: str) -> int | None:
+        """The other issue of a link: the blocking one (``issue_dependencies``) or the parent
+        (``sub_issues``); None for other events, or when it lives in another repository."""
+        side = {"issue_dependencies": "blocking_issue", "sub_issues": "parent_issue"}.get(name)
+        if side is None:
             return None
-        other = self.mapping("blocking_issue", required=True)
+        # each half names the repository of its far side: both must be this one
+        home = _repo_id(self.payload.get("repository"))
+        if any(_repo_id(self.payload[k]) != home for k in _FAR_SIDES if k in self.payload):
+            return None
+        other = self.mapping(side, required=True)
         assert other is not None
-        return self.integer(other, "number", "blocking_issue")
+        return self.integer(other, "number", side)
 
     def repositories(self, field: str | None) -> tuple[Repo, ...]:
         """The ``{"id": <int>, "full_name": "<owner>/<name>"}`` items listed under ``field``

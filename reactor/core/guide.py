@@ -22,7 +22,7 @@ from types import MappingProxyType
 
 from reactor.core.actions import Rule
 from reactor.core.comments import span
-from reactor.core.config import DispatchMode, RepoConfig
+from reactor.core.config import Chain, DispatchMode, RepoConfig
 from reactor.core.errors import ConfigError
 from reactor.core.labels import ReactorLabel, Status, agent_label, comp_label
 from reactor.core.rules import normalise_title
@@ -60,8 +60,9 @@ RULES: Mapping[str, tuple[str, str]] = MappingProxyType({
     "R2": ("enter `starting` or `running` only once every earlier stage{earlier_of} has an "
            "issue in `completed` (closed as completed counts)",
            "revert; the comment links the issue that blocks you"),
-    "R3": ("never change an agent issue's `comp:` or `agent:` label; touch {scope}",
-           "revert the label change; an issue created outside your scope is closed"),
+    "R3": ("never change an agent issue's `comp:` or `agent:` label{parent}; touch {scope}",
+           "revert the label change{parent_back}; an issue created outside your scope is "
+           "closed"),
     "R4": ("{authority}; never change another stage's status, nor any `reactor:` label",
            "revert"),
     "R5": ("one open agent issue per competition, stage and normalised title: look before "
@@ -162,7 +163,17 @@ def facts(config: RepoConfig, stage: str, comp: str | None) -> dict[str, str]:
         "scope": _scope(config, drivers, comp),
         "limits": ", ".join(b.text for b in config.limits.budgets()),
         "pingpong": f"{config.pingpong_limit} times within {span(config.pingpong_window)}",
+        **_parent(config),
     }
+
+
+def _parent(config: RepoConfig) -> dict[str, str]:
+    """R3's words on the competition's parent issue, when the config has one."""
+    if Chain.SUB_ISSUES not in config.chain:
+        return {"parent": "", "parent_back": ""}
+    return {"parent": ", nor take it out of its competition's parent issue "
+                      "(`reactor:competition`)",
+            "parent_back": "; a stage taken out of its parent is put back"}
 
 
 def _authority(stage: str, drivers: list[str]) -> str:

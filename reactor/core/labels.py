@@ -58,6 +58,7 @@ class ReactorLabel(StrEnum):
     NEEDS_HUMAN = "reactor:needs-human"
     DUPLICATE = "reactor:duplicate"
     PAUSED = "reactor:paused"
+    COMPETITION = "reactor:competition"  # a competition's parent issue (``chain: [sub_issues]``)
 
 
 _PREFIXED = (LabelKind.AGENT, LabelKind.COMP, LabelKind.STATUS, LabelKind.PRIORITY,
@@ -177,6 +178,7 @@ _REACTOR_COLOURS = {
     ReactorLabel.NEEDS_HUMAN: ("e11d21", "Issue Safety Reactor: stopped; a maintainer must look"),
     ReactorLabel.DUPLICATE: ("cfd3d7", "Issue Safety Reactor: closed as a duplicate"),
     ReactorLabel.PAUSED: ("fbca04", "Issue Safety Reactor: competition paused (runaway agent)"),
+    ReactorLabel.COMPETITION: ("0e8a16", "Issue Safety Reactor: a competition's parent issue"),
 }
 AGENT_COLOUR = "c5def5"
 COMP_COLOUR = "bfdadc"

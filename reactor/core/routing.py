@@ -1,8 +1,9 @@
 """Which competition's turn a delivery joins: the scope, read from the payload alone.
 
 A *scope* is what one turn covers: a competition of a repository, or one issue outside any
-(SPEC §6: work on one competition is serialised). The web process routes each ``issues`` and
-``issue_dependencies`` delivery to its scope as it stores it (:func:`route`), reading only the
+(SPEC §6: work on one competition is serialised). The web process routes each ``issues``,
+``issue_comment``, ``issue_dependencies`` and ``sub_issues`` delivery to its scope as it
+stores it (:func:`route`), reading only the
 payload — the installation, the repository, the issue's number and labels, the changed label —
 so that a delivery whose scope already has a turn waiting costs no job of its own.
 
@@ -26,7 +27,8 @@ from reactor.core.labels import LabelKind, parse_label
 from reactor.core.view import Repo
 
 # Events whose deliveries join a turn, and the payload field naming the issue that changed.
-TURN_EVENTS = {"issues": "issue", "issue_comment": "issue", "issue_dependencies": "blocked_issue"}
+TURN_EVENTS = {"issues": "issue", "issue_comment": "issue", "issue_dependencies": "blocked_issue",
+               "sub_issues": "sub_issue"}
 
 
 @dataclass(frozen=True, slots=True)

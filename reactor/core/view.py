@@ -55,6 +55,9 @@ class ChangeKind(StrEnum):
     # ``issue_dependencies``: the issue (blocked) now waits, or no longer waits, for ``other``.
     BLOCKED_BY_ADDED = "blocked_by_added"
     BLOCKED_BY_REMOVED = "blocked_by_removed"
+    # ``sub_issues``: the issue is now, or no longer, a sub-issue of ``other``.
+    SUB_ISSUE_ADDED = "sub_issue_added"
+    SUB_ISSUE_REMOVED = "sub_issue_removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Change:
     at: datetime
     label: str | None = None  # for labeled / unlabeled
     shown: frozenset[str] | None = None
-    other: int | None = None  # for blocked_by_*: the blocking issue
+    other: int | None = None  # blocked_by_*: the blocking issue; sub_issue_*: the parent
     opened_with: frozenset[str] | None = None  # for opened: its agent:/comp: labels then
 
 
@@ -116,6 +119,9 @@ class IssueSnapshot:
     created_at: datetime
     # GitHub's last change to the issue (to the second); None when not known
     updated_at: datetime | None = None
+    # the number of its parent issue (sub-issues); None without one, 0 when the parent is
+    # in another repository
+    parent: int | None = None
 
     @cached_property
     def tags(self) -> LabelSet:

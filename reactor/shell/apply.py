@@ -25,6 +25,7 @@ from redis.asyncio import Redis as AsyncRedis
 from reactor.core.actions import (
     Action,
     AddLabel,
+    AddSubIssue,
     CloseIssue,
     Comment,
     CreateIssue,
@@ -88,7 +89,7 @@ class Applier:
 
     async def _precondition(self, action: Action) -> None:
         """Read the issue again before the first write that depends on its labels or state."""
-        if isinstance(action, Comment | CreateIssue | Dispatch | LinkBlockedBy):
+        if isinstance(action, Comment | CreateIssue | Dispatch | LinkBlockedBy | AddSubIssue):
             return
         seen = self.view.issue(action.issue)
         if seen is None or action.issue in self._checked or "fresh" in self.unsafe:
@@ -123,6 +124,8 @@ class Applier:
                 })
             case LinkBlockedBy():
                 await self._link(action)
+            case AddSubIssue():
+                await self._nest(action)
 
     async def _link(self, action: LinkBlockedBy) -> None:
         """Link the issue "blocked by" the completed one. The link only shows the chain, so
@@ -143,6 +146,31 @@ class Applier:
             return
         await memory.record_dependency(self.redis, self.repo.id, number, action.blocking,
                                        added=True)
+
+    async def _nest(self, action: AddSubIssue) -> None:
+        """Make the stage a sub-issue of its competition's parent issue. Like the link, it only
+        shows the chain: GitHub refusing it (a limit of sub-issues, a parent elsewhere) is
+        logged and the decision goes on; what may succeed later is raised."""
+        parent = action.parent or self.created.get(action.parent_key)
+        sub = action.sub or self.created.get(action.sub_key)
+        if not parent or not sub:
+            return
+        sub_id = action.sub_id or await self._id_of(sub)
+        if not sub_id:
+            return
+        await memory.expect(self.redis, self.repo.id, sub, "sub_issue_added")
+        try:
+            await self.gh.post(f"/repos/{self.repo.full_name}/issues/{parent}/sub_issues",
+                               data={"sub_issue_id": sub_id, "replace_parent": action.replace})
+        except GitHubError as exc:
+            if is_transient(exc):
+                raise
+            log.info("#%d not made a sub-issue of #%d: %s", sub, parent, exc)
+
+    async def _id_of(self, number: int) -> int | None:
+        """The GitHub id of an issue this decision created (the API names sub-issues by id)."""
+        seen = self.view.issue(number) or await one_issue(self.gh, self.repo, number)
+        return seen.id if seen is not None else None
 
     async def _add_label(self, number: int, label: str) -> None:
         await memory.expect(self.redis, self.repo.id, number, f"labeled:{label.casefold()}")

@@ -20,6 +20,7 @@ import redis.asyncio
 from reactor.core.actions import (
     Action,
     AddLabel,
+    AddSubIssue,
     CloseIssue,
     CloseReason,
     Comment,
@@ -38,7 +39,7 @@ from reactor.store import keys
 JOURNAL_TTL_S = 7 * 24 * 3600
 _KINDS: dict[str, type[Any]] = {cls.__name__: cls for cls in (
     AddLabel, RemoveLabel, Comment, CreateIssue, CloseIssue, ReopenIssue, Dispatch, Escalate,
-    LinkBlockedBy)}
+    LinkBlockedBy, AddSubIssue)}
 
 
 @dataclass(frozen=True, slots=True)

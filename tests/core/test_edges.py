@@ -109,6 +109,50 @@ def test_other_events_and_actions_are_no_change() -> None:
     assert change_from_event(opened, now=T0).label is None  # type: ignore[union-attr]
 
 
+def test_a_snapshot_knows_its_parent_issue_in_this_repository() -> None:
+    home = "https://api.github.com/repos/acme/lab"
+    assert parse_issue(rest_issue(repository_url=home)).parent is None
+    assert parse_issue(rest_issue(repository_url=home,
+                                  parent_issue_url=f"{home}/issues/41")).parent == 41
+    elsewhere = "https://api.github.com/repos/acme/other/issues/41"
+    assert parse_issue(rest_issue(repository_url=home, parent_issue_url=elsewhere)).parent == 0
+
+
+def link_payload(name: str, action: str, *, far: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """A link event's half: the changed issue #7 and the other side #41 (blocking, parent)."""
+    here = {"name": "lab", "id": 3, "owner": {"login": "acme"}}
+    changed, other, far_key = {
+        "issue_dependencies": ("blocked_issue", "blocking_issue", "blocking_issue_repo"),
+        "sub_issues": ("sub_issue", "parent_issue", "sub_issue_repo")}[name]
+    return {"action": action, changed: rest_issue(), other: rest_issue(number=41),
+            far_key: far or here, "sender": {"login": "exec-bot[bot]", "id": 1, "type": "Bot"},
+            "repository": here, "installation": {"id": 5}}
+
+
+@pytest.mark.parametrize(("name", "action", "kind"), [
+    ("issue_dependencies", "blocked_by_added", ChangeKind.BLOCKED_BY_ADDED),
+    ("sub_issues", "sub_issue_added", ChangeKind.SUB_ISSUE_ADDED),
+    ("sub_issues", "sub_issue_removed", ChangeKind.SUB_ISSUE_REMOVED),
+])
+def test_a_link_event_becomes_a_change_of_its_issue_naming_the_other(
+        name: str, action: str, kind: ChangeKind) -> None:
+    found = change_from_event(parse_event(name, "g", link_payload(name, action)), now=T0)
+    assert found is not None and (found.kind, found.issue, found.other) == (kind, 7, 41)
+
+
+def test_a_link_s_twin_half_another_repository_or_a_mislabelled_action_is_no_change() -> None:
+    elsewhere = {"name": "other", "id": 99, "owner": {"login": "acme"}}
+    for name, action, far in [("sub_issues", "parent_issue_added", None),
+                              ("sub_issues", "sub_issue_added", elsewhere),
+                              ("issue_dependencies", "blocked_by_added", elsewhere),
+                              ("issue_dependencies", "sub_issue_added", None)]:
+        event = parse_event(name, "g", link_payload(name, action, far=far))
+        assert change_from_event(event, now=T0) is None, (name, action, far)
+    mislabelled = parse_event("issues", "g", {**labeled_payload(), "action": "sub_issue_added"})
+    assert change_from_event(mislabelled, now=T0) is None
+
+
 def test_an_opened_change_keeps_the_identity_labels_the_issue_was_opened_with() -> None:
     """They tell R3 the issue's competition even when the fresh read shows a second one whose
     change another competition's burst holds (reactor.core.rules._base.Situation.opened_with)."""

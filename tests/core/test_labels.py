@@ -73,7 +73,7 @@ def test_label_set_exposes_statuses_unknowns_and_exact_names() -> None:
 def test_canonical_labels_cover_statuses_stages_and_reactor_labels() -> None:
     specs = canonical_labels(DEFAULT_STAGES)
     names = [spec.name for spec in specs]
-    assert len(names) == len(set(names)) == 6 + 5 + 4
+    assert len(names) == len(set(names)) == len(Status) + 5 + len(ReactorLabel)
     assert {f"status:{s}" for s in Status} <= set(names)
     assert {f"agent:{s}" for s in DEFAULT_STAGES} <= set(names)
     assert {label.value for label in ReactorLabel} <= set(names)

@@ -52,7 +52,7 @@ def revert_actions(reverts: Sequence[Revert], sit: Situation, *,
     out = Assembled()
     for number in sorted({r.violation.issue for r in reverts}):
         mine = [r for r in reverts if r.violation.issue == number]
-        if _capped(number, sit, fresh=number in fresh, forged=number in forged):
+        if capped(number, sit, fresh=number in fresh, forged=number in forged):
             _escalate(out, mine, sit, forged=number in forged)
         else:
             _revert(out, mine, sit)
@@ -64,7 +64,7 @@ def _flagged(number: int, sit: Situation, *, forged: bool) -> bool:
     return not forged and issue is not None and issue.tags.has(LabelKind.REACTOR, "needs-human")
 
 
-def _capped(number: int, sit: Situation, *, fresh: bool, forged: bool) -> bool:
+def capped(number: int, sit: Situation, *, fresh: bool, forged: bool) -> bool:
     count = 0 if fresh else sit.view.reverts.get(number, 0)
     return _flagged(number, sit, forged=forged) or count >= sit.config.revert_limit
 

@@ -5,8 +5,9 @@ Order of work, and why:
 1. Closures first — R3 (opened outside the actor's scope), R6 (reverse stage), then R5
    (duplicates) — because a closed issue needs no other correction. Issues already closed
    as not planned or duplicate are out of play for every later step.
-2. Label reverts on the remaining touched issues: R3 identity and scope, and the ``reactor:``
-   labels only the reactor sets.
+2. Label reverts on the remaining touched issues: R3 identity and scope (and a stage taken
+   out of its competition's parent issue put back), and the ``reactor:`` labels only the
+   reactor sets.
 3. Status verdicts in stage order, so R2 on a later stage sees what was just decided for
    an earlier one.
 4. Hand-offs (R9) for each issue accepted into ``completed`` in this burst.
@@ -36,7 +37,7 @@ from reactor.core import comments
 from reactor.core.actions import Action, Decision, Escalate, Identity, Note, Rule, Saga
 from reactor.core.config import RepoConfig
 from reactor.core.labels import LabelKind, Status, parse_label
-from reactor.core.rules import _assemble, cycles, pingpong, runaway
+from reactor.core.rules import _assemble, cycles, parent, pingpong, runaway
 from reactor.core.rules._base import Closure, Revert, Situation
 from reactor.core.rules.duplicates import duplicate_closures
 from reactor.core.rules.handoff import hand_off
@@ -78,6 +79,7 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     undone = _assemble.revert_actions(
         [r for r in [*reverts, *statuses.reverts] if r.violation.issue not in stopped], sit,
         fresh=back, forged=forged)
+    restored = _restore_parents(sit, [n for n in open_touched if n not in stopped], back, forged)
     handoff_actions: list[Action] = []
     plans: list[tuple[Change, list[Action]]] = []
     accepted = dict(statuses.decided)
@@ -94,16 +96,16 @@ def evaluate(changes: Sequence[Change], view: CompetitionView, config: RepoConfi
     notes += blocked.notes
     actions = _assemble.cancel_pairs(
         (*_assemble.closure_actions(closures), *brake.actions, *looped, *undone.actions,
-         *handoff_actions, *blocked.actions))
+         *restored.actions, *handoff_actions, *blocked.actions))
     return Decision(
         actions=actions,
         sagas=tuple(Saga(change.issue, change.delivery_id, steps, _settled_by(change, sit))
                     for change, planned in plans
                     if (steps := tuple(a for a in actions if a in planned))),
         accepted=MappingProxyType(accepted),
-        reverted=frozenset(undone.reverted),
+        reverted=frozenset(undone.reverted | restored.reverted),
         settle_until=max(statuses.settle, default=None),
-        notes=(*notes, *statuses.notes, *undone.notes),
+        notes=(*notes, *statuses.notes, *undone.notes, *restored.notes),
         identities=MappingProxyType(
             {n: i for n, i in _identities(sit).items() if n not in statuses.settling}),
         moved=MappingProxyType(_moved(sit)),
@@ -193,6 +195,21 @@ def _loops(sit: Situation, numbers: list[int], forged: frozenset[int]) -> list[A
                                       window=config.pingpong_window, maintainers=maintainers,
                                       key=loop.key)]
     return actions
+
+
+def _restore_parents(sit: Situation, numbers: list[int], back: frozenset[int],
+                     forged: frozenset[int]) -> _assemble.Assembled:
+    """R3: stages taken out of their competition's parent issue go back, within the
+    revert-war cap (each counts as a revert)."""
+    out = _assemble.Assembled()
+    for number in numbers:
+        capped = _assemble.capped(number, sit, fresh=number in back, forged=number in forged)
+        actions, notes = parent.restore(_issue(sit, number), sit, capped=capped)
+        out.actions += actions
+        out.notes += notes
+        if actions:
+            out.reverted.add(number)
+    return out
 
 
 def _label_reverts(issue: IssueSnapshot, sit: Situation, *, frozen: bool) -> list[Revert]:

@@ -13,7 +13,9 @@ and keyed so it is created at most once (:func:`_creation_key`). With
 ``repository_dispatch`` configured a Dispatch follows; the label is always written, because
 it is the state the lifecycle and the order rule read. With ``chain: [dependencies]`` (the
 default) the started issue is linked "blocked by" the completed one in GitHub's own issue
-dependencies (:class:`~reactor.core.actions.LinkBlockedBy`), so the chain shows in GitHub.
+dependencies (:class:`~reactor.core.actions.LinkBlockedBy`), so the chain shows in GitHub;
+with ``sub_issues`` both are made sub-issues of the competition's parent issue
+(:mod:`reactor.core.rules.parent`).
 
 The hand-off itself must respect R2: if an earlier stage has meanwhile left ``completed``,
 nothing starts and the reason is audited. Completing the last stage only notes that the
@@ -41,8 +43,9 @@ from reactor.core.actions import (
     Rule,
 )
 from reactor.core.config import Chain, DispatchMode
-from reactor.core.labels import LabelKind, LabelSet, Status, agent_label, comp_label
+from reactor.core.labels import LabelKind, LabelSet, ReactorLabel, Status, agent_label, comp_label
 from reactor.core.markers import creation_marker, creation_ref
+from reactor.core.rules import parent
 from reactor.core.rules._base import Situation
 from reactor.core.rules.order import blocker
 from reactor.core.view import Change, IssueSnapshot
@@ -114,9 +117,12 @@ def hand_off(issue: IssueSnapshot, culprit: Change, sit: Situation,
         result.actions.extend(_create(move, sit))
     else:
         _start(result, move, target, sit, decided, shown.get(target.number, target.labels))
-    if Chain.DEPENDENCIES in sit.config.chain and (target is None or target.number in
-                                                   result.accepted):
-        result.actions.append(_link(move, target, sit))
+    if target is None or target.number in result.accepted:
+        if Chain.DEPENDENCIES in sit.config.chain:
+            result.actions.append(_link(move, target, sit))
+        result.actions.extend(parent.nest(
+            move.comp, move.issue, target, "" if target is not None else _creation_key(move, sit),
+            move.reason, sit))
     if DispatchMode.REPOSITORY_DISPATCH in sit.config.dispatch:
         result.actions.append(_dispatch(move, target))
     return result
@@ -232,8 +238,9 @@ def _dispatch(move: Move, target: IssueSnapshot | None) -> Dispatch:
 
 def undo_steps(done: Sequence[Action], created: Mapping[str, int]) -> tuple[Action, ...]:
     """The compensation of a hand-off's ``done`` steps, in reverse order: labels put back as
-    they were, a reopened issue closed again, a created issue closed as not planned.
-    Comments, dispatches and "blocked by" links stay (they say what happened)."""
+    they were, a reopened issue closed again, a created stage's issue closed as not planned.
+    Comments, dispatches, "blocked by" links, a competition's parent issue and its
+    sub-issues stay (they say what happened)."""
     undo: list[Action] = []
     for step in reversed(done):
         reason = f"undo: {step.reason}"
@@ -244,6 +251,7 @@ def undo_steps(done: Sequence[Action], created: Mapping[str, int]) -> tuple[Acti
                 undo.append(AddLabel(number, label, Rule.R9, reason))
             case ReopenIssue(issue=number):
                 undo.append(CloseIssue(number, CloseReason.COMPLETED, Rule.R9, reason))
-            case CreateIssue(key=key) if key in created:
+            case CreateIssue(key=key, labels=labels) if key in created \
+                    and ReactorLabel.COMPETITION.value not in labels:  # a parent stays
                 undo.append(CloseIssue(created[key], CloseReason.NOT_PLANNED, Rule.R9, reason))
     return tuple(undo)

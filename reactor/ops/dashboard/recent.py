@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from reactor.store.audit import AuditRecord  # the records' shape only: no I/O here
 
 _ACTIONS = ("AddLabel", "RemoveLabel", "Comment", "CreateIssue", "CloseIssue", "ReopenIssue",
-            "Dispatch", "Escalate", "LinkBlockedBy")
+            "Dispatch", "Escalate", "LinkBlockedBy", "AddSubIssue")
 # A label is at most 50 characters (GitHub's limit), so a competition's name is too.
 _ACTION = re.compile(rf"(?:comp:(?P<comp>.{{1,50}}?) )?(?P<action>{'|'.join(_ACTIONS)}): "
                      r"(?P<reason>.*)", re.DOTALL)
