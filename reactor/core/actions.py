@@ -77,13 +77,17 @@ class RemoveLabel:
 
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """A comment whose body ends with ``marker``; skip it when a comment has that marker."""
+    """A comment whose body ends with ``marker``; skip it when a comment has that marker.
+
+    ``unless_linked``: a hand-off's comment, posted only when GitHub refused the "blocked by"
+    link written just before it (the link shows the chain on both issues then)."""
 
     issue: int
     body: str
     marker: str
     rule: Rule
     reason: str
+    unless_linked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

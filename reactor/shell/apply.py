@@ -65,6 +65,7 @@ class Applier:
     failed: set[int] = field(default_factory=set)  # issues a failed hand-off meant to start
     unsafe: frozenset[str] = frozenset()  # safety mechanisms switched off (Settings)
     _checked: set[int] = field(default_factory=set)
+    _linked: bool = False  # the last "blocked by" link was made (the comment after it skips)
     # the labels (casefolded) on each issue read fresh, as the App's writes since left them
     _labels: dict[int, frozenset[str]] = field(default_factory=dict)
 
@@ -131,6 +132,7 @@ class Applier:
         """Link the issue "blocked by" the completed one. The link only shows the chain, so
         GitHub refusing it (it exists already, a limit, dependencies switched off) is logged
         and the hand-off goes on; what may succeed later is raised, like any write."""
+        self._linked = False
         number = action.issue or self.created.get(action.key)
         if not number:
             return
@@ -146,6 +148,7 @@ class Applier:
             return
         await memory.record_dependency(self.redis, self.repo.id, number, action.blocking,
                                        added=True)
+        self._linked = True
 
     async def _nest(self, action: AddSubIssue) -> None:
         """Make the stage a sub-issue of its competition's parent issue. Like the link, it only
@@ -224,6 +227,8 @@ class Applier:
         raise Conflict(number) from exc
 
     async def _comment(self, action: Comment) -> None:
+        if action.unless_linked and self._linked:
+            return
         body = action.body
         for key, number in self.created.items():
             body = body.replace(creation_ref(key), f"#{number}")

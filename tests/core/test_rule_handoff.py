@@ -227,8 +227,8 @@ def test_a_completion_learned_without_its_move_hands_off_to_a_stage_not_begun() 
     taken as it is, and the completion still hands off."""
     state = view(agent(1, "planner", "completed"))
     decision = run([change(K.LABELED, 1, "status:starting", t=1)], state, now=60)
-    assert [type(a).__name__ for a in decision.actions] == ["CreateIssue", "Comment",
-                                                            "LinkBlockedBy"]
+    assert [type(a).__name__ for a in decision.actions] == ["CreateIssue", "LinkBlockedBy",
+                                                            "Comment"]
     assert decision.accepted[1] is Status.COMPLETED
 
 
@@ -263,3 +263,18 @@ def test_the_started_stage_is_linked_blocked_by_the_completed_one_unless_chain_i
     off = run(done, view(agent(1, "planner", "completed"), accepted={1: "running"}),
               config=parse_config("chain: []"))
     assert not [a for a in off.actions if isinstance(a, LinkBlockedBy)]
+    assert [c.unless_linked for c in off.actions if isinstance(c, Comment)] == [False]
+
+
+def test_the_hand_off_comment_is_only_a_fallback_for_a_refused_link() -> None:
+    """With the link, GitHub shows the chain on both issues: the comment after it is posted
+    only if the link is refused, so a hand-off costs a create (or its labels) and a link."""
+    done = [change(K.LABELED, 1, "status:completed", t=1),
+            change(K.UNLABELED, 1, "status:running", t=1.1)]
+    for state in (view(agent(1, "planner", "completed"), accepted={1: "running"}),
+                  view(agent(1, "planner", "completed"), agent(2, "analyzer"),
+                       accepted={1: "running"})):
+        steps = run(done, state).sagas[0].steps
+        [link] = [a for a in steps if isinstance(a, LinkBlockedBy)]
+        [comment] = [a for a in steps if isinstance(a, Comment)]
+        assert comment.unless_linked and steps.index(link) == steps.index(comment) - 1

@@ -396,7 +396,10 @@ def history(players: Players, comps: list[str], *, webhook_url: str | None,
                 number=number, title=item["title"], author=item["user"]["login"],
                 state=item["state"], labels=names(item),
                 comments=[c["body"] for c in comments if c["user"]["login"] == p.bot],
-                events=_events(p, number))
+                events=_events(p, number),
+                # no player links issues: every link is a hand-off's
+                linked_from=[b["number"] for b in p.ok(
+                    "reader", "GET", f"/issues/{number}/dependencies/blocked_by")])
         if len(batch) < 100:
             break
         page += 1

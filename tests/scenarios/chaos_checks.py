@@ -49,6 +49,8 @@ class Issue:
     labels: set[str]
     comments: list[str]  # the App's, oldest first
     events: list[Event]
+    # the issues GitHub lists as blocking this one (in the chaos run, only hand-offs link)
+    linked_from: list[int] = field(default_factory=list)
 
     def first(self, prefix: str) -> str | None:
         """The value of the first ``prefix`` label the issue was given (its identity)."""
@@ -249,31 +251,38 @@ def valid_moves_undone(h: History) -> list[str]:
 
 
 def handoffs_missing(h: History) -> list[str]:
-    """A stage that completed (not the last) with no hand-off comment."""
+    """A stage that completed (not the last) with no hand-off: neither its comment nor the
+    App's "blocked by" link from the next stage's issue (the comment is the link's fallback)."""
     return [f"{c}/{s}" for c, s, n in _handoffs(h) if n == 0]
 
 
 def handoffs_doubled(h: History) -> list[str]:
     """More than one hand-off from one stage, or more than one issue the App opened for it."""
-    found = [f"{c}/{s}: {n} hand-off comments" for c, s, n in _handoffs(h) if n > 1]
+    found = [f"{c}/{s}: {n} hand-off comments and links" for c, s, n in _handoffs(h) if n > 1]
     created = Counter((i.comp, i.stage) for i in h.issues.values() if i.author == h.bot)
     return found + [f"{c}/{s}: the App opened {n} issues" for (c, s), n in created.items()
                     if n > 1]
 
 
 def _handoffs(h: History) -> list[tuple[str, str, int]]:
-    """(competition, stage, hand-off comments) for every stage but the last that completed.
-    The comment is on the next stage's issue, or on the completed one when the hand-off
-    created the next issue; either way it begins by naming the completed issue."""
+    """(competition, stage, hand-offs seen) for every stage but the last that completed.
+    A hand-off shows as the App's "blocked by" link from the next stage's issue to the
+    completed one, or — where GitHub refused the link, or a repeated hand-off found it made
+    already — as its comment, on the next stage's issue or on the completed one when the
+    hand-off created the next issue; either way the comment begins by naming the completed
+    issue. One hand-off made twice shows twice: the repeat's link is refused, so it
+    comments."""
     out = []
     for comp in h.comps:
         bodies = [b for i in h.issues.values() if i.comp == comp for b in i.comments]
-        for stage in h.stages[:-1]:
+        for k, stage in enumerate(h.stages[:-1]):
             done = [i.number for i in h.of(comp, stage)
                     if _standing(i, h.bot, {"status:completed"})]
+            links = [n for i in h.of(comp, h.stages[k + 1]) for n in i.linked_from]
             if done:
                 out.append((comp, stage, sum(b.startswith(f"{HANDOFF_PREFIX}#{n} (")
-                                             for n in done for b in bodies)))
+                                             for n in done for b in bodies)
+                            + sum(n in done for n in links)))
     return out
 
 

@@ -45,7 +45,9 @@ T = TypeVar("T")
 
 # Plain logins (no [bot] suffix) keep the YAML unquoted; the sandbox users are these logins.
 SECOND_PLANNER = "planner-helper"  # a second planner agent, for racing creations (R5)
-CONFIG = f"""\
+# The team with the product's defaults for how a hand-off shows: its native "blocked by" link
+# (and its comment only where GitHub refuses the link).
+LINKED = f"""\
 stages: [{", ".join(STAGES)}]
 settle: 1s
 agents:
@@ -55,6 +57,10 @@ maintainers: [{MAINTAINER}]
 # The scripted agents here move faster than any real one: R11's budget is tested on its own.
 limits: {{moves_per_minute: 100000, issues_per_hour: 100000, comments_per_hour: 100000}}
 """
+# Most scenarios read a hand-off's comment as its record (one comment, posted once, however
+# workers race or die), so they switch the link off and the comment is always posted; the
+# link is tested with LINKED (test_handoff.py, test_sub_issues.py and the chaos run).
+CONFIG = LINKED + "chain: []\n"
 SETTLE_S = 1.0
 TIMEOUT_S = 20.0
 

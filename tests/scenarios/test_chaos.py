@@ -34,7 +34,7 @@ from tests.conftest import RedisServer, free_port, running_stack
 from tests.scenarios.chaos import MISTAKES, Chaos, Players, Workload, history, scenario_players
 from tests.scenarios.chaos_checks import check, counts
 from tests.scenarios.conftest import (
-    CONFIG,
+    LINKED,
     STAGES,
     Scenario,
     make_scenario,
@@ -66,7 +66,7 @@ def chaotic(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     with running_stack(redis_url, workers=WORKERS, log_dir=tmp_path,
                        env={"CONTENT_WRITES_PER_MINUTE": "10000",
                             "CONTENT_WRITES_PER_HOUR": "100000"}) as stack:
-        yield from make_scenario(stack, request)
+        yield from make_scenario(stack, request, config=LINKED)
 
 
 @pytest.mark.timeout(int(FAULTS_S + 200 + CONVERGE_S + 120))
@@ -171,7 +171,7 @@ def test_with_the_reactor_off_every_mistakes_checker_fires() -> None:
           sandbox.client() as client):
         client.create_repo("acme", "off")
         client.as_user("octocat", "PUT", "/repos/acme/off/contents/.github/reactor.yml",
-                       json={"message": "config", "content": _b64(CONFIG)})
+                       json={"message": "config", "content": _b64(LINKED)})
         players = Players(client, "acme", "off", f"{sandbox.config.app_slug}[bot]")
         failures = Workload(players, comps, until=time.monotonic() + 8,
                             handoff_wait_s=1).run()
@@ -192,7 +192,7 @@ def test_with_the_safety_mechanisms_off_the_race_checkers_fire(
     with running_stack(redis_url, workers=WORKERS, log_dir=tmp_path, env={
             "CONTENT_WRITES_PER_MINUTE": "10000", "CONTENT_WRITES_PER_HOUR": "100000",
             "UNSAFE_DISABLE": "lease,fresh,journal"}) as stack:
-        scenarios = make_scenario(stack, request)
+        scenarios = make_scenario(stack, request, config=LINKED)
         s = next(scenarios)
         players = scenario_players(s)
         s.client.control("POST", "faults", {"webhooks": {"duplicate": 0.1, "reorder": 0.1}})

@@ -126,3 +126,14 @@ def test_a_detour_the_app_took_back_is_not_an_invalid_transition() -> None:
     h.mistakes.append(Mistake("R1", "c", 1, "planner-bot", planner.events[-5].id,
                               planner.events[-3].id))
     assert check(h)["invalid_transitions_left"] == []
+
+
+def test_a_hand_off_shown_by_its_link_alone_is_seen_once_and_a_repeat_is_seen_twice() -> None:
+    """With the native link the hand-off's comment is only its fallback: the link alone is
+    one hand-off; a repeated hand-off (its link refused, so it comments) shows as two."""
+    h = clean()
+    h.issues[2].comments.clear()
+    h.issues[2].linked_from.append(1)
+    assert not any(check(h).values())
+    h.issues[2].comments.append(handoff(1))
+    assert [name for name, found in check(h).items() if found] == ["handoffs_doubled"]

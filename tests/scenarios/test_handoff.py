@@ -17,10 +17,12 @@ from typing import Any
 
 from tests.scenarios.conftest import (
     AGENTS,
+    LINKED,
     STAGES,
     Scenario,
     agent_labels,
     has_labels,
+    is_handoff,
     move_one_request,
     move_two_requests,
     names,
@@ -35,12 +37,18 @@ from tests.scenarios.conftest import (
 VIOLATION = re.compile(r"\bR[1-8]\b")
 
 
+def blockers(s: Scenario, number: int) -> list[int]:
+    return [b["number"] for b in s.call(s.bot, "GET", f"/issues/{number}/dependencies/blocked_by")]
+
+
 def linked(s: Scenario, earlier: int, later: int) -> bool:
-    """The hand-off links both ways: the later issue names the earlier (body or App comment),
-    and an App comment on the earlier issue names the later."""
+    """The hand-off links both ways, once: the later issue names the earlier (body or App
+    comment) and is "blocked by" it in GitHub's own dependencies, which GitHub shows on both;
+    the App's hand-off comment — the link's fallback — is not posted as well."""
     texts = [s.issue(later)["body"] or "", *s.app_comments(later)]
-    return (any(f"#{earlier}" in t for t in texts)
-            and any(f"#{later}" in t for t in s.app_comments(earlier)))
+    comments = [t for n in (earlier, later) for t in s.app_comments(n) if is_handoff(t)]
+    return (any(f"#{earlier}" in t for t in texts) and blockers(s, later) == [earlier]
+            and comments == [])
 
 
 def drive(s: Scenario, number: int, comp: str, stage: str, *, two_requests_first: bool) -> None:
@@ -62,6 +70,7 @@ def test_a_five_stage_competition_hands_off_stage_by_stage_to_the_retrospective(
     scenario: Scenario,
 ) -> None:
     s, comp = scenario, "titanic"
+    s.write_config(LINKED)
     numbers = {"planner": run_planner(s, comp)}
     for k, stage in enumerate(STAGES[1:], start=1):
         previous = numbers[STAGES[k - 1]]
@@ -96,10 +105,8 @@ def test_a_five_stage_competition_hands_off_stage_by_stage_to_the_retrospective(
                and r["path"] == f"{s.path}/issues" and r["status"] == 201]
     assert len(created) == len(STAGES) - 1, created
     for earlier, later in itertools.pairwise(STAGES):
-        assert linked(s, numbers[earlier], numbers[later]), (earlier, later)
         # The chain in GitHub itself: each stage "blocked by" the one before (chain default).
-        blockers = s.call(s.bot, "GET", f"/issues/{numbers[later]}/dependencies/blocked_by")
-        assert [b["number"] for b in blockers] == [numbers[earlier]], (later, blockers)
+        assert linked(s, numbers[earlier], numbers[later]), (earlier, later)
     links = [r for r in s.requests() if r["actor"] == s.bot and r["method"] == "POST"
              and r["path"].endswith("/dependencies/blocked_by")]
     assert len(links) == len(STAGES) - 1, links  # one link a hand-off, never repeated
@@ -125,8 +132,9 @@ def test_twenty_racing_completions_of_one_stage_create_exactly_one_next_issue(
 ) -> None:
     """Four workers; the analyzer's completion arrives once from the sandbox (sent twice with
     the same GUID by the duplicate fault) and 20 more times as replays with new GUIDs, all at
-    once: one executor issue, one hand-off comment."""
+    once: one executor issue, one hand-off link (and no comment)."""
     s, comp = scenario, "titanic"
+    s.write_config(LINKED)
     run_planner(s, comp)
     analyzer = next_issue(s, comp, "analyzer")["number"]
     s.idle()

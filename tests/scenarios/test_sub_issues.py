@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.scenarios.conftest import (
     AGENTS,
-    CONFIG,
+    LINKED,
     MAINTAINER,
     STAGES,
     Scenario,
@@ -20,7 +20,7 @@ from tests.scenarios.conftest import (
 )
 from tests.scenarios.test_handoff import VIOLATION, drive
 
-NESTED = CONFIG + "chain: [dependencies, sub_issues]\n"
+NESTED = LINKED + "chain: [dependencies, sub_issues]\n"
 
 
 def parents(s: Scenario, comp: str) -> list[dict[str, Any]]:

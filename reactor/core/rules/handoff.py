@@ -13,7 +13,9 @@ and keyed so it is created at most once (:func:`_creation_key`). With
 ``repository_dispatch`` configured a Dispatch follows; the label is always written, because
 it is the state the lifecycle and the order rule read. With ``chain: [dependencies]`` (the
 default) the started issue is linked "blocked by" the completed one in GitHub's own issue
-dependencies (:class:`~reactor.core.actions.LinkBlockedBy`), so the chain shows in GitHub;
+dependencies (:class:`~reactor.core.actions.LinkBlockedBy`), so the chain shows in GitHub,
+and the hand-off's comment is posted only if GitHub refuses the link (a hand-off costs a
+create, or a label or two, and the link);
 with ``sub_issues`` both are made sub-issues of the competition's parent issue
 (:mod:`reactor.core.rules.parent`).
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reactor.core import comments
 from reactor.core.actions import (
@@ -34,6 +36,7 @@ from reactor.core.actions import (
     AddLabel,
     CloseIssue,
     CloseReason,
+    Comment,
     CreateIssue,
     Dispatch,
     LinkBlockedBy,
@@ -119,7 +122,7 @@ def hand_off(issue: IssueSnapshot, culprit: Change, sit: Situation,
         _start(result, move, target, sit, decided, shown.get(target.number, target.labels))
     if target is None or target.number in result.accepted:
         if Chain.DEPENDENCIES in sit.config.chain:
-            result.actions.append(_link(move, target, sit))
+            _link_for_comment(result.actions, _link(move, target, sit))
         result.actions.extend(parent.nest(
             move.comp, move.issue, target, "" if target is not None else _creation_key(move, sit),
             move.reason, sit))
@@ -224,6 +227,18 @@ def _link(move: Move, target: IssueSnapshot | None, sit: Situation) -> LinkBlock
         key="" if target is not None else _creation_key(move, sit),
         blocking=move.issue.number, blocking_id=move.issue.id, rule=Rule.R9,
         reason=f"{move.reason}: blocked by #{move.issue.number} in GitHub's dependencies")
+
+
+def _link_for_comment(actions: list[Action], link: LinkBlockedBy) -> None:
+    """The link goes just before the hand-off's comment, which is then posted only if GitHub
+    refuses the link: GitHub shows "blocked by" on the started issue and "blocking" on the
+    completed one, so the comment would only repeat it (and cost a call)."""
+    at, comment = next(((i, a) for i, a in enumerate(actions) if isinstance(a, Comment)),
+                       (len(actions), None))
+    if comment is not None:
+        actions[at] = replace(comment, unless_linked=True,
+                              reason=f"{comment.reason}, if GitHub refuses the link")
+    actions.insert(at, link)
 
 
 def _dispatch(move: Move, target: IssueSnapshot | None) -> Dispatch:
