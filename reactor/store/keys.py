@@ -133,6 +133,12 @@ def paused_by(repo_id: int, comp: str) -> str:
     return PAUSED_BY.format(repo_id=repo_id, comp=comp)
 
 
+def budget_floor(installation_id: int, actor: str) -> str:
+    """R11: when a maintainer last resumed a competition ``actor`` paused; what the actor did
+    before then no longer counts (:mod:`reactor.store.budgets`)."""
+    return f"{PREFIX}budget-floor:{installation_id}:{actor}"
+
+
 def installation_turns(installation_id: int) -> str:
     return INSTALLATION_TURNS.format(installation_id=installation_id)
 

@@ -104,3 +104,43 @@ def test_a_maintainer_is_never_braked_nor_undone_while_paused():
     decision = evaluate([move, gone], over, CONFIG, now=at(5))
     assert not [a for a in decision.actions if isinstance(a, RemoveLabel)]
     assert decision.accepted.get(1) == "completed"  # a maintainer's move stands
+
+
+def half_paused(*overruns: Overrun) -> CompetitionView:
+    """Titanic with ``reactor:paused`` on the analyzer's issue only: a pause cut short, or a
+    maintainer's resume (the planner's issue) whose webhook is not judged yet."""
+    return dataclasses.replace(
+        view(agent(1, "planner", "running"), agent(2, "analyzer", None, PAUSED),
+             agent(3, "executor", comp="other"), accepted={1: "running", 2: "idle"}),
+        overruns=overruns)
+
+
+def test_a_pause_is_written_on_the_culprits_issue_first_with_its_comment():
+    """So a pause a conflict cuts short (the runaway is still changing other issues) shows
+    where it began, and says why there."""
+    over = Overrun("bot-b", "moves", 31, "30 moves per minute", 2, "d-over")
+    flip = change(K.LABELED, 2, "priority:high", by="bot-b", t=1)
+    decision = evaluate([flip], world(overruns=(over,)), CONFIG, now=at(5))
+    first, said, then = decision.actions[:3]
+    assert (first, then) == (AddLabel(2, PAUSED, Rule.R11, first.reason),
+                             AddLabel(1, PAUSED, Rule.R11, first.reason))
+    assert isinstance(said, Comment) and said.issue == 2 and "paused competition" in said.body
+    assert decision.paused_by == "bot-b"
+
+
+def test_a_half_paused_competition_is_frozen_as_it_stands_even_with_an_overrun():
+    """Not completed: the planner's label may be gone because a maintainer resumed, and no
+    second comment."""
+    decision = evaluate([], half_paused(OVER), CONFIG, now=at(5))
+    assert not [a for a in decision.actions if isinstance(a, AddLabel | Comment)]
+    assert decision.paused_by is None
+
+
+def test_an_agent_over_budget_taking_the_pause_off_is_reverted_once():
+    took = change(K.UNLABELED, 1, PAUSED, by="bot-a", t=1)
+    paused = dataclasses.replace(
+        view(agent(1, "planner", "running"), agent(2, "analyzer", None, PAUSED),
+             accepted={1: "running"}), overruns=(OVER,))
+    decision = evaluate([took], paused, CONFIG, now=at(5))
+    assert [(a.issue, a.rule) for a in decision.actions
+            if isinstance(a, AddLabel) and a.label == PAUSED] == [(1, Rule.R4)]

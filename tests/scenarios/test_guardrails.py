@@ -96,11 +96,20 @@ def test_a_runaway_agent_pauses_its_competition_until_a_maintainer_resumes_it(
                what="the analyzer's start undone", describe=lambda: s.state(analyzer))
     s.idle()
 
-    # A maintainer resumes it: the pause leaves every issue, and the counts start afresh.
+    # The runaway floods on (each flip undone) and a maintainer resumes titanic at once, the
+    # flood's deliveries still queued: the pause leaves every issue, and what the runaway did
+    # before the resume is forgiven, however late a round counts it: no second pause.
+    for _ in range(6):  # twelve moves: over the budget on their own
+        s.add_labels(runaway, planner, "priority:high")
+        s.call(runaway, "DELETE", f"/issues/{planner}/labels/priority:high", expect=(200, 404))
     s.remove_label(MAINTAINER, planner, PAUSED)
     wait_until(has_labels(s, analyzer, agent_labels(comp, "analyzer")),
                what="titanic resumed", describe=lambda: s.state(analyzer))
-    s.idle()
+    s.settle()
+    stays(lambda: PAUSED not in s.labels(planner) | s.labels(analyzer),
+          what="titanic stays resumed", describe=lambda: s.state(planner))
+    assert len([b for b in s.app_comments(planner) if "R11" in b and "paused competition" in b
+                ]) == 1
     s.add_labels(runaway, planner, "status:starting")
     s.idle()
     # (the pause may have undone a flip of priority:high halfway, so that label may stay)

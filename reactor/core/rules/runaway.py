@@ -3,13 +3,15 @@
 The shell counts, per installation and actor, the label changes on agent issues, the agent
 issues opened and the comments on them, each within its window (``limits`` in the config),
 and hands the overruns of the burst's actors to the rules (:attr:`CompetitionView.overruns`).
-An actor over any budget pauses the competition: each of its open agent issues gets
-``reactor:paused`` and the issue of the actor's last change one comment with the figures,
-mentioning the maintainers. While any of them carries the label the competition is frozen:
-every change an agent (anyone but a maintainer) makes to an agent issue's labels is undone,
-so no status moves and no hand-off starts. A maintainer removing ``reactor:paused`` from one
-issue resumes the competition: the reactor takes the label off the others, and the shell
-starts the counts of the actor that paused it afresh.
+An actor over any budget pauses the competition: the issue of the actor's last change gets
+``reactor:paused`` and one comment with the figures, mentioning the maintainers, and then
+its other open agent issues get the label (so a pause cut short by a conflict still shows
+where it began). While any of them carries the label the competition is frozen: every change
+an agent (anyone but a maintainer) makes to an agent issue's labels is undone, so no status
+moves and no hand-off starts. A maintainer removing ``reactor:paused`` from one issue
+resumes the competition: the reactor takes the label off the others, and the shell forgives
+the actor that paused it whatever it did before the resume, even what a later round counts
+(:mod:`reactor.store.budgets`), so a flood still queued then cannot pause it again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from reactor.core import comments
 from reactor.core.actions import Action, AddLabel, RemoveLabel, Rule
 from reactor.core.labels import LabelKind, ReactorLabel, parse_label
 from reactor.core.rules._base import LABEL_CHANGES, Revert, Situation, Violation, label_key
-from reactor.core.view import IssueSnapshot
+from reactor.core.view import IssueSnapshot, Overrun
 from reactor.core.words import code
 
 PAUSED = ReactorLabel.PAUSED.value
@@ -59,17 +61,27 @@ def brake(sit: Situation) -> Brake:
     over = [o for o in sit.view.overruns if not sit.config.is_maintainer(o.actor)]
     if paused or not over:
         return Brake(frozen=paused)
+    return _pause(sit, sit.view.comp, issues, over)
+
+
+def _pause(sit: Situation, comp: str, issues: list[IssueSnapshot], over: list[Overrun]
+           ) -> Brake:
+    """Pause the competition: ``reactor:paused`` on the culprit's issue and the comment
+    there first, then on the other issues. A pause cut short (a conflict on an issue an agent
+    is changing, a crash) is a pause all the same, shown where it began; one that found a
+    label in place is not completed later, as a maintainer's resume may be on its way."""
     culprit = over[0]
     maintainers = tuple(sorted(sit.config.maintainers))
     figures = [(o.count, o.kind, o.budget) for o in over if o.actor == culprit.actor]
     why = (f"paused: @{culprit.actor} made {culprit.count} {culprit.kind} "
            f"(budget: {culprit.budget})")
-    actions: list[Action] = [AddLabel(i.number, PAUSED, Rule.R11, why) for i in issues
-                             if not i.tags.has(LabelKind.REACTOR, "paused")]
-    actions.append(comments.paused(
-        issue=culprit.issue, actor=culprit.actor, figures=figures, comp=sit.view.comp,
-        maintainers=maintainers, key=culprit.delivery))
-    return Brake(frozen=True, actions=actions, paused_by=culprit.actor)
+    labels = [AddLabel(i.number, PAUSED, Rule.R11, why)
+              for i in sorted(issues, key=lambda i: i.number != culprit.issue)]
+    first = 1 if labels and labels[0].issue == culprit.issue else 0
+    said = comments.paused(issue=culprit.issue, actor=culprit.actor, figures=figures, comp=comp,
+                           maintainers=maintainers, key=culprit.delivery)
+    return Brake(frozen=True, actions=[*labels[:first], said, *labels[first:]],
+                 paused_by=culprit.actor)
 
 
 def undo(issue: IssueSnapshot, sit: Situation) -> Revert | None:

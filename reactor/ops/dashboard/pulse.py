@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 HOUR = timedelta(hours=1)
 MINUTES = 60  # bars in the per-minute chart: the last hour
 TURN_SLACK = timedelta(seconds=2)  # a turn writes its records within this of each other
-_HANDOFF = re.compile(r"R9 hand-off from #(?P<source>\d+)")
+# the hand-off's comment, or the same comment kept for a refused native link (its record
+# stands for the hand-off either way: reactor/core/rules/handoff.py)
+_HANDOFF = re.compile(r"R9 hand-off from #(?P<source>\d+)(?:, if GitHub refuses the link)?")
 _JUDGED = frozenset({"accepted", "noted", "applied", "rejected", "failed", "replayed"})
 
 

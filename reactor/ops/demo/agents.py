@@ -30,6 +30,9 @@ from reactor.ops.demo.script import (
     PING_PONG_GAP_S,
     PING_PONG_LABEL,
     PING_PONG_TURNS,
+    RUNAWAY,
+    RUNAWAY_LABEL,
+    RUNAWAY_MOVES,
     STAGES,
     START_S,
     TRIGGERS,
@@ -95,7 +98,7 @@ class Agents:
         for comp in COMPETITIONS:
             self._spawn(self._kick_off(comp))
         await self.done.wait()
-        if self._tasks:  # a mistake still playing out (a loop its maintainer settles)
+        if self._tasks:  # a mistake still playing out (a pause its maintainer lifts)
             await asyncio.wait(set(self._tasks), timeout=EPISODES_S)
         took = ", ".join(f"{comp} in {seconds:.0f} s" for comp, seconds in self.finished.items())
         self.say("", "demo", 0, f"both competitions finished ({took}); every mistake was "
@@ -227,6 +230,8 @@ class Agents:
                                   {"labels": ["status:starting"]})
         elif mistake is Mistake.PING_PONG:
             await self._ping_pong(comp)
+        elif mistake is Mistake.RUNAWAY:
+            await self._runaway(comp)
 
     async def _ping_pong(self, comp: str) -> None:
         number, label = self.numbers[(comp, "planner")], PING_PONG_LABEL
@@ -248,6 +253,40 @@ class Agents:
                 await self.users.call(MAINTAINER, "DELETE",
                                       f"/issues/{number}/labels/reactor:needs-human")
                 return
+
+    async def _runaway(self, comp: str) -> None:
+        login, number = RUNAWAY, self.numbers[(comp, "retrospective")]
+        self.say(comp, login, number, f"goes haywire, flipping {RUNAWAY_LABEL} as fast as it "
+                 "can (mistake: a runaway agent, for R11)")
+        for move in range(RUNAWAY_MOVES):
+            if move % 4 == 3 and "reactor:paused" in await self.users.labels(number):
+                self.say(comp, login, number, "sees reactor:paused and stops")
+                break
+            if move % 2:
+                await self.users.call(login, "DELETE", f"/issues/{number}/labels/{RUNAWAY_LABEL}")
+            else:
+                await self.users.call(login, "POST", f"/issues/{number}/labels",
+                                      {"labels": [RUNAWAY_LABEL]})
+        for _ in range(240):  # the maintainer looks, and resumes the competition
+            await asyncio.sleep(0.25)
+            if "reactor:paused" in await self.users.labels(number):
+                await asyncio.sleep(1.0)
+                self.say(comp, MAINTAINER, number, "fixed the agent; resumes the competition")
+                await self.users.call(MAINTAINER, "DELETE",
+                                      f"/issues/{number}/labels/reactor:paused")
+                await self._resumed(comp)
+                return
+
+    async def _resumed(self, comp: str) -> None:
+        """Wait until the reactor has taken the pause off every issue of ``comp``: the
+        runaway's flips still queued then are forgiven, so it stays off."""
+        for _ in range(240):
+            issues = await self.users.call("reader", "GET", "/issues?state=all&per_page=100")
+            if not any({"reactor:paused", f"comp:{comp}"} <= {label["name"] for label in
+                                                               issue["labels"]}
+                       for issue in issues):
+                return
+            await asyncio.sleep(0.25)
 
     async def _unauthorised(self, comp: str, number: int) -> None:
         await asyncio.sleep(UNAUTHORISED_AFTER_S)

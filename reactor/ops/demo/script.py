@@ -18,6 +18,13 @@ and each is one the reactor must undo:
   ``needs-review`` label on the planner issue and take turns adding and removing it; after
   the fifth undo the reactor hands the issue to a human, and the maintainer, having settled
   it, hands it back.
+- ``runaway`` (R11): once titanic is done, ``triage-bot`` (a helper bot no stage depends on,
+  so house goes on undisturbed) goes haywire and flips a ``priority:`` label on titanic's
+  retrospective issue as fast as it can, past the default budget of 30 moves a minute; the
+  reactor pauses titanic (and undoes what comes after) until the maintainer resumes it. The
+  bot stops when it sees ``reactor:paused``, as a well-behaved agent should; its flips still
+  queued when the maintainer resumes titanic were made before the resume, so they are
+  forgiven and titanic stays resumed.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ AGENTS = {
 }
 MAINTAINER = "octocat"
 INTRUDER = "mallory"
+RUNAWAY = "triage-bot"
 EXECUTOR_TIMEOUT_S = 10
 
 CONFIG = f"""\
@@ -69,6 +77,7 @@ class Mistake(StrEnum):
     HANG = "hang"
     UNAUTHORISED = "unauthorised"
     PING_PONG = "ping-pong"
+    RUNAWAY = "runaway"
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,15 @@ TRIGGERS = {
     Moment("titanic", "analyzer", "running"): Mistake.CROSS_COMPETITION,
     Moment("house", "executor", "running"): Mistake.EARLY_START,
     Moment("titanic", "executor", "running"): Mistake.PING_PONG,
+    Moment("titanic", "retrospective", "completed"): Mistake.RUNAWAY,
 }
 HANGS = frozenset({("house", "executor")})  # (competition, stage) whose first run hangs
 UNAUTHORISED_AFTER_S = 2.0  # into the hang
 PING_PONG_LABEL = "needs-review"
 PING_PONG_TURNS = 6  # five undos: one more than the default limit (R12)
 PING_PONG_GAP_S = 0.4
+RUNAWAY_LABEL = "priority:high"
+RUNAWAY_MOVES = 60  # at most: twice the default budget of 30 moves a minute
 
 # How long an honest agent "works": before ``running`` and before ``completed``.
 START_S = 0.8
