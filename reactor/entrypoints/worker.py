@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import FrameType
@@ -71,7 +72,9 @@ ABANDONED_AFTER_S = 15  # past a job's timeout, its execution counts as abandone
 # it is asked to end. RQ waits 60 s; redis-py's stop() joins the thread, so a worker asked to
 # stop waited up to a minute on it whenever the thread had read its unsubscribe first.
 PUBSUB_WAKE_S = 1.0
-OTHER_QUEUES_EVERY_S = 1  # an idle worker's wait on the webhooks' queue, before the sweeps'
+OTHER_QUEUES_EVERY_S = 1  # the sweeps' queue is looked at this often (an idle worker waits
+# on the webhooks' queue as long, then looks again)
+SUSPENSION_EVERY_S = 1.0  # `rq suspend` is noticed within this (RQ asks before every job)
 REDIS_BACKOFF = wait_random_exponential(multiplier=0.5, max=5)
 
 
@@ -84,7 +87,11 @@ class WorkedQueue(Queue):
     loses it — a delivery answered 202 and never handled. So each queue is tried in turn
     through RQ's one-queue path, and the wait blocks on the first (the webhooks' queue) for
     at most :data:`OTHER_QUEUES_EVERY_S`, after which the other queues are looked at again.
+    Between those looks a worker asks only the first queue, with the blocking move that
+    answers at once when a job waits there: one command a job rather than three.
     """
+
+    looked_at = -float(OTHER_QUEUES_EVERY_S)  # this process's last look at every queue
 
     @classmethod
     def dequeue_any(  # type: ignore[override]
@@ -93,12 +100,15 @@ class WorkedQueue(Queue):
     ) -> tuple[Job, Queue] | None:
         ordered = list(queues)
         if len(ordered) > 1:
-            for queue in ordered:
-                found = super().dequeue_any([queue], None, connection, **kwargs)
-                if found is not None:
-                    return found
-            if timeout is None:
-                return None
+            now = time.monotonic()
+            if timeout is None or now - cls.looked_at >= OTHER_QUEUES_EVERY_S:
+                cls.looked_at = now
+                for queue in ordered:
+                    found = super().dequeue_any([queue], None, connection, **kwargs)
+                    if found is not None:
+                        return found
+                if timeout is None:
+                    return None
             ordered, timeout = ordered[:1], min(timeout, OTHER_QUEUES_EVERY_S)
         return super().dequeue_any(ordered, timeout, connection, **kwargs)
 
@@ -125,6 +135,15 @@ class Worker(SimpleWorker):
     max_connection_wait_time = 5.0  # RQ's default waits up to a minute between reconnections
     queue_class = WorkedQueue
     stopping = False  # a stop was asked for (SIGTERM, SIGINT)
+    suspension_looked_at = -SUSPENSION_EVERY_S
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check for ``rq suspend`` (a transaction of its own) at most every
+        :data:`SUSPENSION_EVERY_S` rather than before every job."""
+        now = time.monotonic()
+        if now - self.suspension_looked_at >= SUSPENSION_EVERY_S:
+            self.suspension_looked_at = now
+            super().check_for_suspension(burst)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if self.last_heartbeat is not None and \

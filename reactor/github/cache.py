@@ -7,6 +7,10 @@ The last 200 answer to each GET is kept under ``keys.etag(installation, digest)`
 digest covers the URL and the ``Accept`` header, since media types change the body — so a
 re-read by any process is free while nothing changed. Entries expire after ``ttl``, and
 bodies over ``max_body_bytes`` are not kept, so the cache stays bounded.
+
+An entry is one string — its ETag, content type and ``Link`` header, a line each (no header
+value holds a line break), then the body — written with one ``SET … EX`` and read with one
+``GET``: keeping a read's answer costs one command, not a transaction of five.
 """
 
 from __future__ import annotations
@@ -47,16 +51,13 @@ class ETagCache:
         self, installation_id: int | None, url: str, accept: str
     ) -> CachedResponse | None:
         """The cached answer to this GET, or None."""
-        found = await self._redis.hgetall(self._key(installation_id, url, accept))
-        fields = {as_text(name): value for name, value in found.items()}
-        if "etag" not in fields or "body" not in fields:
+        found = await self._redis.get(self._key(installation_id, url, accept))
+        parts = as_bytes(found).split(b"\n", 3) if found is not None else []
+        if len(parts) != 4 or not parts[0]:
             return None
-        return CachedResponse(
-            etag=as_text(fields["etag"]),
-            body=as_bytes(fields["body"]),
-            content_type=as_text(fields.get("content_type", "")),
-            link=as_text(fields.get("link", "")),
-        )
+        etag, content_type, link, body = parts
+        return CachedResponse(etag=as_text(etag), body=body,
+                              content_type=as_text(content_type), link=as_text(link))
 
     async def store(
         self, installation_id: int | None, url: str, accept: str, response: CachedResponse
@@ -64,17 +65,11 @@ class ETagCache:
         """Keep a 200 answer for later conditional GETs (unless its body is too large)."""
         if len(response.body) > self._max_body_bytes:
             return
-        key = self._key(installation_id, url, accept)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.hset(key, mapping={
-                "etag": response.etag,
-                "body": response.body,
-                "content_type": response.content_type,
-                "link": response.link,
-            })
-            pipe.expire(key, self._ttl_s)
-            await pipe.execute()
+        head = [response.etag, response.content_type, response.link]
+        if any("\n" in value or "\r" in value for value in head):
+            return  # not a header value GitHub sends: nothing to keep
+        value = "\n".join(head).encode() + b"\n" + response.body
+        await self._redis.set(self._key(installation_id, url, accept), value, ex=self._ttl_s)
 
     async def touch(self, installation_id: int | None, url: str, accept: str) -> None:
         """Keep an entry that GitHub just confirmed unchanged for another ``ttl``."""

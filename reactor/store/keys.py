@@ -36,7 +36,8 @@ METRICS_TTL_S = 90 * 24 * 3600
 # GitHub access, shared by every worker process.
 INSTALLATION_TOKEN = PREFIX + "token:{installation_id}"
 INSTALLATION_TOKEN_LOCK = PREFIX + "token-lock:{installation_id}"
-ETAG = PREFIX + "etag:{installation_id}:{digest}"
+# "etag2": an entry is one string (reactor/github/cache.py); the hashes of before expire unread
+ETAG = PREFIX + "etag2:{installation_id}:{digest}"
 RATE_LIMITED_UNTIL = PREFIX + "ratelimit:{installation_id}"
 CONTENT_WRITES = PREFIX + "content-writes:{installation_id}"  # paced issue/comment creation
 # R11: when an actor did each thing of one kind (moves, issues, comments) lately, by delivery

@@ -65,7 +65,7 @@ async def test_entries_expire(
 
     await client.for_installation(42).getitem(ISSUE)
 
-    [key] = [k async for k in redis.scan_iter("reactor:etag:42:*")]
+    [key] = [k async for k in redis.scan_iter("reactor:etag2:42:*")]
     assert 0 < await redis.ttl(key) <= 600
 
 
