@@ -141,18 +141,33 @@ async def test_deliveries_of_a_scope_wait_for_its_one_turn(
 
 
 async def test_a_scope_without_a_turn_gets_one_again(ingest: Ingest, redis_url: str) -> None:
-    """Once the turn is over (its marker gone), the next delivery queues a new one; other
-    scopes' turns are their own."""
+    """Once the turn is over (it took what was pending and let its marker go), the next
+    delivery queues a new one; other scopes' turns are their own."""
     other = Scope(Repo("acme", "lab", 1), 7, "house")
     first, second, elsewhere = delivery(), delivery(), delivery()
     await ingest.accept(first, SCOPE)
     store = redis.Redis.from_url(redis_url)
-    store.delete(keys.turn(SCOPE.key))  # the turn ended
+    store.delete(keys.turn(SCOPE.key), keys.pending(SCOPE.key))  # the turn ended
     await ingest.accept(second, SCOPE)
     await ingest.accept(elsewhere, other)
     assert store.lrange(QUEUE, 0, -1) == [
         turns.owner_id(SCOPE.digest, g).encode() for g in (first.guid, second.guid)
     ] + [turns.owner_id(other.digest, elsewhere.guid).encode()]
+
+
+async def test_a_delivery_finding_an_item_pending_leaves_the_turn_marker_alone(
+        ingest: Ingest, redis_url: str) -> None:
+    """An item pending means a turn is queued or running, or the scope is on the turn's
+    watchdog: the delivery joins it, at the cost of one command (its RPUSH), not two."""
+    first, second = delivery(), delivery()
+    await ingest.accept(first, SCOPE)
+    store = redis.Redis.from_url(redis_url)
+    store.delete(keys.turn(SCOPE.key))  # as if it expired, the first item still pending
+    await ingest.accept(second, SCOPE)
+    assert store.lrange(QUEUE, 0, -1) == [turns.owner_id(SCOPE.digest, first.guid).encode()]
+    assert store.lrange(keys.pending(SCOPE.key), 0, -1) == [
+        f"d:{g}".encode() for g in (first.guid, second.guid)]
+    assert store.exists(keys.turn(SCOPE.key)) == 0
 
 
 async def test_the_job_hash_is_the_one_rq_writes_itself(ingest: Ingest, redis_url: str) -> None:

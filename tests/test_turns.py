@@ -27,16 +27,31 @@ async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 async def test_the_first_to_offer_owns_the_turn_and_the_rest_leave_their_items(
     client: redis.asyncio.Redis,
 ) -> None:
-    assert await turns.offer(client, SCOPE, "d:a", owner="job-a")
-    assert not await turns.offer(client, SCOPE, "d:b", owner="job-b")
-    assert await turns.offer(client, SCOPE, "w", owner="job-a")  # a retried job still owns it
+    assert await turns.offer(client, TITANIC, "d:a", owner="job-a")
+    assert not await turns.offer(client, TITANIC, "d:b", owner="job-b")
+    assert await turns.offer(client, TITANIC, "w", owner="job-a")  # a retried job still owns it
     assert await client.lrange(keys.pending(SCOPE), 0, -1) == [b"d:a", b"d:b", b"w"]
     assert await client.ttl(keys.turn(SCOPE)) > 0
 
 
+async def test_who_takes_the_marker_is_on_the_watchdog_until_the_marker_is_gone(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A worker that took the marker and died before running the turn or queuing its job
+    would leave what is pending to no one (a delivery finding an item pending leaves the
+    marker alone): the scheduler wakes the scope once the marker has expired."""
+    before = time.time() * 1000
+    assert await turns.offer(client, TITANIC, "w", owner="doomed")
+    due = await client.zscore(keys.ROUNDS_RUNNING, TITANIC.dumps())
+    ttl = turns.QUEUED_TTL_S * 1000 + turns.WATCHDOG_MARGIN_MS
+    assert due is not None and before + ttl <= due <= time.time() * 1000 + ttl
+    assert not await turns.offer(client, TITANIC, "d:b", owner="web")
+    assert await client.zscore(keys.ROUNDS_RUNNING, TITANIC.dumps()) == due
+
+
 async def test_a_round_takes_everything_waiting(client: redis.asyncio.Redis) -> None:
     for item in ("d:old", "d:new", "m:moved:{}", "t:3:running:2026-01-01T00:00:00+00:00"):
-        await turns.offer(client, SCOPE, item, owner="me")
+        await turns.offer(client, TITANIC, item, owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
     assert taken.items == ("d:old", "d:new", "m:moved:{}", "t:3:running:2026-01-01T00:00:00+00:00")
@@ -52,8 +67,8 @@ async def test_what_a_dead_round_left_is_taken_with_what_was_judged_since(
     marked the deliveries its completion accounted for judged and left no journal — or left
     one. The next round takes the dead round's items, told which are judged, and the
     journals in progress."""
-    await turns.offer(client, SCOPE, "d:completion", owner="me")
-    await turns.offer(client, SCOPE, "d:other", owner="me")
+    await turns.offer(client, TITANIC, "d:completion", owner="me")
+    await turns.offer(client, TITANIC, "d:other", owner="me")
     assert await turns.begin(client, TITANIC, owner="me") is not None
     await turns.mark_judged(client, SCOPE, ["completion"])
     await client.hset(keys.sagas(SCOPE), "saga", b"{}")
@@ -66,10 +81,10 @@ async def test_what_a_dead_round_left_is_taken_with_what_was_judged_since(
 async def test_items_a_killed_round_took_are_taken_again_before_newer_ones(
     client: redis.asyncio.Redis,
 ) -> None:
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     first = await turns.begin(client, TITANIC, owner="me")
     assert first is not None
-    await turns.offer(client, SCOPE, "d:b", owner="me")
+    await turns.offer(client, TITANIC, "d:b", owner="me")
     await client.delete(keys.lease(SCOPE))  # the holder died; its lease expired
     second = await turns.begin(client, TITANIC, owner="next")
     assert second is not None and second.items == ("d:a", "d:b")
@@ -78,7 +93,7 @@ async def test_items_a_killed_round_took_are_taken_again_before_newer_ones(
 
 async def test_a_long_wait_moves_into_flight_whole(client: redis.asyncio.Redis) -> None:
     """More items than a script moves at once, behind items already in flight."""
-    await turns.offer(client, SCOPE, "d:parked", owner="me")
+    await turns.offer(client, TITANIC, "d:parked", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
     await turns.finish(client, taken, turns.Commit(parked=["d:parked"]))
@@ -92,8 +107,8 @@ async def test_a_long_wait_moves_into_flight_whole(client: redis.asyncio.Redis) 
 async def test_closing_a_round_keeps_what_is_parked_marks_the_rest_and_ends_the_turn(
     client: redis.asyncio.Redis,
 ) -> None:
-    await turns.offer(client, SCOPE, "d:a", owner="me")
-    await turns.offer(client, SCOPE, "d:b", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:b", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
     commit = turns.Commit(parked=["d:b"], judged=["a"],
@@ -109,10 +124,10 @@ async def test_closing_a_round_keeps_what_is_parked_marks_the_rest_and_ends_the_
 async def test_what_arrives_during_a_round_makes_the_owner_take_another(
     client: redis.asyncio.Redis,
 ) -> None:
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
-    assert not await turns.offer(client, SCOPE, "d:b", owner="web")  # the turn is running
+    assert not await turns.offer(client, TITANIC, "d:b", owner="web")  # the turn is running
     assert await turns.finish(client, taken, turns.Commit(judged=["a"])) is True
     assert await client.get(keys.turn(SCOPE)) == b"me"
     again = await turns.begin(client, TITANIC, owner="me")
@@ -122,7 +137,7 @@ async def test_what_arrives_during_a_round_makes_the_owner_take_another(
 async def test_a_round_leaves_another_owners_marker_alone(client: redis.asyncio.Redis) -> None:
     """A round that outlived its marker (another job queued meanwhile owns the turn) ends
     without taking the marker from it."""
-    await turns.offer(client, SCOPE, "d:a", owner="slow")
+    await turns.offer(client, TITANIC, "d:a", owner="slow")
     taken = await turns.begin(client, TITANIC, owner="slow")
     assert taken is not None
     await client.set(keys.turn(SCOPE), "queued-later")
@@ -133,7 +148,7 @@ async def test_a_round_leaves_another_owners_marker_alone(client: redis.asyncio.
 async def test_a_failed_round_gives_the_lease_back_and_keeps_its_items(
     client: redis.asyncio.Redis,
 ) -> None:
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
     await turns.release(client, taken)
@@ -143,7 +158,7 @@ async def test_a_failed_round_gives_the_lease_back_and_keeps_its_items(
 
 async def test_an_unguarded_round_takes_no_lease(client: redis.asyncio.Redis) -> None:
     """``UNSAFE_DISABLE=lease`` (bench/ and the chaos suite's control)."""
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     held = await turns.begin(client, TITANIC, owner="me")
     assert held is not None
     loose = await turns.begin(client, TITANIC, owner="other", guarded=False)
@@ -153,7 +168,7 @@ async def test_an_unguarded_round_takes_no_lease(client: redis.asyncio.Redis) ->
 async def test_scripts_are_loaded_again_after_a_flush(client: redis.asyncio.Redis) -> None:
     """A Redis restarted without its script cache: the first call loads the script."""
     await client.script_flush()
-    assert await turns.offer(client, SCOPE, "d:a", owner="me")
+    assert await turns.offer(client, TITANIC, "d:a", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
     await client.script_flush()
@@ -166,7 +181,7 @@ async def test_a_round_whose_worker_died_is_overdue_a_lease_later(
 ) -> None:
     """The scheduler finds the rounds that outlived their lease (their worker died): each
     once, then again a lease later should its wake fail too."""
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
     sync = redis_sync(redis_url)
@@ -185,10 +200,10 @@ async def test_a_turn_whose_worker_died_between_two_rounds_is_overdue_a_lease_la
     """A round closed with more waiting, and its worker died before the next round began:
     the scope stays among the rounds running, due after the marker the round set is gone,
     so the scheduler's wake then takes the turn."""
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
-    assert not await turns.offer(client, SCOPE, "d:b", owner="web")  # during the round
+    assert not await turns.offer(client, TITANIC, "d:b", owner="web")  # during the round
     assert await turns.finish(client, taken, turns.Commit(judged=["a"])) is True
     # ... and the worker is killed here.
 
@@ -208,10 +223,10 @@ async def test_a_turn_paused_between_rounds_is_left_to_the_scheduler(
 ) -> None:
     """A turn that pauses before its next read leaves the rounds running: the scheduler
     queues the job that goes on (its paused turns), so the watchdog does not wake it too."""
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     taken = await turns.begin(client, TITANIC, owner="me")
     assert taken is not None
-    await turns.offer(client, SCOPE, "d:b", owner="web")
+    await turns.offer(client, TITANIC, "d:b", owner="web")
     assert await turns.finish(client, taken, turns.Commit(judged=["a"])) is True
     await turns.pause(client, TITANIC, owner="next", for_ms=750)
     assert await client.zcard(keys.ROUNDS_RUNNING) == 0
@@ -228,10 +243,10 @@ async def test_a_paused_turn_keeps_its_marker_for_the_job_that_goes_on_when_the_
     """A busy competition's next round waits (reactor/shell/turn.py, ROUND_GAP_S): meanwhile
     the next job holds the marker, so a delivery queues nothing, and the scheduler finds the
     pause over once its time has come — until the job is queued."""
-    await turns.offer(client, SCOPE, "d:a", owner="me")
+    await turns.offer(client, TITANIC, "d:a", owner="me")
     await turns.pause(client, TITANIC, owner="next", for_ms=60_000)
     assert await client.get(keys.turn(SCOPE)) == b"next"
-    assert not await turns.offer(client, SCOPE, "d:b", owner="job-b")  # it waits for "next"
+    assert not await turns.offer(client, TITANIC, "d:b", owner="job-b")  # it waits for "next"
     sync = redis_sync(redis_url)
     assert turns.paused_due(sync) == []  # a minute to go
     entry = f"next {TITANIC.dumps()}"

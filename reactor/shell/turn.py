@@ -78,7 +78,7 @@ async def submit(ctx: Context, scope: Scope, item: str, *, owner: str,
     """Leave ``item`` for the scope's turn and run the turn here if this caller now owns it
     (``request``: how it makes a reconcile the item asks for); None when a turn already
     queued or running takes the item."""
-    if not await turns.offer(ctx.redis, scope.key, item, owner=owner):
+    if not await turns.offer(ctx.redis, scope, item, owner=owner):
         return None
     return await take(ctx, scope, owner=owner, request=request)
 
@@ -238,7 +238,7 @@ async def _hand_on(ctx: Context, target: Scope, change: Change) -> None:
     """Leave ``change`` for ``target``'s turn, queuing that turn if none is queued."""
     item = turns.moved_item(change.delivery_id, schedule.encode(change))
     owner = turns.owner_id(target.digest, f"from-{change.delivery_id}")
-    if await turns.offer(ctx.redis, target.key, item, owner=owner):
+    if await turns.offer(ctx.redis, target, item, owner=owner):
         schedule.hand_over(ctx.sync_redis, target, owner)
 
 

@@ -51,9 +51,13 @@ for i = 0, (#KEYS - 2) / 5 - 1 do
     answers[i + 1] = 1
     local enqueue = true
     if ARGV[6 + 5 * i] == 'turn' then
+      -- an item already pending means a turn is queued or running for it, or the scope is
+      -- on the turn's watchdog: whoever added that item took the marker or found it taken,
+      -- a turn ends only with nothing pending, and a worker that took the marker and died
+      -- before queuing the turn is woken (reactor/store/turns.py _OFFER)
       local pending = KEYS[6 + 5 * i]
-      redis.call('RPUSH', pending, 'd:' .. guid)
-      enqueue = redis.call('SET', KEYS[7 + 5 * i], id, 'NX', 'EX', {turn_ttl})
+      enqueue = redis.call('RPUSH', pending, 'd:' .. guid) == 1
+        and redis.call('SET', KEYS[7 + 5 * i], id, 'NX', 'EX', {turn_ttl})
       if enqueue then redis.call('EXPIRE', pending, {scope_ttl}) end
     end
     if enqueue then

@@ -53,12 +53,21 @@ JUDGED_TTL_S = 24 * 3600  # a job is retried within minutes; a redelivery is a n
 _CHUNK = 1000  # list items per command inside a script (Lua's unpack has a limit)
 
 # Add an item; the caller owns the turn if it set the marker (or held it already: a retried
-# job, a wake the marker was kept for). KEYS: pending, turn marker; ARGV: item, owner, marker
-# ttl, list ttl.
+# job, a wake the marker was kept for). A caller that sets it enters the scope among the rounds
+# running, due once the marker is gone: it runs the turn or queues its job next, and should
+# it die before either, the scheduler wakes the scope then (a delivery coming meanwhile finds
+# an item pending and leaves the marker alone: reactor/store/accept.py).
+# KEYS: pending, turn marker, rounds running; ARGV: item, owner, marker ttl (s), list ttl,
+# the scope (as reactor.core.routing.Scope.dumps writes it), watchdog margin (ms)
 _OFFER = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', KEYS[3], ms + tonumber(ARGV[3]) * 1000 + tonumber(ARGV[6]), ARGV[5])
+  return 1
+end
 if redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
 return 0
 """
@@ -240,11 +249,13 @@ def owner_id(digest: str, cause: str) -> str:
     return f"turn-{digest}-{cause}"
 
 
-async def offer(client: redis.asyncio.Redis, scope: str, item: str, *, owner: str) -> bool:
+async def offer(client: redis.asyncio.Redis, scope: Scope, item: str, *, owner: str) -> bool:
     """Leave ``item`` for the scope's turn; True when the caller now owns the turn (it set
     the marker) and must run it, or queue the job that will."""
-    taken = await _call(client, "offer", (keys.pending(scope), keys.turn(scope)),
-                        (item, owner, QUEUED_TTL_S, keys.SCOPE_TTL_S))
+    taken = await _call(client, "offer", (keys.pending(scope.key), keys.turn(scope.key),
+                                          keys.ROUNDS_RUNNING),
+                        (item, owner, QUEUED_TTL_S, keys.SCOPE_TTL_S, scope.dumps(),
+                         WATCHDOG_MARGIN_MS))
     return bool(taken)
 
 
