@@ -270,7 +270,8 @@ def test_a_hand_off_waits_for_the_budget_and_then_completes_once(stack: Stack) -
         [issue] = [i for i in s.issues() if "agent:analyzer" in names(i)]
         assert issue["number"] == analyzer[0]["number"]
         assert names(issue) == agent_labels("pc", "analyzer", "status:starting")
-        assert f"#{issue['number']}" in " ".join(s.app_comments(number))
+        blockers = s.call(s.bot, "GET", f"/issues/{issue['number']}/dependencies/blocked_by")
+        assert [b["number"] for b in blockers] == [number]  # the hand-off's link, made once
         for n in (number, issue["number"]):
             bodies = s.app_comments(n)
             assert len(bodies) == len(set(bodies)), (n, bodies)

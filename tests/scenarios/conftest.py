@@ -239,10 +239,12 @@ class Scenario:
     # the reactor -----------------------------------------------------------------------------
 
     def busy(self) -> dict[str, int]:
-        """Work the reactor still has: queued, taken and running jobs, scheduled checks due soon
-        (a settle re-read; not the far-off safety checks), held leases, turns queued or
-        running, and changes pending, in flight or parked for the settle window."""
+        """Work the reactor still has: queued, taken and running jobs (the sweep's too),
+        scheduled checks due soon (a settle re-read; not the far-off safety checks), held
+        leases, turns queued or running, and changes pending, in flight or parked for the
+        settle window."""
         queue = Queue(keys.QUEUE_EVENTS, connection=self._rq)
+        sweep = Queue(keys.QUEUE_SWEEP, connection=self._rq)
         scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
         now = int(time.time())
         soon = set(scheduled.get_jobs_to_schedule(now + int(SETTLE_S) + 2))
@@ -260,6 +262,8 @@ class Scenario:
             "started": self._rq.zcard(StartedJobRegistry(queue=queue).key),
             "scheduled-soon": len(soon),
             "deferred": DeferredJobRegistry(queue=queue).count,
+            # the sweep (every 10 minutes, and at start): its reads are no webhook's
+            "sweeping": sweep.count + self._rq.zcard(StartedJobRegistry(queue=sweep).key),
             "leases": sum(1 for _ in self._rq.scan_iter("reactor:lease:*", count=1000)),
             "turns": sum(1 for _ in self._rq.scan_iter("reactor:turn:*", count=1000)),
         }
