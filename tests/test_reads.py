@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import httpx
@@ -78,3 +79,32 @@ def test_a_creation_marker_counts_only_on_the_apps_issue(
     genuine = client.as_token(token, "POST", f"{REPO_PATH}/issues", json={
         "title": "[t] analyzer: x", "body": body, "labels": ["comp:t"]}).json()["number"]
     assert _run(sandbox, found) == genuine
+
+
+def test_a_label_write_counts_as_made_though_an_agent_moved_on_from_it_at_once(
+    sandbox: RunningSandbox, client: SandboxClient
+) -> None:
+    """The App's ``status:starting`` was written (GitHub answered 502) and the agent took it
+    off at once: the timeline's latest event on the label is the agent's, yet the write was
+    made since it began, so it is done — writing it again would undo the agent's move. An
+    older write of the App's is not taken for this one, nor anyone else's write."""
+    installation = client.create_repo("acme", "widgets")["installation_id"]
+    number = client.as_user("alice", "POST", f"{REPO_PATH}/issues",
+                            json={"title": "x"}).json()["number"]
+    token = client.installation_token(installation)
+    began = datetime.now(UTC)
+    client.as_token(token, "POST", f"{REPO_PATH}/issues/{number}/labels",
+                    json={"labels": ["status:starting"]})
+    client.as_user("alice", "DELETE", f"{REPO_PATH}/issues/{number}/labels/status:starting")
+
+    def written(since: datetime | None) -> Callable[[GitHubAPI, Repo], Awaitable[bool]]:
+        return lambda gh, repo: reads.label_written(gh, repo, number, "status:starting",
+                                                    "labeled", author=BOT, since=since)
+
+    assert _run(sandbox, written(began)) is True
+    assert _run(sandbox, written(None)) is False  # the latest event alone: the agent's
+    assert _run(sandbox, written(began + timedelta(seconds=5))) is False  # an older write
+    client.as_user("alice", "POST", f"{REPO_PATH}/issues/{number}/labels",
+                   json={"labels": ["status:running"]})
+    assert _run(sandbox, lambda gh, repo: reads.label_written(
+        gh, repo, number, "status:running", "labeled", author=BOT, since=began)) is False

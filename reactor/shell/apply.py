@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import redis.asyncio
@@ -186,6 +187,7 @@ class Applier:
     async def _write_label(self, number: int, label: str, action: str, *,
                            again: bool = True) -> None:
         path = f"/repos/{self.repo.full_name}/issues/{number}/labels"
+        since = datetime.now(UTC)
         try:
             if action == "labeled":
                 await self.gh.post(path, data={"labels": [label]})
@@ -193,7 +195,7 @@ class Applier:
                 await self.gh.delete(f"{path}/{quote(label, safe='')}")
         except GitHubError as exc:
             if not (action == "unlabeled" and exc.status == 404):  # gone: the delta is done
-                await self._unsure(exc, number, label, action, again=again)
+                await self._unsure(exc, number, label, action, since, again=again)
                 return
         self._left(number, label, action)
 
@@ -205,9 +207,10 @@ class Applier:
             self._labels[number] = (self._labels[number] | {folded} if action == "labeled"
                                     else self._labels[number] - {folded})
 
-    async def _unsure(self, exc: GitHubError, number: int, label: str, action: str, *,
-                      again: bool) -> None:
-        """A label write answered 5xx: done if the issue's timeline shows it. Otherwise it
+    async def _unsure(self, exc: GitHubError, number: int, label: str, action: str,
+                      since: datetime, *, again: bool) -> None:
+        """A label write answered 5xx: done if the issue's timeline shows it (made since the
+        write began, even if an agent moved on from it at once). Otherwise it
         is written once more if the issue still shows exactly what the App's own writes
         left (a revert half made must not stand as the agent's move); if anything else
         changed, the issue is decided on again from a fresh read (never written blindly: an
@@ -215,7 +218,7 @@ class Applier:
         if not is_transient(exc):
             raise exc
         if await reads.label_written(self.gh, self.repo, number, label, action,
-                                     author=self.view.app_login):
+                                     author=self.view.app_login, since=since):
             self._left(number, label, action)
             return
         if again and number in self._labels:

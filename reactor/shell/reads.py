@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gidgethub.abc import GitHubAPI
@@ -109,19 +110,38 @@ async def find_created(
 
 
 async def label_written(
-    gh: GitHubAPI, repo: Repo, issue: int, label: str, action: str, *, author: str
+    gh: GitHubAPI, repo: Repo, issue: int, label: str, action: str, *, author: str,
+    since: datetime | None = None,
 ) -> bool:
-    """Whether the issue's latest event on ``label`` is ``action`` (``labeled`` or
-    ``unlabeled``) by ``author`` (the App's bot): a label write answered 5xx may have been
-    made all the same (https://docs.github.com/en/rest/issues/events)."""
-    latest = None
+    """Whether ``author`` (the App's bot) made the write ``action`` (``labeled`` or
+    ``unlabeled``) of ``label``: the issue's latest event on the label is it, or — when
+    ``since`` (the write's start) is given — such an event is no older than a second before
+    it, though someone changed the label since (an agent taking its stage at once). A label
+    write answered 5xx may have been made all the same
+    (https://docs.github.com/en/rest/issues/events)."""
+    latest, recent = None, False
     url = f"/repos/{repo.full_name}/issues/{issue}/events{{?per_page}}"
     async for item in gh.getiter(url, {"per_page": 100}):
         named = (item.get("label") or {}).get("name") if isinstance(item, dict) else None
         if isinstance(named, str) and named.casefold() == label.casefold():
             latest = item
-    return latest is not None and latest.get("event") == action and _written_by(
-        {"user": latest.get("actor")}, author)
+            recent = recent or (since is not None and _ours(item, action, author)
+                                and _at(item) >= since - WRITE_CLOCK_SLACK)
+    return recent or (latest is not None and _ours(latest, action, author))
+
+
+WRITE_CLOCK_SLACK = timedelta(seconds=1)  # events carry whole seconds
+
+
+def _ours(event: dict[str, Any], action: str, author: str) -> bool:
+    return event.get("event") == action and _written_by({"user": event.get("actor")}, author)
+
+
+def _at(event: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(event.get("created_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 async def blocked_by(gh: GitHubAPI, repo: Repo, issue: int) -> frozenset[int]:
