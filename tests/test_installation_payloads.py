@@ -185,16 +185,17 @@ def agent_issue(stack: Stack, repo: dict[str, Any]) -> None:
 
 
 def quiet(stack: Stack, *, polls: int = 5) -> None:
-    """Wait until every webhook was delivered and no job is queued or running, for a few
-    polls in a row: what a tenant keeps in Redis then stays as it is."""
+    """Wait until every webhook was delivered and no job is queued or running (the sweep's
+    included), for a few polls in a row: what a tenant keeps in Redis then stays as it is."""
     connection = redis.Redis.from_url(stack.redis_url)
-    queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-    started = StartedJobRegistry(queue=queue)
+    queues = [Queue(name, connection=connection) for name in (keys.QUEUE_EVENTS, keys.QUEUE_SWEEP)]
+    started = [StartedJobRegistry(queue=queue) for queue in queues]
     deadline, still = time.monotonic() + 30, 0
     with stack.sandbox.client() as sandbox:
         while still < polls:
             assert time.monotonic() < deadline, stack.log_tails()
-            busy = sandbox.drain() or queue.count or started.count
+            busy = sandbox.drain() or any(q.count for q in queues) or any(
+                r.count for r in started)  # the sweep's too: it keeps per-tenant markers
             still = 0 if busy else still + 1
             time.sleep(0.05)
 

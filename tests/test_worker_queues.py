@@ -107,7 +107,7 @@ async def test_a_turn_job_whose_worker_died_before_its_first_round_is_woken_by_t
     client = redis.asyncio.Redis.from_url(redis_url)
     scope = Scope(Repo("acme", "lab", 1), 7, "titanic")
     owner = turns.owner_id(scope.digest, "d1")
-    assert await turns.offer(client, scope.key, "d:d1", owner=owner)
+    assert await turns.offer(client, scope, "d:d1", owner=owner)
     schedule.hand_over(connection, scope, owner)  # the turn's job, as a turn queues it
     events, sweep = queues(connection)
     taken = WorkedQueue.dequeue_any([events, sweep], None, connection)
@@ -121,7 +121,7 @@ async def test_a_turn_job_whose_worker_died_before_its_first_round_is_woken_by_t
     while turns.overdue(connection) != [scope.dumps()]:
         assert time.monotonic() < deadline, "the scheduler never finds the scope overdue"
         await asyncio.sleep(0.05)
-    assert await turns.offer(client, scope.key, turns.WAKE, owner="watchdog")
+    assert await turns.offer(client, scope, turns.WAKE, owner="watchdog")
     assert connection.lrange(keys.pending(scope.key), 0, -1) == [b"d:d1", b"w"]
     await client.aclose()
 
@@ -132,7 +132,7 @@ async def test_a_turn_job_leaves_another_owners_marker_alone(redis_url: str) -> 
     connection = redis.Redis.from_url(redis_url)
     client = redis.asyncio.Redis.from_url(redis_url)
     scope = Scope(Repo("acme", "lab", 1), 7, "titanic")
-    assert await turns.offer(client, scope.key, "d:d1", owner="first")
+    assert await turns.offer(client, scope, "d:d1", owner="first")
     schedule.hand_over(connection, scope, "second")
     taken = WorkedQueue.dequeue_any(queues(connection), None, connection)
     assert taken is not None
