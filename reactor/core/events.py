@@ -102,12 +102,12 @@ _IDENTITY = (LabelKind.AGENT, LabelKind.COMP)
 # The changes each event reports; the other actions of a link's events are its twin half.
 _LINKS = {"issue_dependencies": (ChangeKind.BLOCKED_BY_ADDED, ChangeKind.BLOCKED_BY_REMOVED),
           "sub_issues": (ChangeKind.SUB_ISSUE_ADDED, ChangeKind.SUB_ISSUE_REMOVED)}
-_KINDS = {"issues": tuple(k for k in ChangeKind if k.value not in
-                          {v for kinds in _LINKS.values() for v in kinds}), **_LINKS}
+_KINDS = {"issues": tuple(set(ChangeKind).difference(*_LINKS.values())), **_LINKS}
 
 
 def change_from_event(event: Event, *, now: datetime) -> Change | None:
-    """The :class:`Change` an ``issues`` event reports, or None for any other event.
+    """The :class:`Change` an ``issues`` event (or the judged half of a link's:
+    ``issue_dependencies``, ``sub_issues``) reports, or None for any other event.
 
     Its time is when the web process received it (``now`` for a delivery without one), and
     it keeps the ``status:`` labels the payload showed, which order a burst's changes."""

@@ -80,14 +80,15 @@ def restore(issue: IssueSnapshot, sit: Situation, *, capped: bool
     """R3: a stage's issue someone other than a maintainer took out of its competition's
     parent goes back under it (from wherever it is now), with one comment; past the
     revert-war cap (``capped``) only a note."""
+    removed = [c for c in sit.of(issue.number)
+               if c.kind is ChangeKind.SUB_ISSUE_REMOVED and not sit.is_maintainer(c)]
     comp = sit.comp_of(issue)
-    parent = of_competition(comp, sit) if comp and sit.stage_of(issue) else None
-    if parent is None or issue.parent == parent.number \
+    if not removed or not comp or not sit.stage_of(issue) \
             or Chain.SUB_ISSUES not in sit.config.chain:
         return [], []
-    culprit = next((c for c in sit.of(issue.number) if c.kind is ChangeKind.SUB_ISSUE_REMOVED
-                    and c.other == parent.number and not sit.is_maintainer(c)), None)
-    if culprit is None:
+    parent = of_competition(comp, sit)
+    culprit = next((c for c in removed if parent is not None and c.other == parent.number), None)
+    if parent is None or culprit is None or issue.parent == parent.number:
         return [], []
     reason = f"revert: #{issue.number} back under #{parent.number}"
     if capped:
