@@ -66,7 +66,10 @@ class Applier:
     failed: set[int] = field(default_factory=set)  # issues a failed hand-off meant to start
     unsafe: frozenset[str] = frozenset()  # safety mechanisms switched off (Settings)
     _checked: set[int] = field(default_factory=set)
-    _linked: bool = False  # the last "blocked by" link was made (the comment after it skips)
+    # the hand-off's "blocked by" link (the step before its comment), and whether GitHub has
+    # it: None when not known here (refused, or made by a worker before this one resumed)
+    _last_link: LinkBlockedBy | None = None
+    _linked: bool | None = None
     # the labels (casefolded) on each issue read fresh, as the App's writes since left them
     _labels: dict[int, frozenset[str]] = field(default_factory=dict)
 
@@ -81,6 +84,9 @@ class Applier:
 
     async def resume(self, journal: Journal) -> None:
         """Finish a hand-off a worker began and did not finish."""
+        done = journal.saga.steps[:journal.done]
+        self._last_link = next((s for s in reversed(done) if isinstance(s, LinkBlockedBy)), None)
+        self._linked = None
         await handoffs.resume(self, journal)
 
     async def step(self, action: Action) -> None:
@@ -133,9 +139,10 @@ class Applier:
         """Link the issue "blocked by" the completed one. The link only shows the chain, so
         GitHub refusing it (it exists already, a limit, dependencies switched off) is logged
         and the hand-off goes on; what may succeed later is raised, like any write."""
-        self._linked = False
+        self._last_link, self._linked = action, None
         number = action.issue or self.created.get(action.key)
         if not number:
+            self._linked = False
             return
         await memory.expect(self.redis, self.repo.id, number, "blocked_by_added")
         try:
@@ -146,10 +153,21 @@ class Applier:
             if is_transient(exc):
                 raise
             log.info("#%d not linked blocked by #%d: %s", number, action.blocking, exc)
-            return
+            return  # it may exist already (an earlier attempt's write answered 5xx)
         await memory.record_dependency(self.redis, self.repo.id, number, action.blocking,
                                        added=True)
         self._linked = True
+
+    async def _shown_by_link(self) -> bool:
+        """Whether GitHub has the hand-off's link, so its comment would only repeat it: known
+        from the write, else read (once) — a retried write refused because the first one,
+        answered 5xx, was made; a link made by a worker that died before the comment."""
+        link = self._last_link
+        if self._linked is None and link is not None:
+            number = link.issue or self.created.get(link.key)
+            self._linked = bool(number) and link.blocking in await reads.blocked_by(
+                self.gh, self.repo, number or 0)
+        return bool(self._linked)
 
     async def _nest(self, action: AddSubIssue) -> None:
         """Make the stage a sub-issue of its competition's parent issue. Like the link, it only
@@ -230,7 +248,7 @@ class Applier:
         raise Conflict(number) from exc
 
     async def _comment(self, action: Comment) -> None:
-        if action.unless_linked and self._linked:
+        if action.unless_linked and await self._shown_by_link():
             return
         body = action.body
         for key, number in self.created.items():

@@ -194,3 +194,34 @@ def test_twenty_racing_completions_of_one_stage_create_exactly_one_next_issue(
     assert twice, "the duplicate fault sent nothing twice"
     codes = sorted(w["status_code"] for w in attempts if w["guid"] == twice[0])
     assert codes == [200, 202], codes
+
+
+def test_a_link_github_made_but_answered_502_for_is_not_followed_by_the_comment(
+    scenario: Scenario,
+) -> None:
+    """The hand-off's link is made but GitHub answers 502; its retry is refused (the link
+    exists). The hand-off is shown once, by the link: the comment — the link's fallback —
+    is not posted, as GitHub lists the link."""
+    s, comp = scenario, "titanic"
+    s.write_config(LINKED)
+    login = AGENTS["planner"]
+    planner = s.open_issue(login, title(comp, "planner"), sorted(agent_labels(comp, "planner")))
+    s.idle()
+    s.add_labels(login, planner, "status:starting")
+    s.idle()
+    move_two_requests(s, login, planner, "starting", "running")
+    s.idle()
+    s.client.control("POST", "faults", {"routes": {
+        r"POST /repos/[^/]+/[^/]+/issues/[0-9]+/dependencies/blocked_by$":
+            {"status": 502, "after": True, "times": 1}}})
+    try:
+        move_one_request(s, login, planner, comp, "planner", "completed")
+        analyzer = next_issue(s, comp, "analyzer")["number"]
+        s.settle()
+    finally:
+        s.client.control("POST", "faults", {})
+    s.settle()
+    posts = [r["status"] for r in s.requests() if r["actor"] == s.bot and r["method"] == "POST"
+             and r["path"].endswith("/dependencies/blocked_by")]
+    assert posts[0] == 502 and len(posts) >= 2, posts  # the fault struck; the step was retried
+    assert linked(s, planner, analyzer)  # once, by the link: no comment as well
