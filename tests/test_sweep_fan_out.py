@@ -55,8 +55,9 @@ def enqueued(redis_url: str) -> list[int]:
     """The installations of the sweep jobs waiting on the sweep queue, in queue order."""
     client = redis.Redis.from_url(redis_url)
     try:
-        queue = Queue(keys.QUEUE_SWEEP, connection=client)
-        return [int(job.args[0]) for job in queue.get_jobs()]
+        jobs = Queue(keys.QUEUE_SWEEP, connection=client).get_jobs()
+        assert all(job.retries_left == sweep.RETRY.max for job in jobs)  # a failed run retried
+        return [int(job.args[0]) for job in jobs]
     finally:
         client.close()
 

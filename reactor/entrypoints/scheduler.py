@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import redis
-from rq import Queue
+from rq import Queue, Retry
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from tenacity import RetryError, Retrying, retry_if_exception_type, wait_random_exponential
@@ -29,13 +29,16 @@ SCHEDULER_TICK_S = 0.2  # how often the scheduler holding RQ's lock looks for du
 
 @dataclass(frozen=True)
 class Periodic:
-    """A job enqueued every ``every`` by whichever scheduler holds RQ's lock."""
+    """A job enqueued every ``every`` by whichever scheduler holds RQ's lock, and retried
+    within its period (``retry_in``: the pauses before each retry) when it fails — a Redis
+    restart or GitHub away — rather than left in the failed registry until the next."""
 
     name: str
     func: str
     every: timedelta
     timeout: timedelta
     queue: str = keys.QUEUE_EVENTS
+    retry_in: tuple[int, ...] = (5, 30, 120)
 
     def enqueue_if_due(self, queue: Queue, *, now: datetime) -> Job | None:
         """Enqueue the job unless its period is still running (a key that lives as long)."""
@@ -47,6 +50,7 @@ class Periodic:
             self.func, job_id=f"{self.name}-{int(now.timestamp())}",
             job_timeout=int(self.timeout.total_seconds()), result_ttl=period * 10,
             failure_ttl=7 * 24 * 3600,
+            retry=Retry(max=len(self.retry_in), interval=list(self.retry_in)),
         )
 
 
@@ -55,7 +59,7 @@ class Periodic:
 # only when no webhook waits, so fan-out work never delays a delivery.
 PERIODIC = (
     Periodic("catchup", "reactor.entrypoints.jobs.catch_up", every=timedelta(minutes=1),
-             timeout=timedelta(minutes=10)),
+             timeout=timedelta(minutes=10), retry_in=(5, 20)),
     # The sweep only fans out: one job per installation on the same queue, each bounded
     # (reactor/shell/sweep.py; its SWEEP_EVERY is this period).
     Periodic("sweep", "reactor.entrypoints.jobs.sweep", every=timedelta(minutes=10),

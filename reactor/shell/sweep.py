@@ -26,7 +26,7 @@ import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from rq import Queue
+from rq import Queue, Retry
 
 from reactor.core.errors import GitHubError
 from reactor.github import Installation, list_installations
@@ -47,6 +47,9 @@ CALLS_PER_RUN = int(CALLS_PER_HOUR * (SWEEP_EVERY / timedelta(hours=1)))
 JOB_TIMEOUT = timedelta(minutes=15)
 FAN_OUT_TIMEOUT = timedelta(minutes=5)
 CURSOR_TTL_S = 7 * 24 * 3600
+# An installation's sweep that fails (Redis restarting, GitHub away) is tried again within
+# its period, from the cursor the last finished run left.
+RETRY = Retry(max=2, interval=[30, 120])
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -75,7 +78,7 @@ async def fan_out(ctx: Context, *, now: datetime | None = None) -> str:
             queue.enqueue("reactor.entrypoints.jobs.sweep_installation", installation.id,
                           job_id=f"sweep-{installation.id}-{period}",
                           job_timeout=int(JOB_TIMEOUT.total_seconds()), result_ttl=ttl * 6,
-                          failure_ttl=7 * 24 * 3600)
+                          failure_ttl=7 * 24 * 3600, retry=RETRY)
             enqueued += 1
     return (f"{enqueued} installation sweep(s) enqueued; {suspended} suspended "
             f"installation(s) skipped")
