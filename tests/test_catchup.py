@@ -33,6 +33,7 @@ from reactor.github import GitHubClient, HookDelivery
 from reactor.ops.commands import deliveries
 from reactor.shell import catchup
 from reactor.store import keys
+from reactor.store.accept import UNACCEPTED_TTL_S
 from tests.conftest import Stack, wait_for_port
 from tests.test_recovery import DEADLINE_S, issue_deliveries, wait_until
 
@@ -58,6 +59,17 @@ def test_failed_guids_are_redelivered_unless_accepted_or_held() -> None:
     assert [d.guid for d in plan.redeliver] == ["a"]
     assert [d.guid for d in plan.accepted] == ["b"]
     assert [d.guid for d in plan.waiting] == ["c"]
+
+
+async def test_a_guid_counts_as_accepted_by_its_record_unless_an_older_web_process_left_it(
+    store: redis.asyncio.Redis,
+) -> None:
+    await store.set(keys.delivery("taken"), b"{}", ex=keys.DELIVERY_TTL_S)
+    await store.set(keys.delivery("left"), b"{}", ex=UNACCEPTED_TTL_S)  # stored, not accepted
+    plan = await catchup.plan(store, [attempt("taken", 503), attempt("left", 503, id=2),
+                                      attempt("never", 503, id=3)])
+    assert [d.guid for d in plan.accepted] == ["taken"]
+    assert sorted(d.guid for d in plan.redeliver) == ["left", "never"]
 
 
 def test_the_cursor_stays_at_the_oldest_attempt_left_waiting() -> None:
@@ -115,7 +127,7 @@ async def test_a_run_redelivers_each_failed_guid_once_and_then_holds_it(
         assert all(down.received(guid) == 2 for guid in failed)  # refused once more
         second = await catchup.catch_up(github.app, store, now=datetime.now(UTC))
         assert (second.redelivered, second.waiting) == ((), 4)
-        await store.set(keys.seen(failed[0]), "1")  # the reactor took one after all
+        await store.set(keys.delivery(failed[0]), b"{}", ex=keys.DELIVERY_TTL_S)  # taken after all
         await store.delete(*(keys.redelivery_hold(guid) for guid in failed))
         down.receiver.status = 202
         third = await catchup.catch_up(github.app, store, now=datetime.now(UTC))
@@ -158,7 +170,7 @@ def test_list_failed_shows_each_undelivered_guid_and_what_the_reactor_knows(
     cli_env: Reactor, redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     failed = cli_env.failed_guids()
-    redis.Redis.from_url(redis_url).set(keys.seen(failed[0]), "1")
+    redis.Redis.from_url(redis_url).set(keys.delivery(failed[0]), b"{}", ex=keys.DELIVERY_TTL_S)
     assert deliveries_cli("list", "--failed", "--json") == 0
     rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {row["guid"]: row["state"] for row in rows} == {

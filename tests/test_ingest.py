@@ -25,12 +25,13 @@ from reactor.store.accept import (
     JOB_RETRY,
     JOB_TIMEOUT_S,
     TURN_FUNC,
+    UNACCEPTED_TTL_S,
     JobTemplate,
     _lua_string,
     accept_script,
 )
 from reactor.store.deliveries import Delivery
-from reactor.store.ingest import UNACCEPTED_TTL_S, Ingest, pack
+from reactor.store.ingest import Ingest, pack
 from tests.conftest import RedisServer, free_port
 
 QUEUE = f"rq:queue:{keys.QUEUE_EVENTS}"
@@ -72,24 +73,29 @@ async def test_a_delivery_is_stored_marked_and_enqueued_once(
     assert await ingest.accept(sent) is False
     store = redis.Redis.from_url(redis_url)
     assert deliveries.decode(sent.guid, store.get(keys.delivery(sent.guid))) == sent
-    assert store.ttl(keys.delivery(sent.guid)) > keys.SEEN_TTL_S
+    assert store.ttl(keys.delivery(sent.guid)) > keys.DELIVERY_TTL_S - 60
     assert store.lrange(QUEUE, 0, -1) == [sent.guid.encode()]
 
 
-async def test_the_script_never_marks_or_enqueues_a_delivery_whose_record_is_missing(
+async def test_the_script_stores_a_guid_once_and_a_duplicate_changes_nothing(
     redis_url: str,
 ) -> None:
     client = redis.asyncio.Redis.from_url(redis_url)
-    template, guid = JobTemplate(), "no-record"
-    seen = keys.seen(guid)
-    reply = await client.eval(
-        accept_script(template), 7, template.queue_key, template.queues_key,
-        seen, keys.delivery(guid), template.job_prefix + guid.encode(), seen, seen,
-        "2024-01-01T00:00:00.000000Z", guid, guid, template.data(guid),
-        template.description(guid), "",
-    )
-    assert reply == [-1]
-    assert await client.exists(keys.seen(guid), f"rq:job:{guid}", QUEUE) == 0
+    template, guid = JobTemplate(), "once"
+    record = keys.delivery(guid)
+
+    async def accept(body: bytes) -> object:
+        return await client.eval(
+            accept_script(template), 6, template.queue_key, template.queues_key,
+            record, template.job_prefix + guid.encode(), record, record,
+            "2024-01-01T00:00:00.000000Z", guid, guid, template.data(guid),
+            template.description(guid), "", body)
+
+    assert await accept(b"first") == [1]
+    assert await accept(b"second") == [0]
+    assert await client.get(record) == b"first"
+    assert await client.ttl(record) > keys.DELIVERY_TTL_S - 60
+    assert await client.lrange(QUEUE, 0, -1) == [guid.encode()]
     await client.aclose()
 
 
@@ -98,12 +104,12 @@ async def test_a_record_left_unaccepted_expires_or_is_taken_by_the_redelivery_on
 ) -> None:
     sent = delivery()
     store = redis.Redis.from_url(redis_url)
-    # What a SET that landed without its script (a 503 mid-round-trip) leaves behind:
+    # What an older web process's SET that landed without its script (a 503 mid-round-trip)
+    # left behind:
     store.set(keys.delivery(sent.guid), sent.header() + sent.body, ex=UNACCEPTED_TTL_S)
     assert 0 < store.ttl(keys.delivery(sent.guid)) <= UNACCEPTED_TTL_S
-    assert not store.exists(keys.seen(sent.guid))
     assert await ingest.accept(sent) is True
-    assert store.ttl(keys.delivery(sent.guid)) > keys.SEEN_TTL_S
+    assert store.ttl(keys.delivery(sent.guid)) > keys.DELIVERY_TTL_S - 60
     assert await ingest.accept(sent) is False
     assert store.llen(QUEUE) == 1
 

@@ -160,7 +160,7 @@ async def test_deliveries_that_arrive_while_redis_is_away_wait_and_are_stored_on
         assert await asyncio.gather(*waiting) == [True] * 20
     assert proxy.most_open == 1
     assert sorted(store.lrange(QUEUE, 0, -1)) == sorted(d.guid.encode() for d in sent)
-    assert all(store.exists(keys.seen(d.guid)) for d in sent)
+    assert all(store.exists(keys.delivery(d.guid)) for d in sent)
 
 
 async def test_a_reply_lost_with_its_connection_still_accepts_the_delivery_once(
@@ -222,7 +222,7 @@ async def test_a_guid_refused_while_redis_was_away_brings_the_catch_up_forward(
         while store.exists(CATCH_UP_PERIOD, keys.redelivery_hold(refused.guid)):
             assert loop.time() < deadline, "the ingest never told Redis what it refused"
             await asyncio.sleep(0.05)
-    assert not store.exists(keys.seen(refused.guid))  # refused: nothing was accepted
+    assert not store.exists(keys.delivery(refused.guid))  # refused: nothing was accepted
 
 
 def test_the_catch_up_is_asked_for_again_a_few_times_until_every_refused_guid_is_seen() -> None:

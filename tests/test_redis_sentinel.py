@@ -83,7 +83,7 @@ async def test_clients_and_the_ingest_follow_the_master_through_a_failover(
             sync_client.set("written-before", "1")
             await async_client.set("written-before-async", "1")
             with sentinels.client(old) as master:
-                assert master.exists(keys.seen(first.guid), "written-before",
+                assert master.exists(keys.delivery(first.guid), "written-before",
                                      "written-before-async") == 3
             # The ingest's own connection asked the Sentinels from the first: it never tried
             # an address of its own (redis-py's default, localhost:6379) and waited for Redis.
@@ -99,7 +99,7 @@ async def test_clients_and_the_ingest_follow_the_master_through_a_failover(
         sync_client.set("written-after", "1")
         await async_client.set("written-after-async", "1")
         with sentinels.client(new) as promoted:
-            assert promoted.exists(keys.seen(first.guid), keys.seen(second.guid),
+            assert promoted.exists(keys.delivery(first.guid), keys.delivery(second.guid),
                                    "written-after", "written-after-async") == 4
             assert promoted.lrange(QUEUE, 0, -1) == [first.guid.encode(), second.guid.encode()]
     finally:
@@ -140,7 +140,7 @@ async def test_with_wait_replicas_a_delivery_no_replica_has_is_refused_but_kept_
         async with Ingest(client, replicas=settings.redis_wait_replicas) as ingest:
             assert await ingest.accept(held) is True
             with sentinels.client(sentinels.ports["replica"]) as replica:
-                assert replica.exists(keys.seen(held.guid)) == 1  # on the replica before 202
+                assert replica.exists(keys.delivery(held.guid)) == 1  # on the replica before 202
             sentinels.kill(sentinels.ports["replica"])
             with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
                 await ingest.accept(alone)

@@ -9,7 +9,7 @@ A periodic job (``reactor.entrypoints.jobs.catch_up``, every minute) reads the A
 delivery log back to where its previous run left off and asks for a redelivery of every GUID
 that has no successful (2xx) attempt, except
 
-- a GUID the reactor accepted after all (its seen-marker is in Redis: GitHub gave up waiting
+- a GUID the reactor accepted after all (its record is in Redis: GitHub gave up waiting
   for the answer, say), and
 - a GUID whose redelivery was asked for a moment ago: after the n-th request the next waits
   :func:`hold` (50 s, doubling up to 30 min), so that GUID is not redelivered again before
@@ -43,6 +43,7 @@ from redis.exceptions import LockError
 from reactor.core.errors import DeliveryNotFound, GitHubError, is_transient
 from reactor.github import HookDelivery, list_deliveries, needing_redelivery, redeliver
 from reactor.store import keys
+from reactor.store.accept import UNACCEPTED_TTL_S
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +120,13 @@ async def plan(client: redis.asyncio.Redis, deliveries: Iterable[HookDelivery]) 
         return Plan()
     async with client.pipeline(transaction=False) as pipe:
         for delivery in failed:
-            pipe.exists(keys.seen(delivery.guid))
+            pipe.ttl(keys.delivery(delivery.guid))
             pipe.exists(keys.redelivery_hold(delivery.guid))
         flags = await pipe.execute()
-    seen = {d.guid for d, flag in zip(failed, flags[0::2], strict=True) if flag}
+    # a record is its GUID accepted, unless an older web process stored it apart and could
+    # not accept it (reactor/store/accept.py): the redelivery takes such a record over
+    seen = {d.guid for d, ttl in zip(failed, flags[0::2], strict=True)
+            if ttl > UNACCEPTED_TTL_S}
     held = {d.guid for d, flag in zip(failed, flags[1::2], strict=True) if flag}
     return partition(failed, seen=seen, held=held)
 

@@ -1,15 +1,15 @@
 """The accept script: what the web process writes for a delivery, in one atomic call.
 
-Per delivery it answers -1 if the delivery's record is missing (not stored), 0 if its GUID's
-seen-marker exists (a duplicate), or, having written the marker, given the record its full
-TTL, written RQ's job hash and pushed the job onto RQ's queue, 1 — or, for a delivery that
-joins its competition's turn, left it in the turn's pending list and queued the turn's job
-only if none is queued or running (:mod:`reactor.store.turns`). :mod:`reactor.store.ingest`
-sends it, a batch of deliveries a call.
+Per delivery it answers 0 if the delivery's record exists (a duplicate: the record is the
+GUID's seen-marker, kept :data:`reactor.store.keys.DELIVERY_TTL_S`), or, having stored the
+record, written RQ's job hash and pushed the job onto RQ's queue, 1 — or, for a delivery
+that joins its competition's turn, left it in the turn's pending list and queued the turn's
+job only if none is queued or running (:mod:`reactor.store.turns`).
+:mod:`reactor.store.ingest` sends it, a batch of deliveries a call.
 
 The job is RQ's own: its hash is ``Job.to_dict()`` of a template job RQ makes at start-up
 (:class:`JobTemplate`); the fields that never change are constants of the script, so a
-delivery sends three arguments and three keys instead of 62 arguments (tests/test_ingest.py
+delivery's job costs the script four short arguments instead of 62 (tests/test_ingest.py
 compares the hash with RQ's own).
 """
 
@@ -31,43 +31,52 @@ JOB_TIMEOUT_S = 60  # a job takes seconds; a killed worker's job is handed back 
 JOB_RESULT_TTL_S = 3600
 JOB_FAILURE_TTL_S = 7 * 24 * 3600
 JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
+# How long a record stored apart from its acceptance lived (the web process stored it before
+# the script, until this script took the store in): the script takes such a record over.
+UNACCEPTED_TTL_S = 600
 
 _ACCEPT_LUA = """\
--- KEYS: RQ's queue, RQ's set of queues, then per delivery: seen-marker, record, job hash,
--- its scope's pending list and turn marker (a delivery handled alone repeats its seen-marker
--- there, unused).
--- ARGV: timestamp, then per delivery: GUID, job id, job data, description, and 'turn' when
--- the delivery joins its scope's turn.
--- Answers per delivery: 1 accepted, 0 a duplicate, -1 its record is missing (not stored).
+-- KEYS: RQ's queue, RQ's set of queues, then per delivery: its record, job hash, its scope's
+-- pending list and turn marker (a delivery handled alone repeats its record there, unused).
+-- ARGV: timestamp, then per delivery: GUID, job id, job data, description, 'turn' when the
+-- delivery joins its scope's turn, and the record.
+-- Answers per delivery: 1 accepted, 0 a duplicate.
 local answers, queued = {{}}, {{}}
-for i = 0, (#KEYS - 2) / 5 - 1 do
-  local seen, record, job = KEYS[3 + 5 * i], KEYS[4 + 5 * i], KEYS[5 + 5 * i]
-  local guid, id = ARGV[2 + 5 * i], ARGV[3 + 5 * i]
-  if redis.call('EXPIRE', record, {delivery_ttl}) == 0 then
-    answers[i + 1] = -1
-  elseif not redis.call('SET', seen, '1', 'NX', 'EX', {seen_ttl}) then
+for i = 0, (#KEYS - 2) / 4 - 1 do
+  local record, job, a = KEYS[3 + 4 * i], KEYS[4 + 4 * i], 1 + 6 * i
+  local guid, id, turn = ARGV[a + 1], ARGV[a + 2], ARGV[a + 5] == 'turn'
+  local stored = redis.call('SET', record, ARGV[a + 6], 'NX', 'EX', {delivery_ttl})
+  if not stored then
+    -- a record a web process before this script stored apart, then could not accept (it
+    -- answered 503), lives UNACCEPTED_TTL_S: GitHub's redelivery takes it over
+    local ttl = redis.call('TTL', record)
+    if ttl >= 0 and ttl <= {unaccepted_ttl} then
+      stored = redis.call('SET', record, ARGV[a + 6], 'EX', {delivery_ttl})
+    end
+  end
+  if not stored then
     answers[i + 1] = 0
   else
     answers[i + 1] = 1
     local enqueue = true
-    if ARGV[6 + 5 * i] == 'turn' then
+    if turn then
       -- an item already pending means a turn is queued or running for it, or the scope is
       -- on the turn's watchdog: whoever added that item took the marker or found it taken,
       -- a turn ends only with nothing pending, and a worker that took the marker and died
       -- before queuing the turn is woken (reactor/store/turns.py _OFFER)
-      local pending = KEYS[6 + 5 * i]
+      local pending = KEYS[5 + 4 * i]
       enqueue = redis.call('RPUSH', pending, 'd:' .. guid) == 1
-        and redis.call('SET', KEYS[7 + 5 * i], id, 'NX', 'EX', {turn_ttl})
+        and redis.call('SET', KEYS[6 + 4 * i], id, 'NX', 'EX', {turn_ttl})
       if enqueue then redis.call('EXPIRE', pending, {scope_ttl}) end
     end
     if enqueue then
       redis.call('DEL', job)
-      if ARGV[6 + 5 * i] == 'turn' then
+      if turn then
         redis.call('HSET', job, {turn_fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
-                   'data', ARGV[4 + 5 * i], 'description', ARGV[5 + 5 * i])
+                   'data', ARGV[a + 3], 'description', ARGV[a + 4])
       else
         redis.call('HSET', job, {fixed}, 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
-                   'data', ARGV[4 + 5 * i], 'description', ARGV[5 + 5 * i])
+                   'data', ARGV[a + 3], 'description', ARGV[a + 4])
       end
       queued[#queued + 1] = id
     end
@@ -128,7 +137,7 @@ class JobTemplate:
 def accept_script(template: JobTemplate) -> str:
     """The accept script's Lua source, with ``template``'s constant job fields in it."""
     return _ACCEPT_LUA.format(
-        seen_ttl=keys.SEEN_TTL_S, delivery_ttl=keys.DELIVERY_TTL_S,
+        delivery_ttl=keys.DELIVERY_TTL_S, unaccepted_ttl=UNACCEPTED_TTL_S,
         fixed=_lua_fields(template.fixed), turn_fixed=_lua_fields(template.turn_fixed),
         turn_ttl=turns.QUEUED_TTL_S, scope_ttl=keys.SCOPE_TTL_S,
     )

@@ -2,14 +2,13 @@
 
 The deliveries that arrive while one round trip is in flight go together in the next, as:
 
-1. per delivery, ``SET reactor:delivery:{guid} <record> NX EX 600``: the raw delivery
-   (:mod:`.deliveries`), sent outside the script because copying a 12 KB argument into Lua
-   costs Redis ~20 µs;
-2. one ``EVALSHA`` of the accept script (:mod:`reactor.store.accept`) for all of them. A
-   script call is atomic, so each seen-marker is written only together with its enqueue, and
-   only once the raw delivery is stored. A delivery answered 503 leaves at most an unmarked
-   record that expires in ``UNACCEPTED_TTL_S``, and GitHub's redelivery of the same GUID is
-   accepted exactly once.
+one ``EVALSHA`` of the accept script (:mod:`reactor.store.accept`) for all of them, each
+with its raw record (:mod:`.deliveries`). The script stores a record only if its GUID has
+none (``SET NX``: the record is the GUID's seen-marker) and enqueues it in the same atomic
+call, so a delivery answered 503 leaves nothing behind, and GitHub's redelivery of the same
+GUID is accepted exactly once. Storing the record inside the script costs Redis some 10 µs
+a delivery more than a ``SET`` beside it (the 12 KB argument copied into Lua), and saves the
+two commands that marked and kept such a record apart.
 
 Why not redis-py's pipeline: its ``pack_commands`` and per-round-trip bookkeeping (a pooled
 connection, ``asyncio.shield``, a task per batch) were over a third of the web process's CPU.
@@ -51,10 +50,8 @@ from reactor.store.waiting import Chase, Waiting, WaitingRoom
 
 log = logging.getLogger(__name__)
 
-UNACCEPTED_TTL_S = 600  # a record whose script never ran (503, crash) expires this soon
 STORE_TIMEOUT_S = 5.0  # one round trip's longest wait (a hung Redis)
 RECONNECT_RETRIES = 2  # fresh connections tried after one broke (see reconnect_retry)
-_UNACCEPTED_TTL = b"%d" % UNACCEPTED_TTL_S
 
 # Riding out a Redis outage (see Ingest): GitHub waits 10 s for an answer, upload included.
 ANSWER_WITHIN_S = 8.0  # a delivery waits for Redis this long after it arrived, then gets 503
@@ -65,11 +62,11 @@ BACKOFF_CAP_S = 1.0
 # The catch-up's period marker (reactor/entrypoints/worker.py's PERIODIC "catchup"): without it the
 # scheduler runs the catch-up at once.
 CATCH_UP_PERIOD = keys.periodic("catchup")
-# Then, while a refused GUID has no seen-marker (GitHub's log can show the refused attempt
+# Then, while a refused GUID has no record (GitHub's log can show the refused attempt
 # late, so the run brought forward can miss it), the catch-up is asked for again this many
 # seconds after the first ask; past the last, the minute's run takes over.
 CATCH_UP_AGAIN_S = (2.0, 5.0, 9.0, 15.0)
-# KEYS[1]: the period marker; KEYS[2..]: the chased GUIDs' seen-markers. Deletes the marker
+# KEYS[1]: the period marker; KEYS[2..]: the chased GUIDs' records. Deletes the marker
 # if any GUID is unseen; returns the unseen ones' positions (1-based, among the GUIDs).
 _ASK_AGAIN = b"""local unseen = {}
 for i = 2, #KEYS do
@@ -123,7 +120,7 @@ class Ingest:
     50 ms, doubling to 1 s — and stores them the moment it answers: a restart of a few
     seconds costs their 202s a few seconds, not a 503. A delivery whose deadline passes is
     refused (503). A round trip cut off keeps its deliveries for the next: one that the lost
-    attempt did accept is then found by its seen-marker and answered as a duplicate (2xx),
+    attempt did accept is then found by its record and answered as a duplicate (2xx),
     so each is still accepted once.
 
     **Catching up what was refused.** GitHub does not retry a 503. The GUIDs refused while
@@ -131,7 +128,7 @@ class Ingest:
     catch-up's period marker, so the scheduler runs the catch-up at once rather than within
     the minute, and each GUID's redelivery hold, so the catch-up asks GitHub for it whatever
     it asked before (``reactor/shell/catchup.py``). GitHub's log can show a refused attempt
-    a little late, so while a GUID handed over has no seen-marker (its redelivery not yet
+    a little late, so while a GUID handed over has no record (its redelivery not yet
     accepted) the catch-up is asked for again, a few times over :data:`CATCH_UP_AGAIN_S`.
 
     **Replicas** (``replicas``, REDIS_WAIT_REPLICAS). Redis replicates asynchronously: a 202
@@ -187,7 +184,7 @@ class Ingest:
 
         ``deadline`` (the event loop's clock; default :data:`ANSWER_WITHIN_S` from now) ends
         its wait for a Redis that does not answer. Raises StoreUnavailable when Redis cannot
-        take it by then, or too many deliveries wait already (no seen-marker is written) —
+        take it by then, or too many deliveries wait already (nothing is written) —
         or, with ``replicas``, when the master took it but no replica acknowledged it (the
         delivery is then handled all the same, and a redelivery is a duplicate).
         """
@@ -331,11 +328,11 @@ class Ingest:
             self._wake.set()
 
     async def _catch_up_again(self) -> None:
-        """Ask for the catch-up once more if a GUID handed over has no seen-marker yet; the
+        """Ask for the catch-up once more if a GUID handed over has no record yet; the
         GUIDs that have one are chased no more. A failed ask is not repeated: the next is."""
         guids = self._chase.ask()
         command = pack(b"EVAL", _ASK_AGAIN, b"%d" % (len(guids) + 1), CATCH_UP_PERIOD.encode(),
-                       *(keys.seen(guid).encode() for guid in guids))
+                       *(keys.delivery(guid).encode() for guid in guids))
         reply = await self._one(command)
         if not isinstance(reply, list):
             log.warning("could not ask for the catch-up again (%s)", reply)
@@ -349,12 +346,11 @@ class Ingest:
 
     async def _store(self, batch: list[Routed]) -> list[bool | StoreUnavailable]:
         """Each delivery's outcome: True, False (a duplicate) or a StoreUnavailable."""
-        records = [self._record(r.delivery) for r in batch]
         script = self._script_call(batch)
-        answers, copies = await self._round_trip(records, script)
+        answers, copies = await self._round_trip(script)
         if isinstance(answers, NoScriptError):  # Redis restarted without its script cache
             await self._redis.script_load(self._script)  # (or this is the first batch)
-            answers, copies = await self._round_trip([], script)
+            answers, copies = await self._round_trip(script)
         if isinstance(answers, ReadOnlyError):  # a replica now, as a failover leaves it
             raise redis.ConnectionError(f"Redis is a read-only replica now: {answers}")
         if not isinstance(answers, list) or len(answers) != len(batch):
@@ -362,27 +358,23 @@ class Ingest:
         if self._replicas and not (isinstance(copies, int) and copies >= self._replicas):
             # Kept by the master alone: a failover now would lose them, and GitHub would not
             # redeliver what it saw answered 202. Answered 503 instead, they are handled all
-            # the same (their seen-marker stands) — or redelivered, if the master is lost.
+            # the same (their record stands) — or redelivered, if the master is lost.
             reason = f"{copies} of {self._replicas} replicas acknowledged the delivery"
             return [StoreUnavailable(reason) if a == 1 else _outcome(a) for a in answers]
         return [_outcome(answer) for answer in answers]
-
-    def _record(self, delivery: Delivery) -> bytes:
-        """The delivery's ``SET`` of its record, packed."""
-        key = keys.delivery(delivery.guid).encode()
-        return pack(b"SET", key, delivery.header() + delivery.body, b"NX", b"EX", _UNACCEPTED_TTL)
 
     def _script_call(self, batch: list[Routed]) -> bytes:
         """The ``EVALSHA`` of the accept script for ``batch``, packed."""
         t = self._template
         names, args = [t.queue_key, t.queues_key], [utcformat(datetime.now(UTC)).encode()]
         for routed in batch:
-            guid, scope = routed.delivery.guid, routed.scope
-            seen = keys.seen(guid).encode()
+            delivery, scope = routed.delivery, routed.scope
+            guid, record = delivery.guid, keys.delivery(delivery.guid).encode()
             if scope is None:
-                job_id, job = guid, guid.encode()
-                names += (seen, keys.delivery(guid).encode(), t.job_prefix + job, seen, seen)
-                args += (job, job, t.data(guid), t.description(guid).encode(), b"")
+                job = guid.encode()
+                names += (record, t.job_prefix + job, record, record)
+                args += (job, job, t.data(guid), t.description(guid).encode(), b"",
+                         delivery.header() + delivery.body)
                 continue
             job_id = turns.owner_id(scope.digest, guid)
             argument = scope.dumps()
@@ -390,21 +382,19 @@ class Ingest:
             # Each its own turn: the marker tried is the new job's key, which is free (the
             # script then writes the job over it).
             marker = job if self._turn_each else keys.turn(scope.key).encode()
-            names += (seen, keys.delivery(guid).encode(), job, keys.pending(scope.key).encode(),
-                      marker)
+            names += (record, job, keys.pending(scope.key).encode(), marker)
             args += (guid.encode(), job_id.encode(), t.data(argument, TURN_FUNC),
-                     t.description(argument, TURN_FUNC).encode(), b"turn")
+                     t.description(argument, TURN_FUNC).encode(), b"turn",
+                     delivery.header() + delivery.body)
         return pack(b"EVALSHA", self._sha, b"%d" % len(names), *names, *args)
 
-    async def _round_trip(self, records: list[bytes], script: bytes) -> tuple[Any, Any]:
-        """Send the records' SETs and the script call in one write (and a ``WAIT`` for the
-        replicas, with REDIS_WAIT_REPLICAS); the script's reply and the replicas that
-        acknowledged (None without WAIT). The caller bounds its time."""
+    async def _round_trip(self, script: bytes) -> tuple[Any, Any]:
+        """Send the script call (and a ``WAIT`` for the replicas, with REDIS_WAIT_REPLICAS)
+        in one write; the script's reply and the replicas that acknowledged (None without
+        WAIT). The caller bounds its time."""
         wait = [self._wait] if self._replicas else []
         await self._connect()
-        await self._conn.send_packed_command([*records, script, *wait], check_health=False)
-        for _ in records:
-            await self._reply()  # OK, or nil when an unaccepted record was already there
+        await self._conn.send_packed_command([script, *wait], check_health=False)
         answers = await self._reply()
         return answers, (await self._reply() if wait else None)
 
@@ -433,6 +423,4 @@ class Routed:
 def _outcome(reply: Any) -> bool | StoreUnavailable:
     if reply == 1 or reply == 0:
         return bool(reply)
-    if reply == -1:
-        return StoreUnavailable("Redis did not keep the delivery's record")
     return StoreUnavailable(f"Redis refused the delivery: {reply}")

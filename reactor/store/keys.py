@@ -8,12 +8,11 @@ from __future__ import annotations
 
 PREFIX = "reactor:"
 
-# Ingest: the raw delivery and the marker that it was accepted (GitHub keeps redelivering
-# the same X-GitHub-Delivery for days, so the marker outlives the delivery log's window).
+# Ingest: the raw delivery, whose existence marks its GUID accepted (GitHub keeps
+# redelivering the same X-GitHub-Delivery for days: the record outlives the delivery log's
+# window, and `reactor replay` reads it).
 DELIVERY = PREFIX + "delivery:{guid}"
-SEEN = PREFIX + "seen:{guid}"
 DELIVERY_TTL_S = 7 * 24 * 3600
-SEEN_TTL_S = 4 * 24 * 3600
 
 # Audit log: one capped stream for the whole deployment.
 AUDIT = PREFIX + "audit"
@@ -100,10 +99,6 @@ INSTALLATION_TURNS = "reactor-installation:{installation_id}"
 
 def delivery(guid: str) -> str:
     return DELIVERY.format(guid=guid)
-
-
-def seen(guid: str) -> str:
-    return SEEN.format(guid=guid)
 
 
 def installation_token(installation_id: int) -> str:

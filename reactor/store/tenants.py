@@ -35,8 +35,8 @@ lifts the mark.
 Kept: the audit stream, capped by count (:data:`keys.AUDIT_MAXLEN` records) and by age
 (:data:`reactor.store.audit.MAX_AGE`), since an operator may need to see what the reactor did
 before the uninstall; stored deliveries, keyed by GUID, which expire after
-:data:`keys.DELIVERY_TTL_S`; comment markers and seen-markers, which name no repository and
-hold no tenant content.
+:data:`keys.DELIVERY_TTL_S`; comment markers, which name no repository and hold no tenant
+content.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ class Chase:
 
     def __init__(self, after: tuple[float, ...], *, most: int = MAX_REFUSED) -> None:
         self.after = after
-        self.most = most  # GUIDs chased at once (one ask reads each one's seen-marker)
+        self.most = most  # GUIDs chased at once (one ask looks for each one's record)
         self.guids: dict[str, None] = {}  # handed over, not yet seen accepted, oldest first
         self.due: list[float] = []  # the asks still to make, earliest first
 
