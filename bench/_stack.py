@@ -108,9 +108,11 @@ class Stack:
         raise TimeoutError(f"the reactor did not go still in {timeout}s")
 
     def cpu_s(self) -> dict[str, float]:
-        """CPU seconds used so far: the sandbox, the web process, all workers, Redis."""
+        """CPU seconds used so far: the benchmark's own process (its agents), the sandbox,
+        the web process, all workers, Redis."""
         info = self.redis.info("cpu")
-        return {"sandbox": cpu_seconds(self.sandbox_pid), "web": cpu_seconds(self.web.pid),
+        return {"agents": cpu_seconds(os.getpid()), "sandbox": cpu_seconds(self.sandbox_pid),
+                "web": cpu_seconds(self.web.pid),
                 "workers": sum(cpu_seconds(w.pid) for w in self.workers),
                 "redis": float(info["used_cpu_sys"]) + float(info["used_cpu_user"])}
 

@@ -10,7 +10,8 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
 - ``worker_throughput``: agents toggle ``status:idle`` ↔ ``status:error`` (valid moves: the
   reactor reads and judges, and writes nothing) on one issue in each of 20 competitions, as
   fast as one client sends; events are the webhooks the sandbox sent, handled when the last
-  of them is audited.
+  of them is audited; with the agents' own rate, the run's tail after their last request,
+  and what the machine's cores allow the whole workload.
 - ``redis_commands_per_event`` and ``worker_cpu_ms_per_event``: on the throughput run, every
   command Redis ran (``INFO commandstats``: web, workers and RQ, commands inside scripts
   included) and the workers' CPU (with the web process's and Redis's beside it), per event
@@ -27,10 +28,12 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
 - ``safety_overhead`` (4 workers only): the hand-off and throughput workloads again on a
   stack started with ``UNSAFE_DISABLE=lease,fresh,journal`` (no per-competition lease, no
   fresh read before writes, no hand-off journal: a switch for this benchmark and the chaos
-  suite's negative control, never for production); ``ratio`` is the extra end-to-end time
-  the mechanisms cost, as a fraction of the time without them (target < 0.10).
+  suite's negative control, never for production), beside a stack with them,
+  ``--overhead-runs`` times; ``ratio`` is the median of the pairs' extra end-to-end time the
+  mechanisms cost, as a fraction of the time without them (target < 0.10).
 
-    python -m bench.pipeline [--samples 30] [--events 1200] [--workers 1 2 4]
+    python -m bench.pipeline [--samples 30] [--events 4000] [--workers 1 2 4]
+                             [--overhead-runs 3]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +128,34 @@ def handoff_latency(stack: Stack, samples: int, *, lost_ok: bool = False) -> lis
     return latencies
 
 
-def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput"
-                      ) -> tuple[int, float, dict[str, float], dict[str, int]]:
-    """The throughput run: events sent, events per second, CPU per event by process, and the
-    Redis commands the run cost, by command."""
+@dataclass
+class Throughput:
+    """A throughput run: the events the sandbox sent, their rate from the agents' first
+    request to the last audit record, the agents' own sending rate and how long the reactor
+    went on after their last request (``tail_s``: the last rounds, each competition's pause
+    between reads among them), the CPU each process spent per event, and the Redis commands
+    the run cost, by command."""
+
+    sent: int
+    events_per_s: float
+    sent_per_s: float
+    tail_s: float
+    cpu_ms: dict[str, float]
+    commands: dict[str, int]
+
+    def figures(self) -> dict[str, Any]:
+        total = sum(self.cpu_ms.values())
+        return {"events": self.sent, "events_per_s": self.events_per_s,
+                "agents_sent_per_s": self.sent_per_s, "tail_s": round(self.tail_s, 2),
+                **{f"cpu_ms_per_event_{k}": round(v, 2) for k, v in self.cpu_ms.items()},
+                "cpu_ms_per_event_all": round(total, 2),
+                # what the machine's cores allow this whole workload — agents, sandbox and
+                # reactor — if no process ever waited for another
+                "cores_allow_events_per_s": round(1000 * (os.cpu_count() or 1) / total)}
+
+
+def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput") -> Throughput:
+    """The throughput run (see :class:`Throughput`)."""
     path = stack.repo(repo)
     numbers = [stack.call(AGENT, "POST", f"{path}/issues", {
         "title": f"[t{c}] planner: plan", "labels": labels(f"t{c}", "idle")})["number"]
@@ -137,25 +165,27 @@ def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput"
     start, cpu_before = time.time(), stack.cpu_s()
     commands = promptness.CommandCount(stack.redis)
     asyncio.run(_toggle(stack.sandbox.url, path, numbers, events // (2 * COMPETITIONS)))
+    done = time.time()
     stack.still()  # read before idle()'s polling adds commands of its own
     cpu = {k: v - cpu_before[k] for k, v in stack.cpu_s().items()}
     ran = commands.since()
     stack.idle()
     sent = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json()) - sent_before
     end = int(audit.newest_id(stack.redis).split("-")[0]) / 1000  # Redis's clock, in ms
-    per_event = {f"cpu_ms_per_event_{k}": 1000 * v / sent for k, v in cpu.items()}
-    return sent, sent / (end - start), per_event, ran
+    return Throughput(sent, sent / (end - start), sent / (done - start), end - done,
+                      {k: 1000 * v / sent for k, v in cpu.items()}, ran)
 
 
-def emit_costs(workers: int, sent: int, cpu: dict[str, float], ran: dict[str, int]) -> None:
+def emit_costs(workers: int, run: Throughput) -> None:
+    sent, ran, cpu = run.sent, run.commands, run.cpu_ms
     top = dict(sorted(ran.items(), key=lambda item: -item[1])[:12])
     emit("redis_commands_per_event", workers=workers, events=sent,
          commands_per_event=round(sum(ran.values()) / sent, 1),
          top={name: round(calls / sent, 2) for name, calls in top.items()},
          target=TARGETS["redis_commands_per_event"])
-    emit("worker_cpu_ms_per_event", workers=workers, events=sent,
-         cpu_ms=cpu["cpu_ms_per_event_workers"], target=TARGETS["worker_cpu_ms_per_event"],
-         web_cpu_ms=cpu["cpu_ms_per_event_web"], redis_cpu_ms=cpu["cpu_ms_per_event_redis"])
+    emit("worker_cpu_ms_per_event", workers=workers, events=sent, cpu_ms=cpu["workers"],
+         target=TARGETS["worker_cpu_ms_per_event"], web_cpu_ms=cpu["web"],
+         redis_cpu_ms=cpu["redis"])
 
 
 def violation_latency(stack: Stack, args: argparse.Namespace, workers: int) -> None:
@@ -254,14 +284,13 @@ def run_one(workers: int, args: argparse.Namespace, workdir: Path,
         emit("handoff_latency", workers=workers, p50_ms=statistics.median(latencies),
              p99_ms=cuts[98], samples=len(latencies), target_p50_ms=TARGETS["handoff_p50_ms"],
              target_p99_ms=TARGETS["handoff_p99_ms"])
-        sent, rate, cpu, ran = worker_throughput(stack, args.events)
-        rates[workers] = rate
+        run = worker_throughput(stack, args.events)
+        rates[workers] = run.events_per_s
         single = rates.get(1)
-        emit("worker_throughput", workers=workers, events=sent, events_per_s=rate,
-             scaling_vs_1=None if single is None else round(rate / single, 2),
-             competitions=COMPETITIONS, target_events_per_s=TARGETS["events_per_s"],
-             **{k: round(v, 2) for k, v in cpu.items()})
-        emit_costs(workers, sent, cpu, ran)
+        emit("worker_throughput", workers=workers, **run.figures(),
+             scaling_vs_1=None if single is None else round(run.events_per_s / single, 2),
+             competitions=COMPETITIONS, target_events_per_s=TARGETS["events_per_s"])
+        emit_costs(workers, run)
         if workers == max(args.workers):
             violation_latency(stack, args, workers)
             for row in calls_per_event(stack):
@@ -269,38 +298,53 @@ def run_one(workers: int, args: argparse.Namespace, workdir: Path,
             for process, rss in stack.rss_mb().items():
                 emit("memory", process=process, rss_mb=rss, workers=workers)
     if workers == max(args.workers):
-        safety_overhead(workers, args, workdir, latencies, rate)
+        safety_overhead(workers, args, workdir, (latencies, run.events_per_s))
 
 
 def safety_overhead(workers: int, args: argparse.Namespace, workdir: Path,
-                    latencies: list[float], rate: float) -> None:
-    """The same two workloads with the safety mechanisms off: the hand-offs' mean latency
-    and the throughput run's time per event, with and without them."""
-    say(f"bench: {workers} worker(s), UNSAFE_DISABLE={args.disable}")
-    with running(workers, workdir=workdir / f"w{workers}-unsafe",
-                 env={"UNSAFE_DISABLE": args.disable}) as stack:
-        bare = handoff_latency(stack, args.samples, lost_ok=True)
-        _, bare_rate, _, _ = worker_throughput(stack, args.events)
-    safe_ms = statistics.mean(latencies)
-    bare_ms = statistics.mean(bare) if bare else None
+                    first: tuple[list[float], float]) -> None:
+    """The same two workloads with the safety mechanisms off, ``--overhead-runs`` times,
+    each beside a run with them (the first is the run already made): each pair's extra
+    time with the mechanisms, and the median of the pairs."""
+    pairs: list[tuple[float | None, float]] = []  # (hand-off ratio, throughput ratio)
+    lost = 0
+    for n in range(args.overhead_runs):
+        if n == 0:
+            latencies, rate = first
+        else:
+            say(f"bench: {workers} worker(s), run {n + 1} of {args.overhead_runs}")
+            with running(workers, workdir=workdir / f"w{workers}-safe-{n}") as stack:
+                latencies = handoff_latency(stack, args.samples)
+                rate = worker_throughput(stack, args.events).events_per_s
+        say(f"bench: {workers} worker(s), UNSAFE_DISABLE={args.disable}, run {n + 1}")
+        with running(workers, workdir=workdir / f"w{workers}-unsafe-{n}",
+                     env={"UNSAFE_DISABLE": args.disable}) as stack:
+            bare = handoff_latency(stack, args.samples, lost_ok=True)
+            bare_rate = worker_throughput(stack, args.events).events_per_s
+        lost += args.samples - len(bare)
+        handoff = statistics.mean(latencies) / statistics.mean(bare) - 1 if bare else None
+        pairs.append((handoff, bare_rate / rate - 1))
+    handoffs = [h for h, _ in pairs if h is not None]
     emit("safety_overhead", workers=workers, workload="hand-off", disabled=args.disable,
-         mean_ms=safe_ms, mean_ms_unsafe=bare_ms,
-         ratio=None if bare_ms is None else round(safe_ms / bare_ms - 1, 3),
-         samples=len(latencies), lost_unsafe=args.samples - len(bare),
-         target_ratio=TARGETS["safety_overhead"])
+         ratio=round(statistics.median(handoffs), 3) if handoffs else None,
+         ratios=[None if h is None else round(h, 3) for h, _ in pairs],
+         samples=args.samples, lost_unsafe=lost, target_ratio=TARGETS["safety_overhead"])
     emit("safety_overhead", workers=workers, workload="throughput", disabled=args.disable,
-         events_per_s=rate, events_per_s_unsafe=bare_rate,
-         ratio=round(bare_rate / rate - 1, 3), target_ratio=TARGETS["safety_overhead"])
+         ratio=round(statistics.median(t for _, t in pairs), 3),
+         ratios=[round(t, 3) for _, t in pairs], target_ratio=TARGETS["safety_overhead"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=30, help="hand-offs per worker count")
-    parser.add_argument("--events", type=int, default=1200, help="webhooks for throughput")
+    parser.add_argument("--events", type=int, default=4000, help="webhooks for throughput")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--churn-samples", type=int, default=5,
                         help="churned violations per pause (violation_latency)")
+    parser.add_argument("--overhead-runs", type=int, default=3,
+                        help="pairs of runs, with and without the mechanisms, whose median "
+                             "safety_overhead reports")
     parser.add_argument("--disable", default=MECHANISMS,
                         help="the mechanisms safety_overhead switches off (UNSAFE_DISABLE); "
                              "one at a time shows what each costs")

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_pipeline_benchmark_prints_every_figure() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.pipeline", "--samples", "2", "--events", "40",
-         "--workers", "1"],
+         "--workers", "1", "--overhead-runs", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -22,8 +22,12 @@ def test_the_pipeline_benchmark_prints_every_figure() -> None:
     assert figures == {"handoff_latency", "worker_throughput", "calls_per_event", "memory",
                        "safety_overhead", "redis_commands_per_event",
                        "worker_cpu_ms_per_event", "violation_latency"}
-    assert {line["workload"] for line in lines if line["figure"] == "safety_overhead"} == {
-        "hand-off", "throughput"}
+    overheads = [line for line in lines if line["figure"] == "safety_overhead"]
+    assert {line["workload"] for line in overheads} == {"hand-off", "throughput"}
+    assert all(len(line["ratios"]) == 2 for line in overheads)  # the median of two pairs
+    throughput = next(line for line in lines if line["figure"] == "worker_throughput")
+    assert throughput["cpu_ms_per_event_agents"] > 0 and throughput["tail_s"] >= 0
+    assert throughput["cores_allow_events_per_s"] > 0
     assert all(line["cores"] >= 1 for line in lines)
     calls = {(line["event"], line.get("k")): line["calls"]
              for line in lines if line["figure"] == "calls_per_event"}
