@@ -4,9 +4,10 @@ the processes' memory, against the sandbox GitHub, one JSON line per figure.
 For each worker count (1, 2, 4) a fresh stack runs (``bench/_stack.py``: private
 redis-server, the sandbox in a thread, ``reactor serve``, the workers):
 
-- ``handoff_latency``: a planner issue moved ``running → completed`` in one request, until
-  the App's request that creates the analyzer issue (born ``status:starting``), both times
-  taken from the sandbox's request log (one clock). ``--samples`` competitions, one at a time.
+- ``handoff_latency``: a planner issue moved ``running → completed`` in one request (and
+  again in two: the running label taken off, then the completed one put on), until the
+  App's request that creates the analyzer issue (born ``status:starting``), both times taken
+  from the sandbox's request log (one clock). ``--samples`` competitions, one at a time.
 - ``worker_throughput``: agents toggle ``status:idle`` ↔ ``status:error`` (valid moves: the
   reactor reads and judges, and writes nothing) on one issue in each of 20 competitions, as
   fast as one client sends; events are the webhooks the sandbox sent, handled when the last
@@ -17,8 +18,9 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
   included) and the workers' CPU (with the web process's and Redis's beside it), per event
   sent.
 - ``violation_latency`` (largest worker count only, ``bench/promptness.py``): from an agent's
-  violating request to the App's undoing write, while the throughput workload runs, and for an
-  agent that keeps touching the issue after its violation (every 0.2 s, and with no pause).
+  violating request to the App's undoing write, while the throughput workload offers
+  :data:`LOADED_RATE` events a second, and for an agent that keeps touching the issue after
+  its violation (every 0.2 s, and with no pause).
 - ``calls_per_event`` (4 workers only): the App's GitHub calls from the request log, 304s
   apart, for an event that needs nothing, a valid transition, a hand-off, bursts of
   k = 1, 10, 100 label events no rule reads on one competition, and *status bursts*: k valid
@@ -45,6 +47,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ from typing import Any
 import httpx
 
 from bench import promptness
+from bench._load import Agent
 from bench._processes import unwind_on_sigterm
 from bench._stack import AGENT, Stack, at, running
 from reactor.store import audit
@@ -64,6 +68,11 @@ TARGETS = {"handoff_p50_ms": 100, "handoff_p99_ms": 500, "events_per_s": 300,
            "safety_overhead": 0.10, "redis_commands_per_event": 15,
            "worker_cpu_ms_per_event": 4, "violation_latency_p99_ms": 3000}
 CHURN_PAUSES_S = (0.2, 0.0)
+# violation_latency under load: the throughput workload offers SPEC's throughput (a load the
+# reactor sustains: unpaced, the agents outrun it and every queue only grows), and lasts
+# about PROBE_S a violation probed.
+LOADED_RATE = 300
+PROBE_S = 2.5
 MECHANISMS = "lease,fresh,journal"  # UNSAFE_DISABLE: every safety mechanism off
 
 
@@ -92,10 +101,15 @@ def wait_for(found: Callable[[], Any], *, timeout: float = 30.0) -> Any:
     return value
 
 
-def handoff_latency(stack: Stack, samples: int, *, lost_ok: bool = False) -> list[float]:
-    """Each sample's hand-off latency (ms). ``lost_ok`` (the safety mechanisms off, where
-    racing workers may undo the completion): a hand-off not made within 5 s is left out."""
-    path = stack.repo("handoff")
+def handoff_latency(stack: Stack, samples: int, *, lost_ok: bool = False,
+                    requests: int = 1) -> list[float]:
+    """Each sample's hand-off latency (ms), from the agent's completing request — its one
+    ``PUT``, or with ``requests=2`` the second of a ``DELETE`` of ``status:running`` and a
+    ``POST`` of ``status:completed`` — to the App's create. ``lost_ok`` (the safety
+    mechanisms off, where racing workers may undo the completion): a hand-off not made
+    within 5 s is left out."""
+    path = stack.repo(f"handoff-{requests}")
+    completing = "POST" if requests == 2 else "PUT"  # the method of the agent's last request
     stack.idle()
     latencies = []
     for i in range(samples):
@@ -107,12 +121,18 @@ def handoff_latency(stack: Stack, samples: int, *, lost_ok: bool = False) -> lis
                    {"labels": labels(comp, "running")})
         stack.idle()
         mark = len(stack.requests())
-        stack.call(AGENT, "PUT", f"{path}/issues/{number}/labels",
-                   {"labels": labels(comp, "completed")})
+        if requests == 2:
+            stack.call(AGENT, "DELETE", f"{path}/issues/{number}/labels/status:running")
+            stack.call(AGENT, "POST", f"{path}/issues/{number}/labels",
+                       {"labels": ["status:completed"]})
+        else:
+            stack.call(AGENT, "PUT", f"{path}/issues/{number}/labels",
+                       {"labels": labels(comp, "completed")})
 
         def created(mark: int = mark) -> tuple[float, float] | None:
             log = stack.requests(mark)
-            done = next((r for r in log if r["actor"] == AGENT and r["method"] == "PUT"), None)
+            done = next((r for r in log if r["actor"] == AGENT and r["method"] == completing),
+                        None)
             made = next((r for r in log if r["actor"] == stack.bot and r["method"] == "POST"
                          and r["path"] == f"{path}/issues"), None)
             return None if done is None or made is None else (at(done), at(made))
@@ -154,8 +174,11 @@ class Throughput:
                 "cores_allow_events_per_s": round(1000 * (os.cpu_count() or 1) / total)}
 
 
-def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput") -> Throughput:
-    """The throughput run (see :class:`Throughput`)."""
+def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput",
+                      rate: float | None = None, sent: threading.Event | None = None
+                      ) -> Throughput:
+    """The throughput run (see :class:`Throughput`): the agents as fast as they can, or
+    offering ``rate`` events a second between them; ``sent`` is set once they are done."""
     path = stack.repo(repo)
     numbers = [stack.call(AGENT, "POST", f"{path}/issues", {
         "title": f"[t{c}] planner: plan", "labels": labels(f"t{c}", "idle")})["number"]
@@ -164,16 +187,26 @@ def worker_throughput(stack: Stack, events: int, *, repo: str = "throughput") ->
     sent_before = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json())
     start, cpu_before = time.time(), stack.cpu_s()
     commands = promptness.CommandCount(stack.redis)
-    asyncio.run(_toggle(stack.sandbox.url, path, numbers, events // (2 * COMPETITIONS)))
+    asyncio.run(_toggle(stack.sandbox.url, path, numbers, events // (2 * COMPETITIONS),
+                        gap_s=None if rate is None else 2 * COMPETITIONS / rate))
     done = time.time()
+    if sent is not None:
+        sent.set()
     stack.still()  # read before idle()'s polling adds commands of its own
     cpu = {k: v - cpu_before[k] for k, v in stack.cpu_s().items()}
     ran = commands.since()
     stack.idle()
-    sent = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json()) - sent_before
+    count = len(stack.http.get(f"{stack.sandbox.url}/_sandbox/webhooks").json()) - sent_before
     end = int(audit.newest_id(stack.redis).split("-")[0]) / 1000  # Redis's clock, in ms
-    return Throughput(sent, sent / (end - start), sent / (done - start), end - done,
-                      {k: 1000 * v / sent for k, v in cpu.items()}, ran)
+    return Throughput(count, count / (end - start), count / (done - start), end - done,
+                      {k: 1000 * v / count for k, v in cpu.items()}, ran)
+
+
+def emit_handoffs(workers: int, latencies: list[float], *, requests: int) -> None:
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    emit("handoff_latency", workers=workers, requests=requests,
+         p50_ms=statistics.median(latencies), p99_ms=cuts[98], samples=len(latencies),
+         target_p50_ms=TARGETS["handoff_p50_ms"], target_p99_ms=TARGETS["handoff_p99_ms"])
 
 
 def emit_costs(workers: int, run: Throughput) -> None:
@@ -189,12 +222,16 @@ def emit_costs(workers: int, run: Throughput) -> None:
 
 
 def violation_latency(stack: Stack, args: argparse.Namespace, workers: int) -> None:
-    """Violations undone under the throughput workload, and under an agent's churn."""
+    """Violations undone while the throughput workload offers :data:`LOADED_RATE` events a
+    second (long enough for ``--samples`` violations, each probed while the agents send),
+    and under an agent's churn."""
     path = stack.repo("violations")
+    events = int(LOADED_RATE * args.samples * PROBE_S)
     _, loaded = promptness.under_load(
-        lambda: worker_throughput(stack, args.events, repo="throughput-violated"),
+        lambda sent: worker_throughput(stack, events, repo="throughput-violated",
+                                       rate=LOADED_RATE, sent=sent),
         lambda stop: promptness.invalid_moves(stack, path, args.samples, stop=stop))
-    _emit_latency("throughput", workers, loaded)
+    _emit_latency("throughput", workers, loaded, offered_events_per_s=LOADED_RATE)
     stack.idle()
     for pause in CHURN_PAUSES_S:
         churned = promptness.churned_starts(stack, path, args.churn_samples, pause_s=pause)
@@ -212,19 +249,29 @@ def _emit_latency(workload: str, workers: int, latencies: list[float], **extra: 
          samples=len(latencies), target_p99_ms=TARGETS["violation_latency_p99_ms"])
 
 
-async def _toggle(url: str, path: str, numbers: list[int], rounds: int) -> None:
+async def _toggle(url: str, path: str, numbers: list[int], rounds: int, *,
+                  gap_s: float | None = None) -> None:
     """Each competition's agent swaps its issue's status ``rounds`` times, one request after
-    another (each PUT swaps one label: two webhooks); the competitions act at once. Each
-    agent is a user of its own, as each has its own rate limit on GitHub."""
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        async def agent(c: int) -> None:
-            headers = {"Authorization": f"token user:{AGENT}-{c}"}
+    another (each PUT swaps one label: two webhooks), or one every ``gap_s`` (the agents
+    staggered); the competitions act at once. Each agent is a user of its own, as each has
+    its own rate limit on GitHub."""
+    where = httpx.URL(url)
+    host, port = where.host, where.port or 80
+
+    start = time.monotonic()
+
+    async def agent(c: int) -> None:
+        client = Agent(host, port, f"user:{AGENT}-{c}")
+        try:
             for i in range(rounds):
+                if gap_s is not None:
+                    await asyncio.sleep(start + gap_s * (i + c / len(numbers)) - time.monotonic())
                 status = "error" if i % 2 == 0 else "idle"
-                response = await http.put(f"{path}/issues/{numbers[c]}/labels", headers=headers,
-                                          json={"labels": labels(f"t{c}", status)})
-                response.raise_for_status()
-        await asyncio.gather(*(agent(c) for c in range(len(numbers))))
+                await client.send("PUT", f"{path}/issues/{numbers[c]}/labels",
+                                  {"labels": labels(f"t{c}", status)})
+        finally:
+            client.close()
+    await asyncio.gather(*(agent(c) for c in range(len(numbers))))
 
 
 def calls_per_event(stack: Stack) -> list[dict[str, Any]]:
@@ -280,10 +327,8 @@ def run_one(workers: int, args: argparse.Namespace, workdir: Path,
     say(f"bench: {workers} worker(s)")
     with running(workers, workdir=workdir / f"w{workers}") as stack:
         latencies = handoff_latency(stack, args.samples)
-        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-        emit("handoff_latency", workers=workers, p50_ms=statistics.median(latencies),
-             p99_ms=cuts[98], samples=len(latencies), target_p50_ms=TARGETS["handoff_p50_ms"],
-             target_p99_ms=TARGETS["handoff_p99_ms"])
+        emit_handoffs(workers, latencies, requests=1)
+        emit_handoffs(workers, handoff_latency(stack, args.samples, requests=2), requests=2)
         run = worker_throughput(stack, args.events)
         rates[workers] = run.events_per_s
         single = rates.get(1)

@@ -134,15 +134,16 @@ async def _churn(stack: Stack, agent: str, issue_path: str, mark: int, pause_s: 
                 return
 
 
-def under_load(load: Callable[[], Any], probe: Callable[[threading.Event], list[float]]
-               ) -> tuple[Any, list[float]]:
-    """Run ``probe`` in a thread while ``load`` runs here; the probe stops when the load ends."""
+def under_load(load: Callable[[threading.Event], Any],
+               probe: Callable[[threading.Event], list[float]]) -> tuple[Any, list[float]]:
+    """Run ``probe`` in a thread while ``load`` runs here; the probe stops once the load sets
+    the event it is given (its agents done sending), or ends."""
     stop = threading.Event()
     found: list[float] = []
     thread = threading.Thread(target=lambda: found.extend(probe(stop)), daemon=True)
     thread.start()
     try:
-        result = load()
+        result = load(stop)
     finally:
         stop.set()
         thread.join(timeout=120)

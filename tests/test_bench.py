@@ -29,6 +29,7 @@ def test_the_pipeline_benchmark_prints_every_figure() -> None:
     assert throughput["cpu_ms_per_event_agents"] > 0 and throughput["tail_s"] >= 0
     assert throughput["cores_allow_events_per_s"] > 0
     assert all(line["cores"] >= 1 for line in lines)
+    assert {line["requests"] for line in lines if line["figure"] == "handoff_latency"} == {1, 2}
     calls = {(line["event"], line.get("k")): line["calls"]
              for line in lines if line["figure"] == "calls_per_event"}
     assert calls[("nothing to do", None)] == 0
