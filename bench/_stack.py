@@ -127,15 +127,16 @@ def at(entry: dict[str, Any]) -> float:
 
 
 @contextmanager
-def running(workers: int, *, workdir: Path, env: dict[str, str] | None = None
-            ) -> Iterator[Stack]:
+def running(workers: int, *, workdir: Path, env: dict[str, str] | None = None,
+            hook_concurrency: int = 1) -> Iterator[Stack]:
     """The reactor with ``workers`` worker processes (``env`` added to theirs); logs in
-    ``workdir``."""
+    ``workdir``. The sandbox sends the webhooks one at a time, in order, or
+    ``hook_concurrency`` at once (as GitHub does, in no order)."""
     with ExitStack() as stack:
         redis_url = stack.enter_context(private_redis(workdir / "redis"))
         port = free_port()
-        config = SandboxConfig.generate(
-            webhook_urls=(f"http://127.0.0.1:{port}/api/github/webhooks",))
+        hook = f"http://127.0.0.1:{port}/api/github/webhooks"
+        config = SandboxConfig.generate(webhook_urls=(hook,) if hook_concurrency == 1 else ())
         process = SandboxProcess(config)
         sandbox = process.start()
         stack.callback(process.stop)
@@ -157,5 +158,8 @@ def running(workers: int, *, workdir: Path, env: dict[str, str] | None = None
         stack.callback(client.close)
         assert process.process is not None
         result = Stack(sandbox, process.process.pid, client, web, pool)
+        if hook_concurrency > 1:
+            result.http.post(f"{sandbox.url}/_sandbox/hooks", json={
+                "url": hook, "concurrency": hook_concurrency}).raise_for_status()
         stack.callback(result.http.close)
         yield result

@@ -35,7 +35,7 @@ redis-server, the sandbox in a thread, ``reactor serve``, the workers):
   mechanisms cost, as a fraction of the time without them (target < 0.10).
 
     python -m bench.pipeline [--samples 30] [--events 4000] [--workers 1 2 4]
-                             [--overhead-runs 3]
+                             [--overhead-runs 5] [--hook-concurrency 1]
 """
 
 from __future__ import annotations
@@ -325,7 +325,8 @@ def calls_per_event(stack: Stack) -> list[dict[str, Any]]:
 def run_one(workers: int, args: argparse.Namespace, workdir: Path,
             rates: dict[int, float]) -> None:
     say(f"bench: {workers} worker(s)")
-    with running(workers, workdir=workdir / f"w{workers}") as stack:
+    with running(workers, workdir=workdir / f"w{workers}",
+                 hook_concurrency=args.hook_concurrency) as stack:
         latencies = handoff_latency(stack, args.samples)
         emit_handoffs(workers, latencies, requests=1)
         emit_handoffs(workers, handoff_latency(stack, args.samples, requests=2), requests=2)
@@ -358,12 +359,14 @@ def safety_overhead(workers: int, args: argparse.Namespace, workdir: Path,
             latencies, rate = first
         else:
             say(f"bench: {workers} worker(s), run {n + 1} of {args.overhead_runs}")
-            with running(workers, workdir=workdir / f"w{workers}-safe-{n}") as stack:
+            with running(workers, workdir=workdir / f"w{workers}-safe-{n}",
+                         hook_concurrency=args.hook_concurrency) as stack:
                 latencies = handoff_latency(stack, args.samples)
                 rate = worker_throughput(stack, args.events).events_per_s
         say(f"bench: {workers} worker(s), UNSAFE_DISABLE={args.disable}, run {n + 1}")
         with running(workers, workdir=workdir / f"w{workers}-unsafe-{n}",
-                     env={"UNSAFE_DISABLE": args.disable}) as stack:
+                     env={"UNSAFE_DISABLE": args.disable},
+                     hook_concurrency=args.hook_concurrency) as stack:
             bare = handoff_latency(stack, args.samples, lost_ok=True)
             bare_rate = worker_throughput(stack, args.events).events_per_s
         lost += args.samples - len(bare)
@@ -387,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--churn-samples", type=int, default=5,
                         help="churned violations per pause (violation_latency)")
-    parser.add_argument("--overhead-runs", type=int, default=3,
+    parser.add_argument("--hook-concurrency", type=int, default=1,
+                        help="webhooks the sandbox sends at once (1: one at a time, in order)")
+    parser.add_argument("--overhead-runs", type=int, default=5,
                         help="pairs of runs, with and without the mechanisms, whose median "
                              "safety_overhead reports")
     parser.add_argument("--disable", default=MECHANISMS,
