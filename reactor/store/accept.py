@@ -31,8 +31,10 @@ JOB_TIMEOUT_S = 60  # a job takes seconds; a killed worker's job is handed back 
 JOB_RESULT_TTL_S = 3600
 JOB_FAILURE_TTL_S = 7 * 24 * 3600
 JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
-# How long a record stored apart from its acceptance lived (the web process stored it before
-# the script, until this script took the store in): the script takes such a record over.
+# Web processes before this script stored a delivery's record apart from accepting it, to
+# live this long unless accepted: a record with no more time left than this was never
+# accepted (an accepted one lives 7 days, and GitHub redelivers for 3), and the script takes
+# it over.
 UNACCEPTED_TTL_S = 600
 
 _ACCEPT_LUA = """\
@@ -47,8 +49,8 @@ for i = 0, (#KEYS - 2) / 4 - 1 do
   local guid, id, turn = ARGV[a + 1], ARGV[a + 2], ARGV[a + 5] == 'turn'
   local stored = redis.call('SET', record, ARGV[a + 6], 'NX', 'EX', {delivery_ttl})
   if not stored then
-    -- a record a web process before this script stored apart, then could not accept (it
-    -- answered 503), lives UNACCEPTED_TTL_S: GitHub's redelivery takes it over
+    -- a record an older web process stored and could not accept (it answered 503) lives
+    -- at most UNACCEPTED_TTL_S: GitHub's redelivery takes it over
     local ttl = redis.call('TTL', record)
     if ttl >= 0 and ttl <= {unaccepted_ttl} then
       stored = redis.call('SET', record, ARGV[a + 6], 'EX', {delivery_ttl})
