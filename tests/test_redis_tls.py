@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from reactor.core.errors import ConfigError
 from reactor.process.settings import Settings
-from reactor.store import connect
+from reactor.store import connect, keys
 from reactor.store.ingest import Ingest
 from tests.conftest import free_port, running_stack, stop_group, wait_for_port
 from tests.prerequisites import missing
@@ -141,7 +141,7 @@ async def test_every_client_speaks_tls_and_checks_the_servers_certificate(
         async with Ingest(async_client) as ingest:
             sent = delivery()
             assert await ingest.accept(sent) is True
-        assert sync_client.exists(f"reactor:seen:{sent.guid}") == 1
+        assert sync_client.exists(keys.delivery(sent.guid)) == 1
     finally:
         sync_client.close()
         await async_client.aclose()

@@ -127,6 +127,30 @@ async def test_a_malformed_text_is_returned_on_every_load_and_the_last_good_stay
     assert problem is not None and len(problem.digest) == 16
 
 
+async def test_a_read_in_flight_when_the_file_changes_caches_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race a push and a read can run: a worker reads the file before the push, the push
+    handler drops the cache, then the worker would cache the old text for five minutes."""
+    fetch = repoconfig._fetch
+
+    async def read_then_pushed(gh: Any, repo: Repo) -> str | None:
+        old = await fetch(gh, repo)  # read before the push lands…
+        world.put("maintainers: [bob]\n")
+        await repoconfig.forget(world.redis, world.repo)  # …and the push handled meanwhile
+        return old
+
+    world.put(GOOD)
+    monkeypatch.setattr(repoconfig, "_fetch", read_then_pushed)
+    config, _ = await world.load()
+    assert config.maintainers == frozenset({"alice"})  # what it read, used once
+    assert await world.redis.get(keys.config(world.repo.id)) is None  # and kept by no one
+    monkeypatch.setattr(repoconfig, "_fetch", fetch)
+    repoconfig._LOCAL.clear()
+    config, _ = await world.load()
+    assert config.maintainers == frozenset({"bob"})
+
+
 async def test_without_a_good_text_the_defaults_stay(world: World) -> None:
     config, problem = await world.push("stages: [a\n")
     assert config == parse_config(None)

@@ -3,8 +3,10 @@
 Read through the contents API from the repository's default branch, falling back to the same
 path in the owner's ``.github`` repository (an organisation-wide default, as Probot apps do),
 then to the defaults. The text is cached for every worker; a ``push`` to the repository drops
-the cache. Each process parses a distinct text once (:class:`ParseCache`, keyed by the text's
-sha256), so an evaluation costs a hash, not a parse, whatever the file holds.
+the cache, and a read that was in flight when the push came caches nothing (the cache has a
+generation the push raises), so an old text never outlives the push by more than
+:data:`LOCAL_TTL_S`. Each process parses a distinct text once (:class:`ParseCache`, keyed by
+the text's sha256), so an evaluation costs a hash, not a parse, whatever the file holds.
 
 A malformed file never stops the reactor: the last good config (or the defaults) stays in
 force, and :func:`load` returns the problem with every evaluation while the text is malformed.
@@ -80,6 +82,14 @@ class ParseCache:
 
 PARSED = ParseCache()
 LOCAL_TTL_S = 1.0
+GEN_TTL_S = 3600  # a config's generation outlives any read of the file in flight
+# Cache the text read (ARGV[1], for ARGV[3] s) unless the file's generation is no longer the
+# one read with the cache's miss (ARGV[2]; '' for none): a push came while it was read.
+_CACHE_IF_CURRENT = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
 # Per Redis client and repository id: the text read and the time.monotonic() it expires; the
 # digest of the good text this process wrote.
 _LOCAL: dict[tuple[int, int], tuple[str, float]] = {}
@@ -118,9 +128,14 @@ async def release_report(client: redis.asyncio.Redis, repo: Repo, digest: str) -
 
 async def forget(client: redis.asyncio.Redis, repo: Repo) -> None:
     """The file may have changed: read it again next time (every process within
-    :data:`LOCAL_TTL_S`; this one at once)."""
+    :data:`LOCAL_TTL_S`; this one at once). Raising its generation keeps a read already in
+    flight, which may have the old text, from caching it."""
     _LOCAL.pop((id(client), repo.id), None)
-    await client.delete(keys.config(repo.id))
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.config(repo.id))
+        pipe.incr(keys.config_gen(repo.id))
+        pipe.expire(keys.config_gen(repo.id), GEN_TTL_S)
+        await pipe.execute()
 
 
 async def _current_text(client: redis.asyncio.Redis, gh: GitHubAPI, repo: Repo) -> str:
@@ -131,10 +146,14 @@ async def _current_text(client: redis.asyncio.Redis, gh: GitHubAPI, repo: Repo) 
     held = _LOCAL.get(local)
     if held is not None and now < held[1]:
         return held[0]
-    cached: bytes | None = await client.get(keys.config(repo.id))  # type: ignore[assignment]
+    names = keys.config(repo.id), keys.config_gen(repo.id)
+    found: list[bytes | None] = await client.mget(names)  # type: ignore[assignment]
+    cached, generation = found
     if cached is None:
         cached = (await _fetch(gh, repo) or "").encode()
-        await client.set(keys.config(repo.id), cached, ex=CACHE_TTL_S)
+        if not await client.eval(_CACHE_IF_CURRENT, 2, *names, cached, generation or b"",
+                                 CACHE_TTL_S):
+            return cached.decode("utf-8", "replace")  # a push came meanwhile: used, not kept
     text = cached.decode("utf-8", "replace")
     _LOCAL[local] = (text, now + LOCAL_TTL_S)
     return text

@@ -66,8 +66,10 @@ EXPECTATIONS = PREFIX + "expect:{repo_id}:{target}"  # an issue number, or creat
 OWN = PREFIX + "own:{guid}"  # a delivery recognised as the reactor's own echo (R10)
 CREATED = PREFIX + "created:{repo_id}:{key}"
 
-# Repository config: the cached text, the last text that parsed, problems already reported.
+# Repository config: the cached text, its generation (raised by each push, so a read begun
+# before one never caches what it read), the last text that parsed, problems reported.
 CONFIG = PREFIX + "config:{repo_id}"
+CONFIG_GEN = PREFIX + "config-gen:{repo_id}"
 CONFIG_GOOD = PREFIX + "config-good:{repo_id}"
 CONFIG_REPORTED = PREFIX + "config-reported:{repo_id}:{digest}"
 
@@ -193,6 +195,10 @@ def created(repo_id: int, key: str) -> str:
 
 def config(repo_id: int) -> str:
     return CONFIG.format(repo_id=repo_id)
+
+
+def config_gen(repo_id: int) -> str:
+    return CONFIG_GEN.format(repo_id=repo_id)
 
 
 def config_good(repo_id: int) -> str:
