@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, SimpleWorker
 
 from ghsandbox.config import SandboxConfig
 from ghsandbox.testing import RunningSandbox, run_sandbox
@@ -204,6 +204,19 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 # -- processes and outcomes --------------------------------------------------------------------
+
+
+def work_burst(queues: list[Queue], connection: redis.Redis) -> None:
+    """Run RQ's SimpleWorker in this process until ``queues`` are empty."""
+    _BurstWorker(queues, connection=connection).work(burst=True)
+
+
+class _BurstWorker(SimpleWorker):
+    """RQ's SimpleWorker without its command channel: a burst needs no ``rq`` commands, and
+    RQ's pub/sub thread (it wakes every 60 s) held the burst's end for up to a minute."""
+
+    def subscribe(self) -> None:
+        return None
 
 
 def signal_group(process: subprocess.Popen[Any], signum: int) -> None:

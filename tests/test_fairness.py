@@ -30,7 +30,7 @@ import orjson
 import pytest
 import redis
 import redis.asyncio
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.rate_limit import RateLimitRegistry
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
@@ -47,7 +47,7 @@ from reactor.store import keys
 from reactor.store.audit import Outcome
 from reactor.store.deliveries import Delivery
 from reactor.store.ingest import Ingest
-from tests.conftest import Stack, signal_group, webhook_headers
+from tests.conftest import Stack, signal_group, webhook_headers, work_burst
 from tests.scenarios.conftest import Scenario, agent_labels, names, title
 
 BUSY, CALM = 1, 2
@@ -126,7 +126,7 @@ def connection(redis_url: str) -> Iterator[redis.Redis]:
 def work(connection: redis.Redis) -> Queue:
     """Run one RQ worker until the events queue is empty."""
     queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-    SimpleWorker([queue], connection=connection).work(burst=True)
+    work_burst([queue], connection)
     return queue
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 import redis.asyncio
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from ghsandbox.testing import run_sandbox
@@ -25,6 +25,7 @@ from reactor.store import keys
 from reactor.store.accept import JOB_RETRY
 from reactor.store.deliveries import Delivery
 from reactor.store.ingest import Ingest
+from tests.conftest import work_burst
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_a_rate_limited_delivery_is_rescheduled_for_the_limits_end(
     assert runtime.run(accept())
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(keys.QUEUE_EVENTS, connection=connection)
-    SimpleWorker([queue], connection=connection).work(burst=True)
+    work_burst([queue], connection)
 
     job = queue.fetch_job(guid)
     assert job is not None and job.return_value() == f"deferred until {retry_at.isoformat()}"

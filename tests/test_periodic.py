@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import redis
-from rq import Queue, SimpleWorker, get_current_job
+from rq import Queue, get_current_job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from reactor.entrypoints.scheduler import PERIODIC, Periodic
 from reactor.store import keys
+from tests.conftest import work_burst
 
 
 def fails_once() -> str:
@@ -40,7 +41,7 @@ def test_a_periodic_job_that_fails_is_scheduled_again_not_failed(redis_url: str)
     job = periodic.enqueue_if_due(queue, now=datetime.now(UTC))
     assert job is not None
 
-    SimpleWorker([queue], connection=connection).work(burst=True)
+    work_burst([queue], connection)
 
     assert FailedJobRegistry(queue=queue).get_job_ids() == []
     assert ScheduledJobRegistry(queue=queue).get_job_ids() == [job.id]
