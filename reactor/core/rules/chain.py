@@ -123,25 +123,22 @@ def _next_requests(sigs: Sequence[Sig], left: Iterable[int], labels: frozenset[S
 def _leads_sigs(sigs: tuple[Sig, ...], labels: frozenset[Status]) -> frozenset[Status] | None:
     """The labels after a request (given by its changes' signatures) when it applies to
     ``labels`` and ends as its payloads show; else None."""
+    after = _apply_sigs(sigs, labels)
+    return after if after is not None and after == _statuses(sigs[0][2] or frozenset()) else None
+
+
+def _apply(request: Request, labels: frozenset[Status]) -> frozenset[Status] | None:
+    """The labels after ``request``, or None where it cannot apply."""
+    return _apply_sigs(tuple(_sig(item) for item in request), labels)
+
+
+def _apply_sigs(sigs: tuple[Sig, ...], labels: frozenset[Status]) -> frozenset[Status] | None:
+    """The labels after the changes ``sigs``, or None where they cannot apply (a label added
+    while shown, or removed while not)."""
     out = set(labels)
     for added, status, _ in sigs:
         if status is Status.IDLE:
             continue
-        if (status in out) is added:
-            return None
-        (out.add if added else out.discard)(status)
-    after = frozenset(out)
-    return after if after == _statuses(sigs[0][2] or frozenset()) else None
-
-
-def _apply(request: Request, labels: frozenset[Status]) -> frozenset[Status] | None:
-    """The labels after ``request``, or None where it cannot apply (a label added while
-    shown, or removed while not)."""
-    out = set(labels)
-    for change, status in request:
-        if status is Status.IDLE:
-            continue
-        added = change.kind is ChangeKind.LABELED
         if (status in out) is added:
             return None
         (out.add if added else out.discard)(status)
