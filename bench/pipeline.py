@@ -152,9 +152,9 @@ def handoff_latency(stack: Stack, samples: int, *, lost_ok: bool = False,
 class Throughput:
     """A throughput run: the events the sandbox sent, their rate from the agents' first
     request to the last audit record, the agents' own sending rate and how long the reactor
-    went on after their last request (``tail_s``: the last rounds, each competition's pause
-    between reads among them), the CPU each process spent per event, and the Redis commands
-    the run cost, by command."""
+    went on after their last request (``tail_s``: the backlog they left, and each busy
+    competition's last pause between reads), the CPU each process spent per event, and the
+    Redis commands the run cost, by command."""
 
     sent: int
     events_per_s: float
